@@ -1,0 +1,163 @@
+"""The source contract (shared/contracts/sources.md) in code: one declaration per source.
+
+Ingestion validates against these declarations and the sample-data writer writes by them, so the
+two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["text", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
+                     "month", "year"]
+
+FUNDING_SOURCES = ("OPSPARING", "KOMPETENCE", "PULJE", "APMF")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType = "text"
+    required: bool = True  # False: may be empty
+    codes: tuple[str, ...] = ()  # for type "code": the allowed values
+    decimals: int = 2  # for dk_decimal: the scale stored
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    file_pattern: str  # regex on the file name; group "period" when a file carries one period
+    file_format: Literal["csv", "xlsx"]
+    columns: tuple[Column, ...]
+    encoding: str = "utf-8"  # "utf-8", "utf-8-sig" (BOM) or "cp1252"
+    delimiter: str = ","
+    # What a delivery replaces: the whole table ("snapshot") or the period in its file name.
+    replaces: Literal["snapshot", "period"] = "snapshot"
+    period_column: str | None = None  # the column whose value must match the file's period
+    unique_key: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()  # personal data never stored
+    pseudonymise: dict[str, str] = field(default_factory=dict)  # source column -> stored column
+    sheet: str | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def match(self, file_name: str) -> re.Match[str] | None:
+        return re.fullmatch(self.file_pattern, file_name)
+
+
+ENHEDER = SourceSpec(
+    name="enheder",
+    file_pattern=r"enheder\.csv",
+    file_format="csv",
+    columns=(
+        Column("enhed_id"),
+        Column("enhed_navn"),
+        Column("enhedstype", "code", codes=("skole", "dagtilbud", "fritidstilbud", "faellesfunktion")),
+        Column("distrikt", "code", codes=("Nord", "Syd", "Vest", "Øst", "Midt")),
+        Column("omkostningssted", "cost_centre"),
+        Column("aktiv_fra", "iso_date"),
+        Column("aktiv_til", "iso_date", required=False),
+    ),
+    unique_key=("enhed_id",),
+)
+
+BEVILLINGER = SourceSpec(
+    name="bevillinger",
+    file_pattern=r"bevillinger\.csv",
+    file_format="csv",
+    encoding="cp1252",
+    delimiter=";",
+    columns=(
+        Column("bevilling_id"),
+        Column("finansieringskilde", "code", codes=FUNDING_SOURCES),
+        Column("bevillingsdato", "dk_date"),
+        Column("periode_fra", "dk_date"),
+        Column("periode_til", "dk_date"),
+        Column("beloeb_kr", "dk_decimal"),
+        Column("journalnr"),
+        Column("bemaerkning", required=False),
+    ),
+    unique_key=("bevilling_id",),
+)
+
+POSTERINGER = SourceSpec(
+    name="posteringer",
+    file_pattern=r"posteringer_(?P<period>\d{4}-\d{2})\.csv",
+    file_format="csv",
+    encoding="cp1252",
+    delimiter=";",
+    replaces="period",
+    period_column="bogfoeringsdato",
+    columns=(
+        Column("bilagsnr"),
+        Column("bogfoeringsdato", "dk_date"),
+        Column("funktion"),
+        Column("dranst", "code", codes=("1",)),
+        Column("art"),
+        Column("omkostningssted", "cost_centre"),
+        Column("projekt", required=False),
+        Column("aktivitet_id", required=False),
+        Column("finansieringskilde", "code", required=False, codes=FUNDING_SOURCES),
+        Column("beloeb", "dk_decimal"),
+        Column("tekst", required=False),
+    ),
+)
+
+LOEN = SourceSpec(
+    name="loen",
+    file_pattern=r"loen_(?P<period>\d{4}-\d{2})\.csv",
+    file_format="csv",
+    encoding="utf-8-sig",
+    delimiter=";",
+    replaces="period",
+    period_column="loenperiode",
+    columns=(
+        Column("medarbejdernr"),
+        Column("navn"),
+        Column("stilling"),
+        Column("rolle", "code", codes=("laeringspartner", "projektmedarbejder", "sektionsleder")),
+        Column("beskaeftigelsesgrad", "dk_decimal", decimals=4),
+        Column("loenperiode", "month"),
+        Column("loenart", "code", codes=("grundloen", "tillaeg", "pension")),
+        Column("beloeb", "dk_decimal"),
+        Column("omkostningssted", "cost_centre"),
+    ),
+    drop_columns=("navn",),
+    pseudonymise={"medarbejdernr": "medarbejder_key"},
+)
+
+_ANSWERS = tuple(Column(f"{p}{i}", "answer", required=False) for p in ("sk", "slf") for i in range(1, 5))
+
+SOCIAL_KAPITAL = SourceSpec(
+    name="social_kapital",
+    file_pattern=r"social_kapital_(?P<period>\d{4})\.xlsx",
+    file_format="xlsx",
+    sheet="Besvarelser",
+    replaces="period",
+    period_column="aar",
+    columns=(Column("enhed_id"), Column("aar", "year"), *_ANSWERS),
+)
+
+AKTIVITETER = SourceSpec(
+    name="aktiviteter",
+    file_pattern=r"aktiviteter\.csv",
+    file_format="csv",
+    columns=(
+        Column("aktivitet_id"),
+        Column("aktivitetstype", "code", codes=("laeringsdag", "introduktionsdag", "lederseminar")),
+        Column("titel"),
+        Column("dato", "iso_date"),
+        Column("maalgruppe", "code", codes=("ledere", "ressourcepersoner", "faglige_fyrtaarne", "alle")),
+        Column("distrikt", "code", required=False, codes=("Nord", "Syd", "Vest", "Øst", "Midt")),
+        Column("deltagere", "integer"),
+    ),
+    unique_key=("aktivitet_id",),
+)
+
+SOURCES: dict[str, SourceSpec] = {
+    s.name: s for s in (ENHEDER, BEVILLINGER, POSTERINGER, LOEN, SOCIAL_KAPITAL, AKTIVITETER)
+}

@@ -1,0 +1,244 @@
+"""Loading validated deliveries into raw.*, with a manifest, quarantine and atomic period replace.
+
+Per file: stage (in memory) → validate → reject whole into quarantine, or skip an unchanged
+re-delivery, or replace its period (or the whole snapshot) in one transaction. A file is never half
+loaded and a re-delivered month replaces, never adds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from slf_warehouse.contract import SOURCES, SourceSpec
+from slf_warehouse.ingest import pseudonym
+from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.reading import StagedFile, stage_file
+from slf_warehouse.ingest.validation import stored_type, typed_expression, validate
+
+LOAD_ORDER = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
+
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS wh.audit.load_manifest (
+    load_id VARCHAR NOT NULL,
+    run_id VARCHAR,
+    source VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    period VARCHAR,
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT,
+    rows BIGINT,
+    received_at TIMESTAMP,
+    loaded_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,      -- loaded | skipped-duplicate | replaced | rejected
+    replaced_by VARCHAR,          -- the load that superseded this one
+    error VARCHAR,
+    warnings VARCHAR
+)"""
+
+
+@dataclass
+class FileResult:
+    source: str
+    file_name: str
+    status: str
+    rows: int = 0
+    sha256: str = ""
+    load_id: str = ""
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "rejected"]
+
+    def summary(self) -> str:
+        lines = [f"{f.source}/{f.file_name}: {f.status} ({f.rows} rows)" for f in self.files]
+        for f in self.rejected:
+            lines.extend(f"  ERROR {i}" for i in f.errors)
+        return "\n".join(lines)
+
+
+class IngestFailed(Exception):
+    def __init__(self, report: IngestReport):
+        self.report = report
+        details = "\n".join(f"- {f.source}/{f.file_name}:\n    " + "\n    ".join(str(i) for i in f.errors[:5])
+                            for f in report.rejected)
+        super().__init__(f"{len(report.rejected)} file(s) rejected and moved to quarantine; every other file "
+                         f"was loaded:\n{details}")
+
+
+def raw_columns(spec: SourceSpec) -> list[tuple[str, str, str]]:
+    """(stored name, stored type, select expression over the staging table) per stored column."""
+    result = []
+    for col in spec.columns:
+        if col.name in spec.drop_columns:
+            continue
+        if col.name in spec.pseudonymise:
+            result.append((spec.pseudonymise[col.name], "VARCHAR", "pseudonyms.key"))
+        else:
+            result.append((col.name, stored_type(col), typed_expression(col)))
+    return result
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS wh.raw")
+    con.execute("CREATE SCHEMA IF NOT EXISTS wh.audit")
+    con.execute(MANIFEST_DDL)
+    for spec in SOURCES.values():
+        cols = ", ".join(f'"{name}" {typ}' for name, typ, _ in raw_columns(spec))
+        con.execute(f"CREATE TABLE IF NOT EXISTS wh.raw.{spec.name} ({cols}, _period VARCHAR, "
+                    f"_source_file VARCHAR NOT NULL, _source_line INTEGER NOT NULL, _load_id VARCHAR NOT NULL)")
+
+
+def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory session with the warehouse attached as `wh`: staging stays in memory."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS wh", [str(warehouse)])
+    ensure_schema(con)
+    return con
+
+
+def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = quarantine_dir / path.name
+    shutil.move(str(path), target)
+    report = {"file": path.name, "quarantined_at": datetime.now(timezone.utc).isoformat(),
+              "errors": [i.as_dict() for i in issues if i.severity == "error"],
+              "warnings": [i.as_dict() for i in issues if i.severity == "warning"]}
+    (quarantine_dir / f"{path.name}.errors.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
+                                                             encoding="utf-8")
+    (quarantine_dir / f"{path.name}.errors.txt").write_text(
+        "\n".join(str(i) for i in issues) + "\n", encoding="utf-8")
+
+
+def _record(con: duckdb.DuckDBPyConnection, result: FileResult, staged: StagedFile | None, path: Path,
+            period: str | None, run_id: str | None) -> None:
+    errors = "\n".join(str(i) for i in result.errors) or None
+    warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
+    received = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if path.exists() else None
+    con.execute("INSERT INTO wh.audit.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", [
+        result.load_id, run_id, result.source, result.file_name, period, result.sha256,
+        staged.size_bytes if staged else (path.stat().st_size if path.exists() else None), result.rows,
+        received, datetime.now(timezone.utc), result.status, errors, warnings])
+
+
+def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -> None:
+    spec = staged.spec
+    columns = raw_columns(spec)
+    join = ""
+    for source_col in spec.pseudonymise:
+        key = pseudonym.pseudonym_key()
+        numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
+        con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms (number VARCHAR, key VARCHAR)")
+        con.executemany("INSERT INTO pseudonyms VALUES (?, ?)", pseudonym.pseudonymise(numbers, key))
+        join = f' JOIN pseudonyms ON pseudonyms.number = {staged.table}."{source_col}"'
+    names = ", ".join(f'"{n}"' for n, _, _ in columns)
+    selects = ", ".join(expr for _, _, expr in columns)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if spec.replaces == "period":
+            con.execute(f"DELETE FROM wh.raw.{spec.name} WHERE _period = ?", [staged.period])
+            previous = "source = ? AND period = ? AND status = 'loaded'"
+            previous_params: list[object] = [spec.name, staged.period]
+        else:
+            con.execute(f"DELETE FROM wh.raw.{spec.name}")
+            previous, previous_params = "source = ? AND status = 'loaded'", [spec.name]
+        con.execute(f"INSERT INTO wh.raw.{spec.name} ({names}, _period, _source_file, _source_line, _load_id) "
+                    f"SELECT {selects}, ?, ?, _line, ? FROM {staged.table}{join} ORDER BY _line",
+                    [staged.period, staged.path.name, load_id])
+        con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? WHERE {previous}",
+                    [load_id, *previous_params])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None) -> str | None:
+    row = con.execute("SELECT sha256 FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT DISTINCT "
+                      "FROM ? AND status = 'loaded'", [spec.name, period]).fetchone()
+    return row[0] if row else None
+
+
+def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,
+              tmp_dir: Path, run_id: str | None = None) -> FileResult:
+    load_id = uuid.uuid4().hex
+    result = FileResult(spec.name, path.name, "rejected", load_id=load_id)
+    staged = None
+    match = spec.match(path.name)
+    period = match.groupdict().get("period") if match else None
+    try:
+        if not match:
+            raise FileRejected([Issue(path.name, None, None, None,
+                                      f"unexpected file name in {spec.name}/: expected {spec.file_pattern}")])
+        staged = stage_file(con, spec, path, tmp_dir)
+        result.sha256, result.rows = staged.sha256, staged.rows
+        result.issues = validate(con, staged)
+        if result.errors:
+            raise FileRejected(result.issues)
+        if _current_sha(con, spec, period) == staged.sha256:
+            result.status = "skipped-duplicate"
+        else:
+            _replace(con, staged, load_id)
+            result.status = "loaded"
+    except FileRejected as rejected:
+        result.issues = rejected.issues if not result.issues else result.issues
+        result.status = "rejected"
+        if not result.sha256:
+            import hashlib
+
+            result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        _quarantine(path, quarantine_dir, result.issues)
+    finally:
+        if staged is not None:
+            con.execute(f"DROP TABLE IF EXISTS {staged.table}")
+    _record(con, result, staged, quarantine_dir / path.name if result.status == "rejected" else path, period,
+            run_id)
+    return result
+
+
+def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: Path | None = None,
+                  run_id: str | None = None) -> IngestReport:
+    """Load every delivered file of one source; rejected files go to quarantine, the rest load."""
+    spec = SOURCES[source]
+    quarantine_dir = quarantine_dir or landing / "_quarantine" / source
+    report = IngestReport()
+    folder = landing / source
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if spec.pseudonymise and files:
+        pseudonym.pseudonym_key()  # fail before touching anything when the key is missing
+    con = connect(warehouse)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp:
+            for path in files:
+                report.files.append(load_file(con, spec, path, quarantine_dir, Path(tmp), run_id))
+    finally:
+        con.close()
+    return report
+
+
+def ingest_landing(landing: Path, warehouse: Path, quarantine_root: Path | None = None,
+                   run_id: str | None = None) -> IngestReport:
+    report = IngestReport()
+    for source in LOAD_ORDER:
+        quarantine = (quarantine_root / source) if quarantine_root else None
+        report.files.extend(ingest_source(source, landing, warehouse, quarantine, run_id).files)
+    return report

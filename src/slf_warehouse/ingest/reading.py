@@ -1,0 +1,211 @@
+"""Reading one delivered file into an in-memory staging table of text columns.
+
+DuckDB's CSV reader does the parsing (Python only streams bytes once: hashing, checking the
+encoding and, for Windows-1252, transcoding to UTF-8, which DuckDB cannot read natively here).
+The staging table lives in an in-memory database, so columns that must never be stored (the
+payroll's names) never touch the warehouse file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from slf_warehouse.contract import SourceSpec
+from slf_warehouse.ingest.errors import FileRejected, Issue
+
+CHUNK = 8 * 1024 * 1024
+_UTF8_IN_CP1252 = re.compile(rb"[\xc3\xc2][\x80-\xbf]")  # 'Ã¸' and friends: UTF-8 read as cp1252
+_BLANK_LINE = re.compile(rb"(?m)^\r?\n")
+
+
+@dataclass
+class StagedFile:
+    path: Path
+    spec: SourceSpec
+    table: str
+    sha256: str
+    size_bytes: int
+    rows: int
+    header: list[str]
+    period: str | None
+    warnings: list[Issue] = field(default_factory=list)
+
+
+def _line_of(data_before: bytes, lines_before: int) -> int:
+    return lines_before + data_before.count(b"\n") + 1
+
+
+def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[str, int, bool, list[int]]:
+    """One pass over the bytes: sha256, size, encoding check, transcoding, blank-line positions.
+
+    Returns (sha256, size, transcoded?, line numbers of blank lines).
+    """
+    digest, size, lines, blanks = hashlib.sha256(), 0, 0, []
+    name = path.name
+    transcode = spec.encoding == "cp1252"
+    decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
+    with path.open("rb") as src, (utf8_copy.open("w", encoding="utf-8", newline="") if transcode else
+                                  open(os.devnull, "w")) as out:
+        carry = b""
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if transcode and (m := _UTF8_IN_CP1252.search(chunk)):
+                raise FileRejected([Issue(name, _line_of(chunk[:m.start()], lines), None,
+                                          chunk[m.start():m.start() + 2].decode("utf-8", "replace"),
+                                          "the file is encoded as UTF-8, but this source is delivered in "
+                                          "Windows-1252 (cp1252): re-export it as Windows-1252")])
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                expected = "Windows-1252 (cp1252)" if transcode else "UTF-8"
+                hint = "" if transcode else ": it looks like Windows-1252; re-export it as UTF-8"
+                raise FileRejected([Issue(name, _line_of(chunk[:e.start], lines), None,
+                                          f"byte 0x{chunk[e.start]:02X}",
+                                          f"not valid {expected}{hint}")]) from None
+            if transcode:
+                out.write(text)
+            buf = carry + chunk
+            last_newline = buf.rfind(b"\n")
+            region, carry = buf[:last_newline + 1], buf[last_newline + 1:]
+            base = lines
+            if b"\n\n" in region or b"\n\r\n" in region:
+                blanks.extend(base + region[:m.start()].count(b"\n") + 1 for m in _BLANK_LINE.finditer(region)
+                              if base + region[:m.start()].count(b"\n") + 1 > 1)
+            lines = base + region.count(b"\n")
+    return digest.hexdigest(), size, transcode, sorted(set(blanks))
+
+
+def _read_header(path: Path, spec: SourceSpec) -> list[str]:
+    with path.open("rb") as f:
+        first = f.readline()
+    text = first.decode("cp1252" if spec.encoding == "cp1252" else "utf-8", "replace")
+    text = text.lstrip("\ufeff").rstrip("\r\n")
+    return [h.strip() for h in next(csv.reader([text], delimiter=spec.delimiter, quotechar='"'), [])]
+
+
+def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]:
+    issues = []
+    if len(header) <= 1 and spec.delimiter not in ("".join(header)):
+        other = ";" if spec.delimiter == "," else ","
+        if other in "".join(header):
+            issues.append(Issue(name, 1, None, other, f"the delimiter is {other!r}, expected {spec.delimiter!r}"))
+            return issues
+    for col in spec.columns:
+        if col.name not in header:
+            issues.append(Issue(name, 1, col.name, None, "required column is missing from the header"))
+    seen = set()
+    for h in header:
+        if h in seen:
+            issues.append(Issue(name, 1, h, None, "column appears twice in the header"))
+        seen.add(h)
+        if h not in spec.column_names:
+            issues.append(Issue(name, 1, h, None, "unknown column, ignored", severity="warning"))
+    return issues
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
+              period: str | None) -> StagedFile:
+    utf8_copy = tmp_dir / f"{path.name}.utf8"
+    sha, size, transcoded, blanks = _scan_text(path, spec, utf8_copy)
+    header = _read_header(path, spec)
+    header_issues = _check_header(spec, path.name, header)
+    if any(i.severity == "error" for i in header_issues):
+        raise FileRejected(header_issues)
+    readable = utf8_copy if transcoded else path
+    columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
+    wanted = [f'nullif(trim(c{header.index(c)}), \'\') AS "{c}"' for c in spec.column_names]
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table}_read AS SELECT * FROM read_csv(?, delim=?, quote='\"', "
+            f"escape='\"', header=false, skip=1, auto_detect=false, columns={columns!r}, "
+            f"encoding='utf-8', strict_mode=true)",
+            [str(readable), spec.delimiter])
+    except duckdb.Error as e:
+        m = re.search(r"Line: (\d+)", str(e))
+        detail = str(e).split("\n")
+        found = next((d for d in detail if d.startswith("Expected Number")), detail[0])
+        raise FileRejected([Issue(path.name, int(m.group(1)) if m else None, None, None,
+                                  f"the row cannot be read as {len(header)} fields separated by "
+                                  f"{spec.delimiter!r}: {found}")]) from None
+    finally:
+        utf8_copy.unlink(missing_ok=True)
+    # DuckDB skips blank lines; re-number so every row keeps the line number a person sees.
+    if blanks:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
+                    f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, (SELECT count(*) FROM {table}_read) "
+                    f"+ ? + 2) t(l) WHERE l <> ALL(?::BIGINT[])", [len(blanks), blanks])
+        source = f"{table}_read r JOIN {table}_lines n ON n.rid = r.rowid ORDER BY n.line"
+        line_expr = "n.line"
+    else:
+        source, line_expr = f"{table}_read", "rowid + 2"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT ({line_expr})::INTEGER AS _line, "
+                f"{', '.join(wanted)} FROM {source}")
+    con.execute(f"DROP TABLE {table}_read")
+    con.execute(f"DROP TABLE IF EXISTS {table}_lines")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    staged = StagedFile(path, spec, table, sha, size, rows, header, period,
+                        [i for i in header_issues if i.severity == "warning"])
+    if blanks:
+        staged.warnings.append(Issue(path.name, blanks[0], None, None,
+                                     f"{len(blanks)} blank line(s) skipped", severity="warning"))
+    return staged
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str,
+               period: str | None) -> StagedFile:
+    from openpyxl import load_workbook
+
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # a renamed CSV, a truncated upload: openpyxl says why
+        raise FileRejected([Issue(path.name, None, None, None, f"not a readable XLSX workbook ({e})")]) from None
+    if spec.sheet not in workbook.sheetnames:
+        raise FileRejected([Issue(path.name, None, None, None,
+                                  f"sheet {spec.sheet!r} is missing (found {', '.join(workbook.sheetnames)})")])
+    rows = workbook[spec.sheet].iter_rows(values_only=True)
+    header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+    header_issues = _check_header(spec, path.name, header)
+    if any(i.severity == "error" for i in header_issues):
+        raise FileRejected(header_issues)
+    positions = [header.index(c) for c in spec.column_names]
+    records = []
+    for line, row in enumerate(rows, start=2):
+        cells = [_cell_text(row[p]) if p < len(row) else None for p in positions]
+        if any(c is not None for c in cells):
+            records.append([line, *cells])
+    workbook.close()
+    cols = ", ".join(f'"{c}" VARCHAR' for c in spec.column_names)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (_line INTEGER, {cols})")
+    if records:
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(positions) + 1))})", records)
+    return StagedFile(path, spec, table, sha, len(data), len(records), header, period,
+                      [i for i in header_issues if i.severity == "warning"])
+
+
+def stage_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path) -> StagedFile:
+    match = spec.match(path.name)
+    period = match.groupdict().get("period") if match else None
+    table = f"stage_{spec.name}"
+    if spec.file_format == "xlsx":
+        return stage_xlsx(con, spec, path, table, period)
+    return stage_csv(con, spec, path, table, tmp_dir, period)

@@ -1,0 +1,123 @@
+"""Contract checks on a staged file, set-based in SQL, and the typed projection into raw.
+
+Each check is one query over the whole staging table that returns the offending rows with their
+line numbers, so a bad file costs one scan per rule rather than a Python loop over its rows.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from slf_warehouse.contract import Column, SourceSpec
+from slf_warehouse.ingest.errors import Issue
+from slf_warehouse.ingest.reading import StagedFile
+
+MAX_EXAMPLES_PER_RULE = 20
+
+_DK_DECIMAL = r"^-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
+
+# (SQL that is TRUE for a valid non-empty value {v}, what was expected)
+_VALID: dict[str, tuple[str, str]] = {
+    "text": ("TRUE", ""),
+    "cost_centre": (r"regexp_full_match({v}, '\d{6}')", "six digits, e.g. 041203"),
+    "iso_date": ("try_strptime({v}, '%Y-%m-%d') IS NOT NULL AND regexp_full_match({v}, '\\d{4}-\\d{2}-\\d{2}')",
+                 "a date as yyyy-mm-dd"),
+    "dk_date": ("try_strptime({v}, '%d-%m-%Y') IS NOT NULL AND regexp_full_match({v}, '\\d{2}-\\d{2}-\\d{4}')",
+                "a date as dd-mm-yyyy"),
+    "dk_decimal": ("regexp_full_match({v}, '" + _DK_DECIMAL + "')",
+                   "a number with decimal comma, e.g. 1.234.567,89"),
+    "integer": (r"regexp_full_match({v}, '\d+')", "a whole number ≥ 0"),
+    "answer": (r"regexp_full_match({v}, '[0-4]')", "an answer 0–4, or empty"),
+    "month": (r"regexp_full_match({v}, '\d{4}-(0[1-9]|1[0-2])')", "a month as YYYY-MM"),
+    "year": (r"regexp_full_match({v}, '\d{4}')", "a year as YYYY"),
+}
+
+
+def typed_expression(col: Column) -> str:
+    """The SQL that turns the staged text of a column into its stored type."""
+    v = f'"{col.name}"'
+    match col.type:
+        case "iso_date":
+            return f"strptime({v}, '%Y-%m-%d')::DATE"
+        case "dk_date":
+            return f"strptime({v}, '%d-%m-%Y')::DATE"
+        case "dk_decimal":
+            return f"replace(replace({v}, '.', ''), ',', '.')::DECIMAL(18, {col.decimals})"
+        case "integer" | "answer" | "year":
+            return f"{v}::INTEGER"
+        case _:
+            return v
+
+
+def stored_type(col: Column) -> str:
+    return {"iso_date": "DATE", "dk_date": "DATE", "dk_decimal": f"DECIMAL(18, {col.decimals})",
+            "integer": "INTEGER", "answer": "INTEGER", "year": "INTEGER"}.get(col.type, "VARCHAR")
+
+
+def _examples(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list[tuple]:
+    return con.execute(sql + f" ORDER BY _line LIMIT {MAX_EXAMPLES_PER_RULE}", params or []).fetchall()
+
+
+def _column_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile, col: Column) -> list[Issue]:
+    t, name, c = staged.table, staged.path.name, f'"{col.name}"'
+    issues = []
+    if col.required:
+        for (line,) in _examples(con, f"SELECT _line FROM {t} WHERE {c} IS NULL"):
+            issues.append(Issue(name, line, col.name, "", _missing_message(con, t, line)))
+    if col.type == "code":
+        codes = list(col.codes)
+        for line, value in _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL AND "
+                                          f"NOT ({c} = ANY(?::VARCHAR[]))", [codes]):
+            issues.append(Issue(name, line, col.name, value, f"unknown code; expected one of {', '.join(codes)}"))
+        return issues
+    valid, expected = _VALID[col.type]
+    if valid != "TRUE":
+        condition = valid.replace("{v}", c)
+        for line, value in _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL "
+                                          f"AND NOT coalesce({condition}, FALSE)"):
+            issues.append(Issue(name, line, col.name, value, f"expected {expected}"))
+    return issues
+
+
+def _missing_message(con: duckdb.DuckDBPyConnection, table: str, line: int) -> str:
+    filled = con.execute(f"SELECT * EXCLUDE (_line) FROM {table} WHERE _line = ?", [line]).fetchone()
+    if filled is not None and sum(v is not None for v in filled) <= 2:
+        return "required value is missing: this looks like a summary or blank row; remove it from the file"
+    return "required value is missing"
+
+
+def _period_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
+    spec, t = staged.spec, staged.table
+    if not (staged.period and spec.period_column):
+        return []
+    col = next(c for c in spec.columns if c.name == spec.period_column)
+    c = f'"{col.name}"'
+    as_period = {"dk_date": f"strftime(try_strptime({c}, '%d-%m-%Y'), '%Y-%m')",
+                 "month": c, "year": c}[col.type]
+    rows = _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL AND {as_period} IS NOT NULL "
+                          f"AND {as_period} <> ?", [staged.period])
+    return [Issue(staged.path.name, line, col.name, value,
+                  f"belongs to another period than the file name says ({staged.period})") for line, value in rows]
+
+
+def _duplicate_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
+    key = staged.spec.unique_key
+    if not key:
+        return []
+    cols = ", ".join(f'"{k}"' for k in key)
+    rows = con.execute(
+        f"SELECT min(_line), list(_line ORDER BY _line), concat_ws(' / ', {cols}) FROM {staged.table} "
+        f"GROUP BY {cols} HAVING count(*) > 1 ORDER BY 1 LIMIT {MAX_EXAMPLES_PER_RULE}").fetchall()
+    return [Issue(staged.path.name, lines[1], "/".join(key), value,
+                  f"duplicate key: the same value is on line {first}") for first, lines, value in rows]
+
+
+def validate(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
+    issues = list(staged.warnings)
+    if staged.rows == 0:
+        issues.append(Issue(staged.path.name, None, None, None, "the file has a header but no rows"))
+    for col in staged.spec.columns:
+        issues.extend(_column_issues(con, staged, col))
+    issues.extend(_period_issues(con, staged))
+    issues.extend(_duplicate_issues(con, staged))
+    return issues
