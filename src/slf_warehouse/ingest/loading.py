@@ -173,8 +173,8 @@ def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -
 
 def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None) -> str | None:
     row = con.execute("SELECT sha256 FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT DISTINCT "
-                      "FROM ? AND status = 'loaded'", [spec.name, period]).fetchone()
-    return row[0] if row else None
+                      "FROM ? AND status = 'loaded'", [spec.name, period]).fetchall()
+    return row[0][0] if row else None
 
 
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,

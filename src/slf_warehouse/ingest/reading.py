@@ -151,7 +151,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
                 f"{', '.join(wanted)} FROM {source}")
     con.execute(f"DROP TABLE {table}_read")
     con.execute(f"DROP TABLE IF EXISTS {table}_lines")
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     staged = StagedFile(path, spec, table, sha, size, rows, header, period,
                         [i for i in header_issues if i.severity == "warning"])
     if blanks:

@@ -80,7 +80,8 @@ def _column_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile, col: Colu
 
 
 def _missing_message(con: duckdb.DuckDBPyConnection, table: str, line: int) -> str:
-    filled = con.execute(f"SELECT * EXCLUDE (_line) FROM {table} WHERE _line = ?", [line]).fetchone()
+    found = con.execute(f"SELECT * EXCLUDE (_line) FROM {table} WHERE _line = ?", [line]).fetchall()
+    filled = found[0] if found else None
     if filled is not None and sum(v is not None for v in filled) <= 2:
         return "required value is missing: this looks like a summary or blank row; remove it from the file"
     return "required value is missing"

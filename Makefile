@@ -1,0 +1,50 @@
+# slf-warehouse: `make demo` runs the refresh on the sample data; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+# Debian packages: HarfBuzz subsetting (WeasyPrint font embedding), poppler (pdftotext/pdftoppm), fonts.
+APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core
+KEY_FILE := .slf-pseudonym-key
+
+.PHONY: setup system-deps demo test run clean help
+
+help:
+	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
+	@echo "make test   - set up and run the tests"
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install -q -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import slf_warehouse, airflow.sdk, dbt, great_expectations, weasyprint" 2>/dev/null
+	rm -f $(VENV)/.installed-*; touch $@
+
+$(KEY_FILE):
+	@$(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@
+	@chmod 600 $@
+	@echo "generated a local pseudonymisation key in $@ (keep it; payroll pseudonyms depend on it)"
+
+setup: system-deps $(STAMP) $(KEY_FILE)
+
+demo: setup
+	rm -rf landing
+	$(BIN)/slf sample-data --out landing
+	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/slf run --landing landing --out output
+	@echo
+	@echo "Outputs are in $(CURDIR)/output: answers/ (PDF letters), quality/ (Data Docs, quality report)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf landing output .airflow

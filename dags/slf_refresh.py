@@ -1,0 +1,115 @@
+"""
+### slf_refresh — the scheduled refresh of the SLF warehouse
+
+Weekday mornings, finance staff's data arrives in the landing area (one folder per source, formats
+in `docs/data-contracts.md`). This DAG:
+
+1. **prepare_build** — copies the published warehouse into a new build file (nothing published is touched);
+2. **ingest_<source>** — one group per source: validates every delivered file against the contract, loads
+   it into `raw.*` (a re-delivered month replaces that month), quarantines broken files with an error
+   report and fails the task so the run shows red;
+3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every schema and data test) through
+   astronomer-cosmos;
+4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
+5. **publish** — switches the published pointer to this build (only after everything above passed);
+6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`.
+
+Params `landing_dir` and `output_dir` pick the folders (the CLI `slf run` sets them).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+
+SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
+DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
+DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
+
+
+def _settings():
+    from slf_warehouse.settings import Settings
+
+    params = get_current_context()["params"]
+    return Settings.from_env(params["landing_dir"], params["output_dir"])
+
+
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
+@dag(
+    dag_id="slf_refresh",
+    schedule="0 6 * * 1-5",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["slf", "refresh"],
+    default_args={"owner": "boern-og-unge-oekonomi", "retries": 0},
+    params={
+        "landing_dir": Param(DEFAULT_LANDING, type="string", description="landing folder, one folder per source"),
+        "output_dir": Param(DEFAULT_OUTPUT, type="string", description="where answers and reports are written"),
+    },
+    doc_md=__doc__,
+)
+def slf_refresh():
+    @task
+    def prepare_build() -> str:
+        from slf_warehouse import pipeline
+
+        return str(pipeline.prepare_build(_settings(), _run_id()))
+
+    build = prepare_build()
+
+    ingested = []
+    for source in SOURCES:
+        with TaskGroup(group_id=f"ingest_{source}"):
+            @task(task_id="load", retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
+            def load(build_path: str, source: str = source) -> dict:
+                from pathlib import Path
+
+                from slf_warehouse import pipeline
+
+                return pipeline.ingest_source(_settings(), Path(build_path), source, _run_id())
+
+            ingested.append(load(build))
+
+    @task
+    def dbt_build(build_path: str) -> None:
+        from pathlib import Path
+
+        from slf_warehouse import pipeline
+
+        pipeline.dbt_build(_settings(), Path(build_path))
+
+    @task
+    def quality_checkpoint(build_path: str) -> dict:
+        from pathlib import Path
+
+        from slf_warehouse import pipeline
+
+        return pipeline.quality_checks(_settings(), Path(build_path), _run_id())
+
+    @task
+    def publish(build_path: str) -> dict:
+        from pathlib import Path
+
+        from slf_warehouse import pipeline
+
+        return pipeline.publish(_settings(), Path(build_path), _run_id())
+
+    @task
+    def render_answers() -> list[str]:
+        from slf_warehouse import pipeline
+
+        return pipeline.render_answers(_settings(), _run_id())
+
+    built = dbt_build(build)
+    checked = quality_checkpoint(build)
+    published = publish(build)
+    ingested >> built >> checked >> published >> render_answers()
+
+
+slf_refresh()

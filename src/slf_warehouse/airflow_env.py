@@ -1,0 +1,40 @@
+"""A project-local Airflow: its home, SQLite metadata and DAGs folder, set before airflow is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from slf_warehouse.settings import project_dir
+
+
+def airflow_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(base if base is not None else os.environ)
+    project = project_dir()
+    home = Path(env.get("AIRFLOW_HOME") or project / ".airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    env.setdefault("AIRFLOW_HOME", str(home))
+    env.setdefault("SLF_PROJECT_DIR", str(project))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(project / "dags"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
+    env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    env.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    env.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(home / "cosmos_cache"))
+    env.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+    env.setdefault("NO_PROXY", "*")  # macOS/proxy quirk in forked task processes; harmless elsewhere
+    return env
+
+
+def migrate_metadata_db(env: dict[str, str]) -> None:
+    """`airflow db migrate` once per AIRFLOW_HOME (dag.test needs the tables)."""
+    marker = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2"
+    if marker.exists():
+        return
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    marker.touch()

@@ -1,0 +1,123 @@
+"""`slf`: the commands finance staff, answer writers and scripts call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from slf_warehouse.sample_data import write_sample_data
+
+    written = write_sample_data(Path(args.out))
+    for source, files in written.items():
+        print(f"{source}: {len(files)} file(s) in {Path(args.out) / source}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The main job, through Airflow: the slf_refresh DAG run once with dag.test()."""
+    from slf_warehouse.airflow_env import airflow_environment, migrate_metadata_db
+
+    landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
+    if not landing.is_dir():
+        print(f"slf run: landing folder {landing} does not exist", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    env = airflow_environment()
+    env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
+    migrate_metadata_db(env)
+    conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out)})
+    log_path = out / "logs" / "slf_refresh.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.run([sys.executable, "-m", "slf_warehouse.airflow_runner", "slf_refresh", conf],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    log_lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    summary = next((line for line in reversed(log_lines) if line.startswith('{"dag_id"')), "{}")
+    if proc.returncode != 0:
+        print(f"slf run: the refresh failed ({summary}).", file=sys.stderr)
+        _print_failure_reasons(log_path)
+        print(f"Full Airflow log: {log_path}", file=sys.stderr)
+        return 1
+    print(f"slf run: refresh succeeded ({summary})")
+    print(f"  answers:  {out / 'answers'}")
+    print(f"  quality:  {out / 'quality'}")
+    print(f"  log:      {log_path}")
+    return 0
+
+
+def _print_failure_reasons(log_path: Path) -> None:
+    """The lines of the Airflow log that say why a task failed, so nobody must dig for them."""
+    interesting = ("IngestFailed", "StepFailed", "ConfigurationError", "FileRejected", "ERROR", "Error:")
+    seen: set[str] = set()
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if any(k in line for k in interesting) and "Traceback" not in line and not line.strip().startswith("raise ") and line not in seen and len(seen) < 40:
+            seen.add(line)
+            print("  " + line.strip()[:400], file=sys.stderr)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from slf_warehouse.ingest import ConfigurationError, ingest_landing
+
+    try:
+        report = ingest_landing(Path(args.landing), Path(args.warehouse))
+    except ConfigurationError as e:
+        print(f"slf ingest: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 1 if report.rejected else 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    from slf_warehouse.answers.render import render_inquiry
+    from slf_warehouse.settings import Settings
+    from slf_warehouse.warehouse import NoPublishedWarehouse, WarehouseStore
+
+    settings = Settings.from_env(output_dir=args.warehouse_out)
+    try:
+        published = WarehouseStore(settings.warehouse_dir).published()
+    except NoPublishedWarehouse as e:
+        print(f"slf answer: {e}", file=sys.stderr)
+        return 2
+    answer = render_inquiry(published.path, Path(args.inquiry), Path(args.out),
+                            run_info={"run_id": published.run_id, "version": published.version})
+    print(f"{answer.pdf_path}\n{answer.html_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="slf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample-data", help="write the deterministic sample data set in the contract's formats")
+    p.add_argument("--out", required=True, help="landing folder to write (one folder per source)")
+    p.set_defaults(func=_sample_data)
+
+    p = sub.add_parser("run", help="run the refresh end to end through Airflow (slf_refresh)")
+    p.add_argument("--landing", required=True, help="landing folder with one folder per source")
+    p.add_argument("--out", required=True, help="output folder: answers/, quality/, warehouse/, logs/")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("ingest", help="validate and load a landing folder into a warehouse file (no Airflow)")
+    p.add_argument("--landing", required=True)
+    p.add_argument("--warehouse", required=True, help="DuckDB file")
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("answer", help="render one inquiry from the last published warehouse")
+    p.add_argument("inquiry", help="inquiry YAML file")
+    p.add_argument("--out", required=True, help="folder for the PDF and HTML")
+    p.add_argument("--warehouse-out", default=os.environ.get("SLF_OUTPUT_DIR"),
+                   help="the output folder of the refresh whose published warehouse to use")
+    p.set_defaults(func=_answer)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
