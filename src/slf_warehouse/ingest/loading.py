@@ -7,6 +7,7 @@ loaded and a re-delivered month replaces, never adds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -171,6 +172,14 @@ def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -
         raise
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None) -> str | None:
     row = con.execute("SELECT sha256 FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT DISTINCT "
                       "FROM ? AND status = 'loaded'", [spec.name, period]).fetchall()
@@ -188,23 +197,22 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
         if not match:
             raise FileRejected([Issue(path.name, None, None, None,
                                       f"unexpected file name in {spec.name}/: expected {spec.file_pattern}")])
-        staged = stage_file(con, spec, path, tmp_dir)
-        result.sha256, result.rows = staged.sha256, staged.rows
-        result.issues = validate(con, staged)
-        if result.errors:
-            raise FileRejected(result.issues)
-        if _current_sha(con, spec, period) == staged.sha256:
+        result.sha256 = file_sha256(path)
+        if _current_sha(con, spec, period) == result.sha256:
+            # The very content already loaded: no need to even parse it again.
             result.status = "skipped-duplicate"
         else:
+            staged = stage_file(con, spec, path, tmp_dir)
+            result.rows = staged.rows
+            result.issues = validate(con, staged)
+            if result.errors:
+                raise FileRejected(result.issues)
             _replace(con, staged, load_id)
             result.status = "loaded"
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
         result.status = "rejected"
-        if not result.sha256:
-            import hashlib
-
-            result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        result.sha256 = result.sha256 or file_sha256(path)
         _quarantine(path, quarantine_dir, result.issues)
     finally:
         if staged is not None:

@@ -1,0 +1,24 @@
+-- Staff per role and month: headcount = distinct people, fte and cost summed.
+with payroll as (
+    select * from {{ ref('fct_payroll') }}
+),
+
+by_role as (
+    select
+        payroll_month,
+        role,
+        cast(count(distinct employee_key) as integer) as headcount,
+        cast(sum(fte) as decimal(18, 4)) as fte,
+        cast(sum(cost_dkk) as decimal(18, 2)) as cost_dkk
+    from payroll
+    group by payroll_month, role
+)
+
+select
+    payroll_month,
+    role,
+    headcount,
+    fte,
+    cost_dkk,
+    payroll_month = (select max(payroll_month) from payroll) as is_latest_month
+from by_role

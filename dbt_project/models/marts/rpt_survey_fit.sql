@@ -1,0 +1,32 @@
+-- Per survey year: the ordinary least-squares fit of unit SLF score on unit social-capital index
+-- over the units that are not suppressed; r_squared is the programme's "forklaringskraft".
+with units as (
+    select
+        survey_year,
+        is_suppressed,
+        case when not is_suppressed then social_capital_index end as x,
+        case when not is_suppressed then slf_score end as y
+    from {{ ref('rpt_survey_unit_scores') }}
+),
+
+fit as (
+    select
+        survey_year,
+        cast(sum(case when is_suppressed then 0 else 1 end) as integer) as units_used,
+        cast(sum(case when is_suppressed then 1 else 0 end) as integer) as units_suppressed,
+        regr_slope(y, x) as slope,
+        regr_intercept(y, x) as intercept,
+        regr_r2(y, x) as r_squared
+    from units
+    group by survey_year
+)
+
+select
+    survey_year,
+    units_used,
+    units_suppressed,
+    slope,
+    intercept,
+    r_squared,
+    survey_year = (select max(survey_year) from fit) as is_latest_year
+from fit

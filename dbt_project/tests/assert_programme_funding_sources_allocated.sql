@@ -1,0 +1,16 @@
+-- Contract rule: a programme posting's funding source names an allocation source that exists in
+-- bevillinger. A programme posting without a funding source fails too. Returns the offenders.
+select
+    postings.posting_id,
+    postings.voucher_no,
+    postings.funding_source,
+    postings.amount_dkk,
+    postings.source_file,
+    postings.source_line
+from {{ ref('fct_programme_postings') }} as postings
+where postings.funding_source is null
+   or postings.funding_source not in (
+        select funding_source
+        from {{ ref('fct_allocations') }}
+        where funding_source is not null
+    )

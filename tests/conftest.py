@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+# Every test process gets a pseudonymisation key unless a test removes it on purpose.
+os.environ.setdefault("SLF_PSEUDONYM_KEY", "test-only-key-0f1e2d3c4b5a6978")
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def sample_landing_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from slf_warehouse.sample_data import write_sample_data
+
+    root = tmp_path_factory.mktemp("sample-landing")
+    write_sample_data(root)
+    return root
+
+
+@pytest.fixture()
+def sample_landing(sample_landing_master: Path, tmp_path: Path) -> Path:
+    """A private copy: ingestion moves rejected files to quarantine."""
+    landing = tmp_path / "landing"
+    shutil.copytree(sample_landing_master, landing)
+    return landing
+
+
+def raw_totals(warehouse: Path) -> dict[str, tuple]:
+    """Row counts and money per raw table: what a re-delivery must not change."""
+    queries = {
+        "enheder": "SELECT count(*) FROM raw.enheder",
+        "bevillinger": "SELECT count(*), sum(beloeb_kr) FROM raw.bevillinger",
+        "posteringer": "SELECT count(*), sum(beloeb) FROM raw.posteringer",
+        "loen": "SELECT count(*), sum(beloeb) FROM raw.loen",
+        "social_kapital": "SELECT count(*), sum(sk1) FROM raw.social_kapital",
+        "aktiviteter": "SELECT count(*), sum(deltagere) FROM raw.aktiviteter",
+    }
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {name: tuple(con.execute(sql).fetchall()[0]) for name, sql in queries.items()}
