@@ -22,11 +22,16 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from pathlib import Path
+
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+from cosmos.config import ProfileConfig
+from cosmos.operators.local import DbtBuildLocalOperator
 
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
 DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
 DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
+DBT_PROJECT = Path(os.environ.get("SLF_PROJECT_DIR", Path(__file__).resolve().parents[1])) / "dbt_project"
 
 
 def _settings():
@@ -76,13 +81,17 @@ def slf_refresh():
 
             ingested.append(load(build))
 
-    @task
-    def dbt_build(build_path: str) -> None:
-        from pathlib import Path
-
-        from slf_warehouse import pipeline
-
-        pipeline.dbt_build(_settings(), Path(build_path))
+    # One `dbt build` (models, seeds and tests in DAG order) in one task: the models all write the
+    # same DuckDB file, which takes one writer at a time.
+    dbt_build = DbtBuildLocalOperator(
+        task_id="dbt_build",
+        project_dir=str(DBT_PROJECT),
+        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
+                                     profiles_yml_filepath=str(DBT_PROJECT / "profiles.yml")),
+        env={"SLF_WAREHOUSE_PATH": "{{ ti.xcom_pull(task_ids='prepare_build') }}"},
+        append_env=True,
+        install_deps=False,
+    )
 
     @task
     def quality_checkpoint(build_path: str) -> dict:
@@ -106,10 +115,9 @@ def slf_refresh():
 
         return pipeline.render_answers(_settings(), _run_id())
 
-    built = dbt_build(build)
     checked = quality_checkpoint(build)
     published = publish(build)
-    ingested >> built >> checked >> published >> render_answers()
+    ingested >> dbt_build >> checked >> published >> render_answers()
 
 
 slf_refresh()
