@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -32,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
     migrate_metadata_db(env)
     conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out)})
+    started = time.time()
     log_path = out / "logs" / "slf_refresh.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
@@ -42,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     if proc.returncode != 0:
         print(f"slf run: the refresh failed ({summary}).", file=sys.stderr)
         _print_failure_reasons(log_path)
+        _print_rejections(out / "quarantine", since=started)
         print(f"Full Airflow log: {log_path}", file=sys.stderr)
         return 1
     print(f"slf run: refresh succeeded ({summary})")
@@ -59,6 +62,15 @@ def _print_failure_reasons(log_path: Path) -> None:
         if any(k in line for k in interesting) and "Traceback" not in line and not line.strip().startswith("raise ") and line not in seen and len(seen) < 40:
             seen.add(line)
             print("  " + line.strip()[:400], file=sys.stderr)
+
+
+def _print_rejections(quarantine: Path, since: float) -> None:
+    for report in sorted(quarantine.glob("*/*.errors.txt")):
+        if report.stat().st_mtime >= since:
+            print(f"Rejected {report.parent.name}/{report.name.removesuffix('.errors.txt')} "
+                  f"(moved to {report.parent}):", file=sys.stderr)
+            for line in report.read_text(encoding="utf-8").splitlines()[:20]:
+                print(f"  {line}", file=sys.stderr)
 
 
 def _ingest(args: argparse.Namespace) -> int:

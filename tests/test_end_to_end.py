@@ -1,0 +1,72 @@
+"""`slf run` end to end through Airflow: the letter's figures come from whatever data is delivered."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slf_warehouse.sample_data import SampleConfig, write_sample_data
+
+pytestmark = pytest.mark.slow
+SLF = [sys.executable, "-m", "slf_warehouse.cli"]
+
+
+def slf_run(landing: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SLF, "run", "--landing", str(landing), "--out", str(out)], capture_output=True,
+                          text=True, env=os.environ.copy(), timeout=900)
+
+
+def pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+    return re.sub(r"\s+", " ", text.replace("\u00a0", " ").replace("\u202f", " "))
+
+
+def test_sample_data_gives_the_answers_figures(tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    subprocess.run([*SLF, "sample-data", "--out", str(landing)], check=True, capture_output=True)
+    result = slf_run(landing, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = pdf_text(out / "answers" / "enhedslisten-slf.pdf")
+    for figure in ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "en projektmedarbejder",
+                   "sektionsleder", "80 %"):
+        assert figure in text, figure
+    assert (out / "answers" / "enhedslisten-slf.html").exists()
+    assert (out / "quality" / "data_docs" / "index.html").exists()
+    published = json.loads((out / "warehouse" / "published.json").read_text())
+    assert (out / "warehouse" / published["path"]).exists()
+
+
+def test_other_data_gives_other_figures(tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    write_sample_data(landing, SampleConfig(
+        seed=7, total_allocated_kr=31_500_000, apmf_kr=4_200_000, learning_partners_latest=12,
+        project_employees_latest=2, survey_r_squared={2022: 0.70, 2023: 0.65}))
+    result = slf_run(landing, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = pdf_text(out / "answers" / "enhedslisten-slf.pdf")
+    for figure in ("31,5 mio. kr.", "4,2 mio. kr.", "12 læringspartnere", "to projektmedarbejdere", "65 %"):
+        assert figure in text, figure
+    for stale in ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "80 %"):
+        assert stale not in text, stale
+
+
+def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sample_landing: Path) -> None:
+    bad = Path(__file__).parent / "data" / "bad" / "18-posteringer-bad-amount" / "posteringer"
+    shutil.copyfile(bad / "posteringer_2023-03.csv", sample_landing / "posteringer" / "posteringer_2023-03.csv")
+    out = tmp_path / "out"
+    result = slf_run(sample_landing, out)
+    assert result.returncode != 0
+    assert "posteringer_2023-03.csv, line 7, column beloeb" in result.stderr
+    assert "'12,34,56'" in result.stderr
+    assert (out / "quarantine" / "posteringer" / "posteringer_2023-03.csv.errors.json").exists()
+    assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
+    assert not (out / "warehouse" / "published.json").exists()
