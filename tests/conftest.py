@@ -7,8 +7,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-# Every test process gets a pseudonymisation key unless a test removes it on purpose.
+from slf_warehouse.airflow_env import airflow_environment
+
+# Every test process gets a pseudonymisation key unless a test removes it on purpose, and a
+# project-local Airflow (set before anything imports airflow).
 os.environ.setdefault("SLF_PSEUDONYM_KEY", "test-only-key-0f1e2d3c4b5a6978")
+os.environ.update(airflow_environment())
 
 PROJECT = Path(__file__).resolve().parents[1]
 
