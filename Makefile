@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core
 KEY_FILE := .slf-pseudonym-key
 
-.PHONY: setup system-deps demo test run clean help
+.PHONY: setup system-deps demo test run clean help airflow
 
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
@@ -48,3 +48,6 @@ test: setup
 
 clean:
 	rm -rf landing output .airflow
+
+airflow: setup
+	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/slf airflow

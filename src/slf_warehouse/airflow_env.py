@@ -24,6 +24,10 @@ def airflow_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     env.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(home / "cosmos_cache"))
     env.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+    # `airflow standalone` and Cosmos start `airflow`/`dbt` by name: this venv's must come first.
+    bin_dir = str(Path(sys.executable).parent)
+    if not env.get("PATH", "").startswith(bin_dir):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env.setdefault("NO_PROXY", "*")  # macOS/proxy quirk in forked task processes; harmless elsewhere
     return env
 

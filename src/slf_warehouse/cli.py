@@ -102,6 +102,22 @@ def _answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow(args: argparse.Namespace) -> int:
+    """The Airflow UI and scheduler on loopback, with the project's DAGs (foreground; Ctrl-C stops)."""
+    from slf_warehouse.airflow_env import airflow_environment, migrate_metadata_db
+
+    env = airflow_environment()
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    env.setdefault("AIRFLOW__API__PORT", str(args.port))
+    env.setdefault("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{args.port}")
+    env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+    migrate_metadata_db(env)
+    airflow = Path(sys.executable).with_name("airflow")
+    print(f"Airflow UI: http://127.0.0.1:{args.port}  (user admin; the generated password is printed below "
+          f"and kept in {env['AIRFLOW_HOME']}/simple_auth_manager_passwords.json.generated)", flush=True)
+    os.execve(str(airflow), [str(airflow), "standalone"], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warehouse-out", default=os.environ.get("SLF_OUTPUT_DIR"),
                    help="the output folder of the refresh whose published warehouse to use")
     p.set_defaults(func=_answer)
+
+    p = sub.add_parser("airflow", help="start Airflow (UI, API, scheduler) on loopback with the project's DAGs")
+    p.add_argument("--port", type=int, default=int(os.environ.get("SLF_AIRFLOW_PORT", "8080")))
+    p.set_defaults(func=_airflow)
 
     args = parser.parse_args(argv)
     return args.func(args)

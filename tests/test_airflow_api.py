@@ -1,0 +1,100 @@
+"""`slf airflow` serves the project's DAGs; a client triggers slf_refresh through the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str, step: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := predicate()) is not None:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def airflow_server(tmp_path: Path):
+    port = _free_port()
+    home = tmp_path / "airflow-home"
+    env = os.environ.copy()
+    env.update({"AIRFLOW_HOME": str(home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"})
+    log = (tmp_path / "airflow.log").open("w")
+    # Its own process group: standalone starts scheduler, api-server, dag-processor and triggerer,
+    # and only stopping the whole group stops them all.
+    proc = subprocess.Popen([sys.executable, "-m", "slf_warehouse.cli", "airflow", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            try:
+                return requests.get(f"{base}/api/v2/version", timeout=2).json()
+            except (requests.RequestException, ValueError):
+                return None
+
+        _wait(up, 240, "the Airflow API server answering")
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password},
+                              timeout=10).json()["access_token"]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        yield base, session
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # LocalExecutor workers ignore SIGTERM
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, tmp_path: Path) -> None:
+    base, session = airflow_server
+    out = tmp_path / "out"
+
+    def dag_listed():
+        r = session.get(f"{base}/api/v2/dags/slf_refresh", timeout=10)
+        return r.json() if r.status_code == 200 else None
+
+    _wait(dag_listed, 180, "slf_refresh parsed by the dag-processor")
+    session.patch(f"{base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=10).raise_for_status()
+    run = session.post(f"{base}/api/v2/dags/slf_refresh/dagRuns", timeout=10, json={
+        "logical_date": None, "conf": {"landing_dir": str(sample_landing), "output_dir": str(out)}})
+    run.raise_for_status()
+    run_id = run.json()["dag_run_id"]
+
+    def finished():
+        state = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=10).json()["state"]
+        return state if state in ("success", "failed") else None
+
+    state = _wait(finished, 900, "the triggered run finishing", step=5)
+    if state != "success":
+        tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", timeout=10).json()
+        pytest.fail(f"run {run_id} {state}: " + ", ".join(
+            f"{t['task_id']}={t['state']}" for t in tis["task_instances"]))
+    assert (out / "answers" / "enhedslisten-slf.pdf").exists()
+    assert (out / "warehouse" / "published.json").exists()
