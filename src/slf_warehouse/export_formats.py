@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+import re
+import zipfile
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,9 +39,26 @@ def write_xlsx(path: Path, spec: SourceSpec, rows: list[list[object]]) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()
+    # Fixed document dates: the same data gives the same bytes (and the same sha256 in the manifest).
+    workbook.properties.created = workbook.properties.modified = datetime(2024, 1, 1)
+    workbook.properties.creator = "Spørgeskemaleverandør"
     sheet = workbook.active
     sheet.title = spec.sheet or "Sheet1"
     sheet.append(spec.column_names)
     for row in rows:
         sheet.append(row)
     workbook.save(path)
+    _fix_zip_dates(path)
+
+
+def _fix_zip_dates(path: Path) -> None:
+    """openpyxl stamps the save time into docProps and every zip entry; pin both."""
+    with zipfile.ZipFile(path) as src:
+        entries = [(info, src.read(info.filename)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2024-01-01T00:00:00Z", data)
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2024, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(fixed, data)

@@ -308,15 +308,19 @@ def build_postings(cfg: SampleConfig, rng: random.Random, units: list[Unit], all
     shares = _source_shares_by_year(allocations, cfg)
     months = _months(cfg.window_start, cfg.window_end)
     postings: dict[date, list[Posting]] = {m: [] for m in months}
-    voucher = iter(range(510_000, 10_000_000, 3))
+    voucher = iter(range(510_000, 100_000_000, 3))
+    pay_totals: dict[tuple[date, str], Decimal] = {}
+    for p in payroll:
+        art = "1.5" if p.kind == "pension" else "1.1"
+        pay_totals[(p.month, art)] = pay_totals.get((p.month, art), Decimal(0)) + p.amount
 
     for month in months:
         month_lines = postings[month]
         pay_day = _month_end(month) - timedelta(days=1)
         # Programme salaries: one voucher, split over the non-APMF sources as allocated that year.
         year_shares = shares[month.year]
-        for art, kinds in (("1.1", ("grundloen", "tillaeg")), ("1.5", ("pension",))):
-            total = sum((p.amount for p in payroll if p.month == month and p.kind in kinds), Decimal(0))
+        for art in ("1.1", "1.5"):
+            total = pay_totals.get((month, art), Decimal(0))
             v = f"{next(voucher)}"
             for source, part in zip(year_shares, _split(total, list(year_shares.values()))):
                 month_lines.append(Posting(v, pay_day, "6.45.51", art, slf_cc, "SLF", "", source, part,
@@ -470,11 +474,14 @@ def write_sample_data(out_dir: Path, cfg: SampleConfig | None = None) -> dict[st
             [p.voucher, fmt.dk_date(p.posted), p.function, "1", p.art, p.cost_centre, p.project, p.activity_id,
              p.source, fmt.dk_number(p.amount), p.text] for p in lines])
     slf_cc = next(u.cost_centre for u in units if u.unit_id == SLF_UNIT)
+    payroll_by_month: dict[date, list[PayLine]] = {m: [] for m in months}
+    for p in payroll:
+        payroll_by_month[p.month].append(p)
     for month in months:
         fmt.write_csv(target("loen", f"loen_{month:%Y-%m}.csv"), contract.LOEN, [
             [p.employee.number, p.employee.name, ROLE_TITLES[p.employee.role], p.employee.role,
              fmt.dk_number(p.employee.fte, decimals=4, thousands=False), f"{month:%Y-%m}", p.kind,
-             fmt.dk_number(p.amount), slf_cc] for p in payroll if p.month == month])
+             fmt.dk_number(p.amount), slf_cc] for p in payroll_by_month[month]])
     fmt.write_csv(target("aktiviteter", "aktiviteter.csv"), contract.AKTIVITETER, [
         [a.activity_id, a.activity_type, a.title, a.held_on.isoformat(), a.target_group, a.district,
          str(a.participants)] for a in activities])
