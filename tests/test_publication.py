@@ -1,0 +1,97 @@
+"""Atomic publication: a build is published only whole, and a killed refresh leaves it untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from slf_warehouse.warehouse import KEEP_VERSIONS, NoPublishedWarehouse, WarehouseStore
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _make_build(store: WarehouseStore, run_id: str, value: int) -> Path:
+    build = store.new_build(run_id)
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+        con.execute("INSERT INTO t VALUES (?)", [value])
+    return build
+
+
+def test_builds_start_from_the_published_version_and_publish_atomically(tmp_path: Path) -> None:
+    store = WarehouseStore(tmp_path)
+    with pytest.raises(NoPublishedWarehouse):
+        store.published()
+    store.publish(_make_build(store, "run-1", 1), "run-1")
+    second = _make_build(store, "run-2", 2)
+    # The build carries the published history; the published file does not see the build's rows.
+    with duckdb.connect(str(second), read_only=True) as con:
+        assert con.execute("SELECT list(v ORDER BY v) FROM t").fetchall()[0][0] == [1, 2]
+    with duckdb.connect(str(store.published().path), read_only=True) as con:
+        assert con.execute("SELECT list(v ORDER BY v) FROM t").fetchall()[0][0] == [1]
+    published = store.publish(second, "run-2")
+    assert published.run_id == "run-2" and not second.exists()
+
+
+def test_keeps_the_last_versions(tmp_path: Path) -> None:
+    store = WarehouseStore(tmp_path)
+    for i in range(KEEP_VERSIONS + 3):
+        store.publish(_make_build(store, f"run-{i}", i), f"run-{i}")
+        time.sleep(1.01)  # version names carry the second
+    assert len(list((tmp_path / "versions").glob("*.duckdb"))) == KEEP_VERSIONS
+    assert store.published().run_id == f"run-{KEEP_VERSIONS + 2}"
+
+
+KILLED_REFRESH = """
+import sys
+from pathlib import Path
+from slf_warehouse import pipeline
+from slf_warehouse.settings import Settings
+settings = Settings.from_env(sys.argv[1], sys.argv[2])
+build = pipeline.prepare_build(settings, sys.argv[3])
+for source in ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital"):
+    pipeline.ingest_source(settings, build, source, sys.argv[3])
+pipeline.dbt_build(settings, build)
+if sys.argv[3] == "first":
+    pipeline.publish(settings, build, sys.argv[3])
+"""
+
+
+@pytest.mark.slow
+def test_killed_refresh_leaves_published_warehouse_byte_identical(sample_landing: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = [sys.executable, "-c", KILLED_REFRESH, str(sample_landing), str(out)]
+    subprocess.run([*run, "first"], check=True, capture_output=True, timeout=600)
+    store = WarehouseStore(out / "warehouse")
+    pointer = (out / "warehouse" / "published.json").read_bytes()
+    published_sha = _sha(store.published().path)
+
+    # A correction arrives, and the refresh that loads it dies mid-build.
+    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
+    proc = subprocess.Popen([*run, "second"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "warehouse" / "builds").glob("*.duckdb")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)  # well into ingestion or dbt
+    assert proc.poll() is None, "the refresh finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert (out / "warehouse" / "published.json").read_bytes() == pointer
+    assert _sha(store.published().path) == published_sha
+    with duckdb.connect(str(store.published().path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM audit.load_manifest WHERE status = 'loaded'").fetchall()[0][0] > 0
+    assert json.loads(pointer)["run_id"] == "first"
