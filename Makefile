@@ -34,7 +34,16 @@ $(KEY_FILE):
 	@chmod 600 $@
 	@echo "generated a local pseudonymisation key in $@ (keep it; payroll pseudonyms depend on it)"
 
-setup: system-deps $(STAMP) $(KEY_FILE)
+# The Compose file format's JSON schema, as shipped inside the docker-compose 1.29.2 wheel on PyPI
+# (no Docker engine here: the tests validate docker-compose.yml against it).
+COMPOSE_SCHEMA := $(VENV)/compose_spec.json
+$(COMPOSE_SCHEMA): | $(STAMP)
+	@rm -rf $(VENV)/.compose-dl && mkdir -p $(VENV)/.compose-dl
+	$(BIN)/python -m pip download -q --no-deps docker-compose==1.29.2 -d $(VENV)/.compose-dl 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('$(VENV)/.compose-dl/*.whl')[0]); open(sys.argv[1],'wb').write(z.read('compose/config/compose_spec.json'))" $@
+	@rm -rf $(VENV)/.compose-dl
+
+setup: system-deps $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA)
 
 demo: setup
 	rm -rf landing
