@@ -14,9 +14,9 @@ fit as (
         survey_year,
         cast(sum(case when is_suppressed then 0 else 1 end) as integer) as units_used,
         cast(sum(case when is_suppressed then 1 else 0 end) as integer) as units_suppressed,
-        regr_slope(y, x) as slope,
-        regr_intercept(y, x) as intercept,
-        regr_r2(y, x) as r_squared
+        {{ round_double('regr_slope(y, x)') }} as slope,
+        {{ round_double('regr_intercept(y, x)') }} as intercept,
+        {{ round_double('regr_r2(y, x)') }} as r_squared
     from units
     group by survey_year
 )

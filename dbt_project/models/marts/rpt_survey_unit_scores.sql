@@ -12,8 +12,8 @@ by_unit as (
         survey_year,
         cast(count(*) as integer) as respondents,
         cast(sum(case when is_counted then 1 else 0 end) as integer) as counted_respondents,
-        avg(case when is_counted then social_capital_index end) as social_capital_index,
-        avg(case when is_counted then slf_index end) as slf_score
+        {{ round_double('avg(case when is_counted then social_capital_index end)') }} as social_capital_index,
+        {{ round_double('avg(case when is_counted then slf_index end)') }} as slf_score
     from respondents
     group by unit_id, survey_year
 )
