@@ -1,0 +1,183 @@
+"""An inquiry file (YAML): who asked, who signs, the period, and the questions with answer templates.
+
+Answer texts are Jinja2 templates rendered in a sandbox. They are plain text, not HTML: every
+character is printed as written. A blank line starts a new paragraph; lines beginning with "- "
+are bullet points (an indented line continues the bullet). Figures are used by name:
+``{{ allocated_total }}`` prints "26 mio. kr.", ``{{ allocated_total.value }}`` is the raw
+number. The helper functions and filters are listed in ``templating.py``.
+
+Loading checks everything that can be checked without a warehouse: the fields and dates, that
+the window ends after it starts, that every template compiles and that every name a template
+uses is a known figure or helper. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from slf_warehouse.answers.figures import FIGURES
+from slf_warehouse.answers.templating import HELPER_NAMES, answer_environment
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# Names a template may use besides figure names (see templating.template_helpers).
+CONTEXT_NAMES = frozenset({"window", "inquiry", *HELPER_NAMES})
+
+
+class InquiryError(ValueError):
+    """An inquiry file is not valid; the message names the file and the field."""
+
+
+class Signatory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: NonEmpty
+    title: NonEmpty
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end < self.start:
+            raise ValueError(f"the window ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: int = Field(ge=1)
+    question: NonEmpty
+    answer: NonEmpty
+
+
+class Inquiry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: NonEmpty = "10-dages forespørgsel"
+    party: NonEmpty
+    member: NonEmpty | None = None  # the council member who asked; the party when not known
+    received: date
+    deadline: date
+    answer_date: date | None = None  # the letter's date; the deadline when not given
+    subject: NonEmpty
+    sender: NonEmpty = "Aarhus Kommune"
+    department: NonEmpty = "Børn og Unge"
+    signatories: list[Signatory] = Field(min_length=1)
+    window: Window
+    questions: list[Question] = Field(min_length=1)
+    # Figures shown in the "Datagrundlag" although no answer prints them (e.g. the payroll month).
+    appendix_figures: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Inquiry:
+        if self.member is None:
+            self.member = self.party
+        if self.deadline < self.received:
+            raise ValueError(f"deadline {self.deadline} is before the inquiry was received ({self.received})")
+        numbers = [q.number for q in self.questions]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"questions must be numbered 1, 2, 3 … in order; found {numbers}")
+        return self
+
+    @property
+    def letter_date(self) -> date:
+        return self.answer_date or self.deadline
+
+    @property
+    def heading(self) -> str:
+        return f"Svar på {self.kind} fra {self.party} om {self.subject}"
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The values figures' filters may bind."""
+        return {"window_start": self.window.start, "window_end": self.window.end}
+
+
+@dataclass(frozen=True)
+class LoadedInquiry:
+    """A validated inquiry, its file, and the figures its answers and appendix use (registry order)."""
+
+    path: Path
+    inquiry: Inquiry
+    figure_names: list[str]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = _loc(tuple(p for p in error["loc"] if p not in ("function-after",)))
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "missing":
+        if field == "signatories":
+            return f"{field}: missing; the letter needs at least one signatory (name and title)"
+        return f"{field}: missing"
+    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"):
+        return f"{field}: {value!r} is not a valid date (write YYYY-MM-DD)"
+    if kind == "too_short" and field in ("signatories", "questions"):
+        return f"{field}: at least one {'signatory' if field == 'signatories' else 'question'} is required"
+    if kind == "string_too_short":
+        return f"{field}: must not be empty"
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {msg}"
+
+
+def load_inquiry(path: Path | str) -> LoadedInquiry:
+    """Read and validate an inquiry file; raise InquiryError naming the file and the field."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InquiryError(f"{path}: no such inquiry file") from None
+    except yaml.YAMLError as e:
+        raise InquiryError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise InquiryError(f"{path}: expected a mapping of fields at the top level")
+    try:
+        inquiry = Inquiry.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(_describe(err) for err in e.errors())
+        raise InquiryError(f"{path}: {problems}") from None
+
+    env = answer_environment()
+    used: list[str] = []
+    for i, q in enumerate(inquiry.questions):
+        field = f"questions[{i}].answer (question {q.number})"
+        try:
+            ast = env.parse(q.answer)
+        except TemplateSyntaxError as e:
+            raise InquiryError(f"{path}: {field}: template error on line {e.lineno}: {e.message}") from None
+        names = sorted(meta.find_undeclared_variables(ast))
+        unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
+        if unknown:
+            raise InquiryError(f"{path}: {field}: unknown figure {', '.join(repr(n) for n in unknown)} "
+                               f"(known figures: {', '.join(FIGURES)})")
+        used.extend(n for n in names if n in FIGURES)
+    for i, name in enumerate(inquiry.appendix_figures):
+        if name not in FIGURES:
+            raise InquiryError(f"{path}: appendix_figures[{i}]: unknown figure {name!r} "
+                               f"(known figures: {', '.join(FIGURES)})")
+        used.append(name)
+    order = list(FIGURES)  # the registry's order: stable, and grouped by subject
+    return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index))

@@ -1,0 +1,148 @@
+"""Render an inquiry's answer letter from the warehouse: HTML and PDF.
+
+The same warehouse and the same inquiry file give the same bytes: the letter is dated by the
+inquiry (``answer_date``, else the deadline), PDF creation and modification dates are that date,
+the PDF identifier is a hash of the HTML, and nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.answers.figures import FigureResult, FigureTable, evaluate_figures
+from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
+from slf_warehouse.answers.templating import answer_environment, text_to_html
+
+LETTER_TEMPLATE = "letter.html.j2"
+STYLESHEET = "house.css"
+RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
+                   "published_at": "Publiceret"}
+
+
+@dataclass(frozen=True)
+class RenderedAnswer:
+    pdf_path: Path
+    html_path: Path
+    figures: dict[str, FigureResult] = field(default_factory=dict)
+
+
+def default_templates_dir() -> Path:
+    from slf_warehouse.settings import project_dir
+
+    return project_dir() / "report_templates"
+
+
+def _letter_environment(templates_dir: Path):
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["dato"] = fmt.format_date
+    return env
+
+
+def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in (run_info or {}).items():
+        if isinstance(value, (list, tuple, set)):
+            value = ", ".join(str(Path(str(v)).name) for v in sorted(value, key=str))
+        rows.append((RUN_INFO_LABELS.get(key, key), str(value)))
+    return rows
+
+
+def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
+    """Each question with its answer rendered to HTML blocks (in the sandbox)."""
+    from jinja2 import TemplateError
+
+    inquiry = loaded.inquiry
+    env = answer_environment()
+    context: dict[str, Any] = {name: f.result for name, f in figures.items()}
+    context["window"] = inquiry.window
+    context["inquiry"] = {"party": inquiry.party, "member": inquiry.member, "subject": inquiry.subject,
+                          "received": inquiry.received, "deadline": inquiry.deadline}
+    out = []
+    for i, q in enumerate(inquiry.questions):
+        try:
+            text = env.from_string(q.answer).render(context)
+        except (TemplateError, ArithmeticError, TypeError, ValueError, AttributeError) as e:
+            # the sandbox's refusals, undefined names and limits (e.g. a range too big) alike
+            raise InquiryError(f"{loaded.path}: questions[{i}].answer (question {q.number}): "
+                               f"{type(e).__name__}: {e}") from e
+        out.append({"number": q.number, "question": q.question, "answer": text_to_html(text)})
+    return out
+
+
+def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
+    rows = []
+    for name, f in figures.items():
+        entry: dict[str, Any] = {
+            "name": name, "label": f.spec.label, "definition": f.spec.definition,
+            "source": f.spec.describe(f.params), "text": f.text, "rows": f.rows, "parts": [],
+        }
+        if f.spec.unit == "count":  # digits in the appendix, words only in running text
+            entry["text"] = fmt.format_number(f.value) if f.value is not None else f.text
+        if isinstance(f.result, FigureTable):
+            entry["exact"] = f.result.total.exact
+            for r in f.result.items:
+                group = " · ".join(str(v) for v in r.keys.values())
+                entry["parts"].append({"group": group, "text": r.value.text, "exact": r.value.exact,
+                                       "rows": r.rows})
+        else:
+            entry["exact"] = f.result.exact
+        if entry["exact"] == entry["text"]:
+            entry["exact"] = ""
+        rows.append(entry)
+    return rows
+
+
+def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
+                   templates_dir: Path | None = None) -> RenderedAnswer:
+    """Evaluate the inquiry's figures on the warehouse (read-only) and write
+    ``<out_dir>/<inquiry-stem>.html`` and ``.pdf``."""
+    import duckdb
+
+    warehouse_path, inquiry_path, out_dir = Path(warehouse_path), Path(inquiry_path), Path(out_dir)
+    templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
+    loaded = load_inquiry(inquiry_path)
+    inquiry = loaded.inquiry
+    if not warehouse_path.is_file():
+        raise FileNotFoundError(f"warehouse {warehouse_path} does not exist")
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        figures = evaluate_figures(con, loaded.figure_names, inquiry.parameters)
+
+    questions = render_answers_html(loaded, figures)
+    css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
+    letter_date: date = inquiry.letter_date
+    html = _letter_environment(templates_dir).get_template(LETTER_TEMPLATE).render(
+        inquiry=inquiry,
+        heading=inquiry.heading,
+        letter_date=letter_date,
+        questions=questions,
+        appendix=_appendix(figures),
+        run_info=_run_info_rows(run_info),
+        window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
+        css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
+        inquiry_file=inquiry_path.name,
+    )
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"{inquiry_path.stem}.html"
+    pdf_path = out_dir / f"{inquiry_path.stem}.pdf"
+    html_path.write_text(html, encoding="utf-8")
+
+    from weasyprint import HTML  # ~1 s to import; only here, never at package import
+
+    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(pdf_identifier=identifier)
+    tmp = pdf_path.with_suffix(".pdf.tmp")
+    tmp.write_bytes(pdf)
+    tmp.replace(pdf_path)
+    return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures)
