@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core
 KEY_FILE := .slf-pseudonym-key
 
-.PHONY: setup system-deps demo test run clean help airflow
+.PHONY: setup system-deps demo test run clean help airflow bench
 
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
@@ -60,3 +60,7 @@ clean:
 
 airflow: setup
 	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/slf airflow
+
+SCALE ?= 1
+bench: setup
+	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m slf_warehouse.benchmark --scale $(SCALE) --out output/bench

@@ -20,12 +20,14 @@ Params `landing_dir` and `output_dir` pick the folders (the CLI `slf run` sets t
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, timedelta
 
 from pathlib import Path
 
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 from cosmos.config import ProfileConfig
+from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
@@ -82,8 +84,11 @@ def slf_refresh():
             ingested.append(load(build))
 
     # One `dbt build` (models, seeds and tests in DAG order) in one task: the models all write the
-    # same DuckDB file, which takes one writer at a time.
+    # same DuckDB file, which takes one writer at a time. dbt runs as a subprocess so no DuckDB
+    # handle of dbt's outlives the task (dag.test runs every task in one process).
     dbt_build = DbtBuildLocalOperator(
+        invocation_mode=InvocationMode.SUBPROCESS,
+        dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
         task_id="dbt_build",
         project_dir=str(DBT_PROJECT),
         profile_config=ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
