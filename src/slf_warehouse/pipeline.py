@@ -75,7 +75,14 @@ def render_answers(settings: Settings, run_id: str) -> list[str]:
     from slf_warehouse.answers.render import render_inquiry
 
     published = WarehouseStore(settings.warehouse_dir).published()
-    run_info = {"run_id": published.run_id, "version": published.version}
+    run_info = {"run_id": published.run_id, "version": published.version, "published_at": published.published_at}
+    quality_file = settings.quality_dir / "quality_results.json"
+    if quality_file.exists():
+        quality = json.loads(quality_file.read_text(encoding="utf-8"))
+        if quality.get("run_id") == published.run_id:
+            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: {quality['results']} "
+                                   f"kontroller i {quality['suites']} suiter, {quality['failed']} fejl, "
+                                   f"{quality['warnings']} advarsler")
     written = []
     for inquiry in sorted(settings.inquiries_dir.glob("*.yaml")):
         answer = render_inquiry(published.path, inquiry, settings.answers_dir, run_info=run_info)

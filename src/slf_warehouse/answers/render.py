@@ -23,7 +23,8 @@ from slf_warehouse.answers.templating import answer_environment, text_to_html
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
 RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
-                   "published_at": "Publiceret"}
+                   "published_at": "Publiceret",
+                   "quality": "Datakvalitet"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
             value = ", ".join(str(Path(str(v)).name) for v in sorted(value, key=str))
         rows.append((RUN_INFO_LABELS.get(key, key), str(value)))
     return rows
+
+
+def _source_files(con) -> list[dict[str, Any]]:
+    """The delivered files the warehouse's rows come from, as the load manifest records them."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'audit' "
+                         "AND table_name = 'load_manifest'").fetchall()[0][0]
+    if not exists:
+        return []
+    rows = con.execute("SELECT source, file_name, sha256, rows FROM audit.load_manifest WHERE status = 'loaded' "
+                       "ORDER BY source, file_name").fetchall()
+    return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
 
 
 def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
@@ -117,6 +129,7 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         raise FileNotFoundError(f"warehouse {warehouse_path} does not exist")
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         figures = evaluate_figures(con, loaded.figure_names, inquiry.parameters)
+        source_files = _source_files(con)
 
     questions = render_answers_html(loaded, figures)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
@@ -131,6 +144,7 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
         css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
         inquiry_file=inquiry_path.name,
+        source_files=source_files,
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
