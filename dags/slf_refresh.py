@@ -5,9 +5,11 @@ Weekday mornings, finance staff's data arrives in the landing area (one folder p
 in `docs/data-contracts.md`). This DAG:
 
 1. **prepare_build** — copies the published warehouse into a new build file (nothing published is touched);
-2. **ingest_<source>** — one group per source: validates every delivered file against the contract, loads
-   it into `raw.*` (a re-delivered month replaces that month), quarantines broken files with an error
-   report and fails the task so the run shows red;
+2. **ingest_<source>** — one group per source: `pull` fetches the deliveries from the source's location
+   (`SLF_SOURCE_<SOURCE>_URL`: a folder or an HTTP(S) share, credentials from the Airflow Connection
+   `slf_source_<source>`; retried with back-off), `load` validates every file against the contract and
+   loads it into `raw.*` (a re-delivered month replaces that month), quarantines broken files with an
+   error report and fails so the run shows red;
 3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every schema and data test) through
    astronomer-cosmos;
 4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
@@ -25,11 +27,13 @@ from datetime import datetime, timedelta
 
 from pathlib import Path
 
-from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 from cosmos.config import ProfileConfig
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
+# Answers and reports follow this asset: it is updated only when a build passed the quality gate.
+PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
 DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
 DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
@@ -73,15 +77,22 @@ def slf_refresh():
     ingested = []
     for source in SOURCES:
         with TaskGroup(group_id=f"ingest_{source}"):
-            @task(task_id="load", retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
-            def load(build_path: str, source: str = source) -> dict:
+            # Only the pull talks to another system, so only it retries (with back-off).
+            @task(task_id="pull", retries=3, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
+            def pull(source: str = source) -> str:
+                from slf_warehouse import pipeline
+
+                return pipeline.pull_source(_settings(), source)
+
+            @task(task_id="load")
+            def load(build_path: str, folder: str, source: str = source) -> dict:
                 from pathlib import Path
 
                 from slf_warehouse import pipeline
 
-                return pipeline.ingest_source(_settings(), Path(build_path), source, _run_id())
+                return pipeline.ingest_source(_settings(), Path(build_path), source, _run_id(), Path(folder))
 
-            ingested.append(load(build))
+            ingested.append(load(build, pull()))
 
     # One `dbt build` (models, seeds and tests in DAG order) in one task: the models all write the
     # same DuckDB file, which takes one writer at a time. dbt runs as a subprocess so no DuckDB
@@ -106,7 +117,7 @@ def slf_refresh():
 
         return pipeline.quality_checks(_settings(), Path(build_path), _run_id())
 
-    @task
+    @task(outlets=[PUBLISHED_WAREHOUSE])
     def publish(build_path: str) -> dict:
         from pathlib import Path
 

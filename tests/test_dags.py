@@ -32,9 +32,11 @@ def test_refresh_shape(dagbag) -> None:
     assert dag.catchup is False and dag.max_active_runs == 1
     ids = set(dag.task_ids)
     for source in ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital"):
-        assert f"ingest_{source}.load" in ids
-        # Pulls retry (a network share or HTTP source may blink); nothing else does.
-        assert dag.get_task(f"ingest_{source}.load").retries == 2
+        assert {f"ingest_{source}.pull", f"ingest_{source}.load"} <= ids
+        # Pulls retry with back-off (a network share or HTTP source may blink); nothing else does.
+        pull = dag.get_task(f"ingest_{source}.pull")
+        assert pull.retries == 3 and pull.retry_exponential_backoff
+        assert dag.get_task(f"ingest_{source}.load").retries == 0
     for step in ("dbt_build", "quality_checkpoint", "publish", "render_answers"):
         assert dag.get_task(step).retries == 0
     publish = dag.get_task("publish")

@@ -26,10 +26,20 @@ def prepare_build(settings: Settings, run_id: str) -> Path:
     return build
 
 
-def ingest_source(settings: Settings, build: Path, source: str, run_id: str) -> dict[str, object]:
+def pull_source(settings: Settings, source: str) -> str:
+    """Fetch the source's deliveries (local folder or HTTP share); returns the local folder."""
+    from slf_warehouse.ingest.pull import pull_source as pull, source_location
+
+    pulled = pull(source, source_location(source, settings.landing_dir), settings.output_dir / "pulled")
+    log.info("%s: %d file(s) in %s", source, len(pulled.files), pulled.folder)
+    return str(pulled.folder)
+
+
+def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
+                  folder: Path | None = None) -> dict[str, object]:
     from slf_warehouse.ingest import IngestFailed, ingest_source as load
 
-    report = load(source, settings.landing_dir, build, settings.quarantine_dir / source, run_id)
+    report = load(source, settings.landing_dir, build, settings.quarantine_dir / source, run_id, folder)
     log.info("%s:\n%s", source, report.summary())
     if report.rejected:
         raise IngestFailed(report)

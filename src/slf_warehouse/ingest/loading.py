@@ -147,8 +147,10 @@ def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -
     for source_col in spec.pseudonymise:
         key = pseudonym.pseudonym_key()
         numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
-        con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms (number VARCHAR, key VARCHAR)")
-        con.executemany("INSERT INTO pseudonyms VALUES (?, ?)", pseudonym.pseudonymise(numbers, key))
+        pairs = pseudonym.pseudonymise(numbers, key)
+        # Two bound lists unnested side by side: one statement, not one INSERT per employee.
+        con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms AS SELECT unnest(?::VARCHAR[]) AS number, "
+                    "unnest(?::VARCHAR[]) AS key", [[p[0] for p in pairs], [p[1] for p in pairs]])
         join = f' JOIN pseudonyms ON pseudonyms.number = {staged.table}."{source_col}"'
     names = ", ".join(f'"{n}"' for n, _, _ in columns)
     selects = ", ".join(expr for _, _, expr in columns)
@@ -223,12 +225,13 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
 
 
 def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: Path | None = None,
-                  run_id: str | None = None) -> IngestReport:
-    """Load every delivered file of one source; rejected files go to quarantine, the rest load."""
+                  run_id: str | None = None, folder: Path | None = None) -> IngestReport:
+    """Load every delivered file of one source (in `folder`, by default `landing/<source>`);
+    rejected files go to quarantine, the rest load."""
     spec = SOURCES[source]
     quarantine_dir = quarantine_dir or landing / "_quarantine" / source
     report = IngestReport()
-    folder = landing / source
+    folder = folder or landing / source
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if folder.is_dir() else []
     if spec.pseudonymise and files:
