@@ -34,6 +34,7 @@ from cosmos.operators.local import DbtBuildLocalOperator
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
+WRITER_POOL = "slf_warehouse_writer"
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
 DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
 DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
@@ -84,7 +85,8 @@ def slf_refresh():
 
                 return pipeline.pull_source(_settings(), source)
 
-            @task(task_id="load")
+            # Loads write the one build file, which takes one writer at a time: a one-slot pool.
+            @task(task_id="load", pool=WRITER_POOL)
             def load(build_path: str, folder: str, source: str = source) -> dict:
                 from pathlib import Path
 

@@ -36,7 +36,9 @@ def test_refresh_shape(dagbag) -> None:
         # Pulls retry with back-off (a network share or HTTP source may blink); nothing else does.
         pull = dag.get_task(f"ingest_{source}.pull")
         assert pull.retries == 3 and pull.retry_exponential_backoff
-        assert dag.get_task(f"ingest_{source}.load").retries == 0
+        load = dag.get_task(f"ingest_{source}.load")
+        assert load.retries == 0
+        assert load.pool == "slf_warehouse_writer"  # one writer of the DuckDB build at a time
     for step in ("dbt_build", "quality_checkpoint", "publish", "render_answers"):
         assert dag.get_task(step).retries == 0
     publish = dag.get_task("publish")
