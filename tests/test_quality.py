@@ -72,7 +72,8 @@ def test_every_suite_file_loads_and_covers_the_sources() -> None:
 
 def test_advisory_checks_are_warnings() -> None:
     (budget,) = load_suites(EXPECTATIONS, ["marts_rpt_budget_vs_actual"])
-    (overspend,) = [e for e in budget.expectations if e["type"] == "expect_column_pair_values_a_to_be_greater_than_b"]
+    (overspend,) = [e for e in budget.expectations
+                    if e["type"] == "expect_column_pair_values_a_to_be_greater_than_b"]
     assert overspend["meta"]["severity"] == "warning" and overspend["severity"] == "warning"
     assert any(e["severity"] == "critical" for e in budget.expectations)
 
@@ -219,16 +220,20 @@ def test_corruption_fails_exactly_the_expected_check(case: str, raw_warehouse: P
     statement, expected, example = CORRUPTIONS[case]
     warehouse = corrupted_copy(raw_warehouse, tmp_path / "corrupt.duckdb", statement)
 
-    result = run_quality_checks(warehouse, tmp_path / "quality", f"corrupt-{case}", EXPECTATIONS, suites=["raw_*"])
+    result = run_quality_checks(warehouse, tmp_path / "quality", f"corrupt-{case}", EXPECTATIONS,
+                                suites=["raw_*"])
 
     assert not result.success
     assert failed_checks(result) == {expected}
-    assert len(result.failed) == 1 and result.failed[0].startswith(f"{expected[0]}: {expected[1]} on {expected[2]}")
+    assert len(result.failed) == 1
+    assert result.failed[0].startswith(f"{expected[0]}: {expected[1]} on {expected[2]}")
     (record,) = [r for r in result.results if not r.success]
     if example is not None:
         assert example in record.unexpected_examples
         assert record.unexpected_count == 1 or expected[1].endswith("_unique")
-        assert record.unexpected_rows and "_source_line" in record.unexpected_rows[0]
+        # The offending line is named: its file and line (raw_loen is aggregated: the group's first line).
+        assert record.unexpected_rows and {"_source_file"} < set(record.unexpected_rows[0])
+        assert set(record.unexpected_rows[0]) & {"_source_line", "first_line"}
     report = json.loads(result.results_path.read_text(encoding="utf-8"))
     assert report["success"] is False and report["failed"] == result.failed
 
@@ -239,7 +244,8 @@ def test_warning_is_reported_but_does_not_fail_the_gate(raw_warehouse: Path, tmp
                                "UPDATE raw.posteringer SET finansieringskilde = 'PULJE' "
                                "WHERE projekt = 'DRIFT' AND _period = '2022-01' AND _source_line = 2")
 
-    result = run_quality_checks(warehouse, tmp_path / "quality", "warn", EXPECTATIONS, suites=["raw_posteringer"])
+    result = run_quality_checks(warehouse, tmp_path / "quality", "warn", EXPECTATIONS,
+                                suites=["raw_posteringer"])
 
     assert result.success and result.failed == []
     assert len(result.warnings) == 1 and "funding_outside_programme" in result.warnings[0]

@@ -90,9 +90,10 @@ def render_answers(settings: Settings, run_id: str) -> list[str]:
     if quality_file.exists():
         quality = json.loads(quality_file.read_text(encoding="utf-8"))
         if quality.get("run_id") == published.run_id:
-            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: {quality['results']} "
-                                   f"kontroller i {quality['suites']} suiter, {quality['failed']} fejl, "
-                                   f"{quality['warnings']} advarsler")
+            summary = quality["summary"]
+            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: "
+                                   f"{summary['expectations']} kontroller i {summary['suites']} suiter, "
+                                   f"{summary['failed']} fejl, {summary['warnings']} advarsler")
     written = []
     for inquiry in sorted(settings.inquiries_dir.glob("*.yaml")):
         answer = render_inquiry(published.path, inquiry, settings.answers_dir, run_info=run_info)

@@ -90,6 +90,8 @@ class SuiteOutcome:
     failed_errors: int
     failed_warnings: int
     message: str | None = None
+    query_seconds: float | None = None
+    validate_seconds: float | None = None
 
 
 @dataclass
@@ -118,29 +120,34 @@ def _batch_error(spec: SuiteSpec, exc: duckdb.Error) -> str:
     return f"the batch query failed ({first})"
 
 
-def read_batches(warehouse_path: Path, specs: Sequence[SuiteSpec]) -> dict[str, Any]:
-    """Suite name -> pandas DataFrame, or an error message (str) when its batch cannot be used."""
+def read_batch(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> Any:
+    """The suite's batch as a pandas DataFrame, or an error message (str) when it cannot be used."""
+    try:
+        df = con.execute(spec.batch_query).df()  # fetches the whole result
+    except duckdb.Error as exc:
+        return _batch_error(spec, exc)
+    personal = sorted(c for c in df.columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
+    if personal:
+        return (f"the batch query selects personal data ({', '.join(personal)}); "
+                "compute what the checks need inside the query instead")
+    absent = [c for c in spec.row_id_columns if c not in df.columns]
+    if absent:
+        return f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
+    return df
+
+
+def open_warehouse(warehouse_path: Path) -> duckdb.DuckDBPyConnection:
     if not Path(warehouse_path).is_file():
         raise FileNotFoundError(f"no warehouse at {warehouse_path}")
-    batches: dict[str, Any] = {}
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        for spec in specs:
-            try:
-                df = con.execute(spec.batch_query).df()  # fetches the whole result
-            except duckdb.Error as exc:
-                batches[spec.name] = _batch_error(spec, exc)
-                continue
-            personal = sorted(c for c in df.columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
-            if personal:
-                batches[spec.name] = (f"the batch query selects personal data ({', '.join(personal)}); "
-                                      "compute what the checks need inside the query instead")
-                continue
-            absent = [c for c in spec.row_id_columns if c not in df.columns]
-            if absent:
-                batches[spec.name] = f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
-                continue
-            batches[spec.name] = df
-    return batches
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def read_batches(warehouse_path: Path, specs: Sequence[SuiteSpec]) -> dict[str, Any]:
+    """Suite name -> read_batch(...) for each suite (all batches in memory: for tests and inspection)."""
+    with open_warehouse(warehouse_path) as con:
+        return {spec.name: read_batch(con, spec) for spec in specs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +314,12 @@ def _column_of(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def _note_text(notes: Any) -> str | None:
+    if isinstance(notes, (list, tuple)):
+        return " ".join(map(str, notes)) or None
+    return str(notes) if notes else None
+
+
 def _records(suite_name: str, validation_result: Any) -> list[CheckRecord]:
     records = []
     for r in validation_result.results:
@@ -324,7 +337,7 @@ def _records(suite_name: str, validation_result: Any) -> list[CheckRecord]:
             unexpected_examples=[] if r.success else _examples(result),
             unexpected_rows=[] if r.success else _rows(result),
             observed_value=_plain(observed),
-            notes=meta.get("notes"),
+            notes=_note_text(getattr(config, "notes", None) or meta.get("notes")),
             message=_exception_message(r.exception_info),
         ))
     return records
@@ -351,7 +364,8 @@ def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_
     batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
-    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
+    result_format: dict[str, Any] = {"result_format": "SUMMARY",
+                                     "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
     if spec.row_id_columns:
         result_format["unexpected_index_column_names"] = spec.row_id_columns
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
@@ -379,46 +393,56 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
     specs = load_suites(Path(suites_dir) if suites_dir else default_suites_dir(), suites)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    mark = time.perf_counter()
-    batches = read_batches(warehouse_path, specs)
-    timings["read_batches"] = time.perf_counter() - mark
+    con = open_warehouse(warehouse_path)  # before the slow import: a wrong path fails at once
+    try:
+        mark = time.perf_counter()
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+        timings["import_great_expectations"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
-    timings["import_great_expectations"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
-    ctx = _open_context(gx, out_dir)
-    datasource = _reset_project(ctx)
-    run_identifier = RunIdentifier(run_name=run_id, run_time=started_at)
+        mark = time.perf_counter()
+        ctx = _open_context(gx, out_dir)
+        datasource = _reset_project(ctx)
+        run_identifier = RunIdentifier(run_name=run_id, run_time=started_at)
+    except BaseException:
+        con.close()
+        raise
     records: list[CheckRecord] = []
     outcomes: list[SuiteOutcome] = []
-    for spec in specs:
-        batch = batches[spec.name]
-        error: str | None = batch if isinstance(batch, str) else None
-        suite_records: list[CheckRecord] = []
-        if error is None:
-            try:
-                validation_result = _validate(gx, ctx, datasource, spec, batch, run_identifier)
-                suite_records = _records(spec.name, validation_result)
-            except Exception as exc:  # a suite GE cannot run must fail the gate, not crash the others
-                log.exception("suite %s could not be run", spec.name)
-                error = f"Great Expectations could not run this suite: {exc}"
-        if error is not None:
-            suite_records = [CheckRecord(suite=spec.name, expectation_type="batch_query", column=None,
-                                         success=False, severity="error", message=error)]
-        records += suite_records
-        outcomes.append(SuiteOutcome(
-            name=spec.name, layer=spec.layer,
-            success=not any(not r.success and r.severity == "error" for r in suite_records),
-            batch_rows=None if isinstance(batch, str) else len(batch),
-            expectations=len(spec.expectations),
-            failed_errors=sum(not r.success and r.severity == "error" for r in suite_records),
-            failed_warnings=sum(not r.success and r.severity == "warning" for r in suite_records),
-            message=error))
-    timings["validate"] = time.perf_counter() - mark
+    timings["read_batches"] = 0.0
+    with con:
+        for spec in specs:  # one batch in memory at a time
+            query_started = time.perf_counter()
+            batch = read_batch(con, spec)
+            query_seconds = time.perf_counter() - query_started
+            timings["read_batches"] += query_seconds
+            error: str | None = batch if isinstance(batch, str) else None
+            rows = None if error is not None else len(batch)
+            suite_records: list[CheckRecord] = []
+            validate_started = time.perf_counter()
+            if error is None:
+                try:
+                    validation_result = _validate(gx, ctx, datasource, spec, batch, run_identifier)
+                    suite_records = _records(spec.name, validation_result)
+                except Exception as exc:  # a suite GE cannot run must fail the gate, not stop the others
+                    log.exception("suite %s could not be run", spec.name)
+                    error = f"Great Expectations could not run this suite: {exc}"
+            del batch
+            if error is not None:
+                suite_records = [CheckRecord(suite=spec.name, expectation_type="batch_query", column=None,
+                                             success=False, severity="error", message=error)]
+            records += suite_records
+            outcomes.append(SuiteOutcome(
+                name=spec.name, layer=spec.layer,
+                success=not any(not r.success and r.severity == "error" for r in suite_records),
+                batch_rows=rows,
+                expectations=len(spec.expectations),
+                failed_errors=sum(not r.success and r.severity == "error" for r in suite_records),
+                failed_warnings=sum(not r.success and r.severity == "warning" for r in suite_records),
+                message=error, query_seconds=round(query_seconds, 3),
+                validate_seconds=round(time.perf_counter() - validate_started, 3)))
+    timings["validate"] = time.perf_counter() - mark - timings["read_batches"]
 
     mark = time.perf_counter()
     _prune_history(out_dir / GX_DIR, keep_runs)
@@ -441,6 +465,8 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "success": success,
+        "summary": {"suites": len(outcomes), "suites_failed": sum(not o.success for o in outcomes),
+                    "expectations": len(records), "failed": len(failed), "warnings": len(warnings)},
         "failed": failed,
         "warnings": warnings,
         "suites": [asdict(o) for o in outcomes],

@@ -65,6 +65,9 @@ class SuiteSpec:
                                  "meta": meta}
         if self.notes is not None:
             suite["notes"] = self.notes
+        else:  # Data Docs shows a suite's notes (markdown) on its page: say what the batch is.
+            description = str(self.meta.get("description") or "")
+            suite["notes"] = f"{description}\n\nBatch (DuckDB):\n\n```sql\n{self.batch_query}\n```".strip()
         return suite
 
 
@@ -91,7 +94,8 @@ def _check_expectation(path: Path, index: int, raw: object) -> dict[str, Any]:
         raise SuiteFileError(f"{where} is not an object")
     unknown = set(raw) - _EXPECTATION_KEYS
     if unknown:
-        raise SuiteFileError(f"{where} has unknown keys {sorted(unknown)} (allowed: {sorted(_EXPECTATION_KEYS)})")
+        raise SuiteFileError(f"{where} has unknown keys {sorted(unknown)} "
+                             f"(allowed: {sorted(_EXPECTATION_KEYS)})")
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind.startswith("expect_"):
         raise SuiteFileError(f"{where}: 'type' must name a GE expectation (expect_...), got {kind!r}")
@@ -105,7 +109,8 @@ def _check_expectation(path: Path, index: int, raw: object) -> dict[str, Any]:
         raise SuiteFileError(f"{where} ({kind}): meta.severity must be one of {SEVERITIES}, got {severity!r}")
     native = raw.get("severity")
     if native is not None and str(native) not in _FROM_GE_SEVERITY:
-        raise SuiteFileError(f"{where} ({kind}): severity must be one of {sorted(_FROM_GE_SEVERITY)}, got {native!r}")
+        raise SuiteFileError(f"{where} ({kind}): severity must be one of {sorted(_FROM_GE_SEVERITY)}, "
+                             f"got {native!r}")
     if native is not None and "severity" in meta and _FROM_GE_SEVERITY.get(str(native)) != severity:
         raise SuiteFileError(f"{where} ({kind}): severity {native!r} contradicts meta.severity {severity!r}")
     expectation = dict(raw)
@@ -134,7 +139,8 @@ def load_suite(path: Path) -> SuiteSpec:
     if isinstance(query, list) and query and all(isinstance(line, str) for line in query):
         query = "\n".join(query)
     if not isinstance(query, str) or not query.strip():
-        raise SuiteFileError(f"{path.name}: meta.batch_query must be a DuckDB query (a string or a list of lines)")
+        raise SuiteFileError(f"{path.name}: meta.batch_query must be a DuckDB query "
+                             "(a string or a list of lines)")
     id_columns = meta.get("row_id_columns", [])
     if not isinstance(id_columns, list) or not all(isinstance(c, str) and c for c in id_columns):
         raise SuiteFileError(f"{path.name}: meta.row_id_columns must be a list of column names")
@@ -150,7 +156,7 @@ def load_suite(path: Path) -> SuiteSpec:
 
 
 def load_suites(suites_dir: Path, names: Sequence[str] | None = None) -> list[SuiteSpec]:
-    """The suites in suites_dir, sorted by name; `names` selects some (exact names or globs such as `raw_*`)."""
+    """The suites in suites_dir, sorted by name; `names` selects some (names or globs such as `raw_*`)."""
     if not suites_dir.is_dir():
         raise SuiteFileError(f"no expectation suites folder at {suites_dir}")
     files = {p.stem: p for p in sorted(suites_dir.glob("*.json"))}
@@ -165,6 +171,7 @@ def load_suites(suites_dir: Path, names: Sequence[str] | None = None) -> list[Su
         for pattern in names:
             matches = [n for n in files if fnmatch.fnmatchcase(n, pattern)]
             if not matches:
-                raise SuiteFileError(f"no suite named {pattern!r} in {suites_dir}; there are: {', '.join(files)}")
+                raise SuiteFileError(f"no suite named {pattern!r} in {suites_dir}; "
+                                     f"there are: {', '.join(files)}")
             chosen += [m for m in matches if m not in chosen]
     return [load_suite(files[name]) for name in sorted(chosen)]
