@@ -43,7 +43,12 @@ $(COMPOSE_SCHEMA): | $(STAMP)
 	$(BIN)/python -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('$(VENV)/.compose-dl/*.whl')[0]); open(sys.argv[1],'wb').write(z.read('compose/config/compose_spec.json'))" $@
 	@rm -rf $(VENV)/.compose-dl
 
-setup: system-deps $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA)
+# The dbt manifest, built ahead so Cosmos never runs `dbt ls` while Airflow parses a DAG file.
+DBT_MANIFEST := dbt_project/target/manifest.json
+$(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/seeds dbt_project/macros dbt_project/tests dbt_project/dbt_project.yml -type f 2>/dev/null)
+	cd dbt_project && SLF_WAREHOUSE_PATH=/tmp/slf-parse-only.duckdb ../$(BIN)/dbt parse --profiles-dir . --quiet
+
+setup: system-deps $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA) $(DBT_MANIFEST)
 
 demo: setup
 	rm -rf landing

@@ -22,15 +22,12 @@ Params `landing_dir` and `output_dir` pick the folders (the CLI `slf run` sets t
 from __future__ import annotations
 
 import os
-import sys
 from datetime import datetime, timedelta
-
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
-from cosmos.config import ProfileConfig
-from cosmos.constants import InvocationMode
-from cosmos.operators.local import DbtBuildLocalOperator
+
+from slf_warehouse.dbt_tasks import dbt_tasks
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
@@ -96,20 +93,10 @@ def slf_refresh():
 
             ingested.append(load(build, pull()))
 
-    # One `dbt build` (models, seeds and tests in DAG order) in one task: the models all write the
-    # same DuckDB file, which takes one writer at a time. dbt runs as a subprocess so no DuckDB
-    # handle of dbt's outlives the task (dag.test runs every task in one process).
-    dbt_build = DbtBuildLocalOperator(
-        invocation_mode=InvocationMode.SUBPROCESS,
-        dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
-        task_id="dbt_build",
-        project_dir=str(DBT_PROJECT),
-        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
-                                     profiles_yml_filepath=str(DBT_PROJECT / "profiles.yml")),
-        env={"SLF_WAREHOUSE_PATH": "{{ ti.xcom_pull(task_ids='prepare_build') }}"},
-        append_env=True,
-        install_deps=False,
-    )
+    # The dbt step's shape (one `dbt build` task by default) is chosen by SLF_DBT_MODE; see
+    # slf_warehouse.dbt_tasks and docs/performance.md for what each costs.
+    dbt = dbt_tasks(DBT_PROJECT, "{{ ti.xcom_pull(task_ids='prepare_build') }}", WRITER_POOL)
+    dbt_first, dbt_last = (dbt[0], dbt[-1]) if isinstance(dbt, list) else (dbt, dbt)
 
     @task
     def quality_checkpoint(build_path: str) -> dict:
@@ -135,7 +122,8 @@ def slf_refresh():
 
     checked = quality_checkpoint(build)
     published = publish(build)
-    ingested >> dbt_build >> checked >> published >> render_answers()
+    ingested >> dbt_first
+    dbt_last >> checked >> published >> render_answers()
 
 
 slf_refresh()

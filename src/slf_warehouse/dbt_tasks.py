@@ -1,0 +1,71 @@
+"""The dbt step of slf_refresh as Cosmos tasks, in the shapes that were measured (docs/performance.md).
+
+- ``build`` (default): one `dbt build` task: dbt starts once, runs models, seeds and tests in
+  order; the UI shows one task and its log lists every node.
+- ``watcher``: Cosmos' watcher mode: one producer runs `dbt build`, one sensor per model shows that
+  model's status in the UI.
+- ``layers``: one `dbt build` per layer (seeds+staging, intermediate, marts).
+- ``local``: Cosmos' default, one task per model with its tests (TestBehavior.BUILD).
+
+Called at DAG-parse time: Cosmos is imported here (not dbt, GE or WeasyPrint), and the node list
+comes from a manifest built ahead (`dbt parse`), never from running `dbt ls` while parsing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+MODES = ("build", "watcher", "layers", "local")
+LAYERS = (("seeds_staging", "resource_type:seed path:models/staging"), ("intermediate", "path:models/intermediate"),
+          ("marts", "path:models/marts path:tests"))
+
+
+def dbt_mode() -> str:
+    mode = os.environ.get("SLF_DBT_MODE", "build")
+    if mode not in MODES:
+        raise ValueError(f"SLF_DBT_MODE={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: str | None = None) -> Any:
+    """The dbt step; returns the task or task group to chain between ingestion and quality."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    mode = mode or dbt_mode()
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    profile = ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
+                            profiles_yml_filepath=str(project_dir / "profiles.yml"))
+    # dbt runs as a subprocess so none of its DuckDB handles outlive the task (dag.test runs all
+    # tasks in one process), and every task writing the warehouse takes the one-writer pool.
+    common: dict[str, Any] = {"env": {"SLF_WAREHOUSE_PATH": warehouse_path_template}, "append_env": True,
+                              "install_deps": False, "pool": pool}
+
+    if mode == "build":
+        return DbtBuildLocalOperator(task_id="dbt_build", project_dir=str(project_dir), profile_config=profile,
+                                     invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=dbt, **common)
+    if mode == "layers":
+        tasks = [DbtBuildLocalOperator(task_id=f"dbt_build_{name}", project_dir=str(project_dir),
+                                       profile_config=profile, invocation_mode=InvocationMode.SUBPROCESS,
+                                       dbt_executable_path=dbt, select=selector, **common)
+                 for name, selector in LAYERS]
+        for upstream, downstream in zip(tasks, tasks[1:]):
+            upstream >> downstream
+        return tasks
+    execution = ExecutionMode.WATCHER if mode == "watcher" else ExecutionMode.LOCAL
+    return DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(dbt_project_path=project_dir,
+                                     manifest_path=project_dir / "target" / "manifest.json"),
+        profile_config=profile,
+        # Watcher's producer already runs `dbt build`; per-model tasks run each model with its tests.
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=(
+            TestBehavior.AFTER_EACH if execution == ExecutionMode.WATCHER else TestBehavior.BUILD)),
+        execution_config=ExecutionConfig(execution_mode=execution, invocation_mode=InvocationMode.SUBPROCESS,
+                                         dbt_executable_path=dbt),
+        operator_args=common,
+    )
