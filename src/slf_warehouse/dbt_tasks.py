@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("build", "watcher", "layers", "local")
-LAYERS = (("seeds_staging", "resource_type:seed path:models/staging"), ("intermediate", "path:models/intermediate"),
+LAYERS = (("seeds_staging", "resource_type:seed path:models/staging"),
+          ("intermediate", "path:models/intermediate resource_type:snapshot"),
           ("marts", "path:models/marts path:tests"))
 
 
@@ -51,7 +52,9 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
     if mode == "layers":
         tasks = [DbtBuildLocalOperator(task_id=f"dbt_build_{name}", project_dir=str(project_dir),
                                        profile_config=profile, invocation_mode=InvocationMode.SUBPROCESS,
-                                       dbt_executable_path=dbt, select=selector, **common)
+                                       dbt_executable_path=dbt, select=selector,
+                                       # a test runs in the layer where all of its parents are built
+                                       indirect_selection="cautious", **common)
                  for name, selector in LAYERS]
         for upstream, downstream in zip(tasks, tasks[1:]):
             upstream >> downstream
