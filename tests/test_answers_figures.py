@@ -67,6 +67,9 @@ def test_registry_is_consistent() -> None:
     ({"filters": (Filter("funding_source", "in", "APMF"),)}, "list"),
     ({"filters": (Filter('funding_source" OR 1=1 --', "=", "x"),)}, "identifier"),
     ({"group_by": ("funding source",)}, "identifier"),
+    ({"group_by": ("period_start",), "periods": (("period_end", "quarter"),)}, "not a group_by column"),
+    ({"group_by": ("period_start",), "periods": (("period_start", "week'); DROP TABLE x; --"),)}, "period"),
+    ({"group_by": ("period_start",), "order": "random"}, "order"),
 ])
 def test_bad_declarations_are_rejected(change, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -161,3 +164,25 @@ def test_figure_value_in_templates() -> None:
     assert str(v) == "26 mio. kr." and v.__html__() == '<span class="figure">26 mio. kr.</span>'
     assert FigureValue("x", 1, "count", "words", 1).text == "en"
     assert FigureValue("x", 16, "count", "words", 1).text == "16"
+
+
+def test_period_groups_in_time_order(con) -> None:
+    """A date group column truncated to its year (fixed SQL text), rows by the group, not the value."""
+    spec = replace(FIGURES["allocated_by_source"], name="allocated_by_year", group_by=("period_start",),
+                   periods=(("period_start", "year"),), order="group", filters=())
+    sql, bound = build_query(spec, WINDOW)
+    assert 'CAST(date_trunc(\'year\', "period_start") AS DATE) AS "period_start"' in sql and bound == []
+    assert sql.endswith('ORDER BY CAST(date_trunc(\'year\', "period_start") AS DATE) NULLS LAST')
+    rows = evaluate(con, spec, WINDOW).result.rows
+    assert [(r.period_start, r.value.value, r.rows) for r in rows] == [
+        (date(2022, 1, 1), Decimal("23400000.00"), 2), (date(2023, 1, 1), Decimal("2600000.00"), 1),
+        (date(2024, 1, 1), Decimal("1000000.00"), 1)]
+    assert "pr. year(period_start)" in spec.describe()
+
+
+def test_year_parameters(con) -> None:
+    spec = replace(FIGURES["survey_units_used"], filters=(Filter("survey_year", ">=", param="window_start_year"),
+                                                          Filter("survey_year", "<=", param="window_end_year")),
+                   aggregate="sum")
+    params = {**WINDOW, "window_start_year": 2023, "window_end_year": 2024}
+    assert evaluate(con, spec, params).value == 31

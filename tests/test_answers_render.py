@@ -345,3 +345,27 @@ def test_missing_mart_is_a_clear_error(tmp_path: Path) -> None:
         con.execute("DROP TABLE marts.rpt_survey_fit")
     with pytest.raises(FigureError, match=r"marts.rpt_survey_fit does not exist"):
         render_inquiry(warehouse, INQUIRY, tmp_path / "out")
+
+
+def test_pdf_ua_structure_and_language(seed_render) -> None:
+    """PDF/UA-1: a structure tree, the language, the title shown, the chart's alternate text."""
+    from pypdf import PdfReader
+
+    _, answer, _ = seed_render
+    reader = PdfReader(answer.pdf_path)
+    root = reader.trailer["/Root"]
+    assert "/StructTreeRoot" in root and root["/Lang"] == "da"
+    assert bool(root["/MarkInfo"]["/Marked"]) and bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    assert b'pdfuaid:part="1"' in reader.xmp_metadata.stream.get_data()
+    assert reader.pdf_header == "%PDF-1.7"
+
+
+def test_chart_under_question_2(seed_render) -> None:
+    _, answer, text = seed_render
+    html = answer.html_path.read_text(encoding="utf-8")
+    q2, q3 = html.index('<span class="number">2.</span>'), html.index('<span class="number">3.</span>')
+    assert q2 < html.index("<svg ") < q3
+    assert ("<title>Afsatte midler pr. finansieringskilde. Centralt opsparede midler: 8,7 mio. kr.; Donation fra "
+            "A.P. Møller Fonden: 6,6 mio. kr.; Centrale midler afsat til kompetenceudvikling: 5,8 mio. kr.; "
+            "Centrale puljer: 4,9 mio. kr.</title>") in html
+    assert "Centrale puljer: 4,9 mio. kr. Figur 1. Afsatte midler pr. finansieringskilde 3." in text

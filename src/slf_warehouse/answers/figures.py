@@ -7,7 +7,9 @@ Operators and aggregates come from fixed whitelists. Each result also says how m
 behind it, for the letter's "Datagrundlag".
 
 A figure with ``group_by`` is a table: one row per group, ordered by the aggregate (largest
-first), then by the group columns.
+first), then by the group columns; or, with ``order="group"``, by the group columns (a time
+series). A date group column may be truncated to its month, quarter or year (``periods``, from a
+fixed whitelist): "spending per quarter" is still one column of one mart.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ UNITS = {
     "text": ("text",),
 }
 # Parameters an inquiry supplies to filters, with their Python type.
-PARAMETERS: dict[str, type] = {"window_start": date, "window_end": date}
+PARAMETERS: dict[str, type] = {"window_start": date, "window_end": date,
+                               "window_start_year": int, "window_end_year": int}
+# Truncations a date group column may have (``FigureSpec.periods``); the SQL is fixed text.
+PERIODS = {"month": "month", "quarter": "quarter", "year": "year"}
+ORDERS = ("value", "group")
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -108,6 +114,8 @@ class FigureSpec:
     format: str = ""
     filters: tuple[Filter, ...] = ()
     group_by: tuple[str, ...] = ()
+    periods: tuple[tuple[str, str], ...] = ()  # (group column, "month" | "quarter" | "year")
+    order: str = "value"  # table rows: "value" (largest first) or "group" (by the group columns)
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.name):
@@ -131,6 +139,13 @@ class FigureSpec:
             raise ValueError(f"figure {self.name!r}: a table figure needs an aggregate, not 'value'")
         for g in self.group_by:
             _check_identifier(g, "group_by column", self.name)
+        for column, period in self.periods:
+            if column not in self.group_by:
+                raise ValueError(f"figure {self.name!r}: period column {column!r} is not a group_by column")
+            if period not in PERIODS:
+                raise ValueError(f"figure {self.name!r}: period {period!r} not one of {sorted(PERIODS)}")
+        if self.order not in ORDERS:
+            raise ValueError(f"figure {self.name!r}: order {self.order!r} not one of {ORDERS}")
         for f in self.filters:
             _check_identifier(f.column, "filter column", self.name)
             if f.op not in OPERATORS:
@@ -148,6 +163,10 @@ class FigureSpec:
     def is_table(self) -> bool:
         return bool(self.group_by)
 
+    def period_of(self, column: str) -> str | None:
+        """The truncation of a group column ("quarter" …), or None."""
+        return dict(self.periods).get(column)
+
     @property
     def schema(self) -> str:
         return self.mart.split(".")[0]
@@ -163,7 +182,8 @@ class FigureSpec:
         if self.filters:
             text += " hvor " + " og ".join(f.describe(params) for f in self.filters)
         if self.group_by:
-            text += " pr. " + ", ".join(self.group_by)
+            text += " pr. " + ", ".join(f"{self.period_of(g)}({g})" if self.period_of(g) else g
+                                        for g in self.group_by)
         return text
 
 
@@ -172,6 +192,8 @@ W_POSTED = (Filter("posting_date", ">=", param="window_start"),
             Filter("posting_date", "<=", param="window_end"))
 W_MONTH = (Filter("posting_month", ">=", param="window_start"),
            Filter("posting_month", "<=", param="window_end"))
+W_HELD = (Filter("held_on", ">=", param="window_start"), Filter("held_on", "<=", param="window_end"))
+EXPENSE = Filter("flow", "=", "expense")
 LATEST_MONTH = Filter("is_latest_month", "=", True)
 LATEST_YEAR = Filter("is_latest_year", "=", True)
 LOCAL_UNIT_TYPES = Filter("unit_type", "in", ("skole", "dagtilbud", "fritidstilbud"))
@@ -234,6 +256,50 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                "Antal enheder med nok besvarelser til at indgå i beregningen af forklaringskraften "
                "(seneste måling).",
                "marts.rpt_survey_fit", "units_used", "value", "count", "digits", (LATEST_YEAR,)),
+    # --- spending over time (rpt_spending_by_purpose) ---
+    FigureSpec("spent_total", "Forbrug i alt",
+               "Programmets udgiftsposteringer (alle formål) i måneder inden for perioden.",
+               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "mio", (EXPENSE, *W_MONTH)),
+    FigureSpec("spent_by_quarter", "Forbrug pr. kvartal",
+               "Programmets udgiftsposteringer (alle formål) pr. kvartal i perioden.",
+               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "mio", (EXPENSE, *W_MONTH),
+               group_by=("posting_month",), periods=(("posting_month", "quarter"),), order="group"),
+    FigureSpec("spent_by_year_purpose", "Forbrug pr. år og formål",
+               "Programmets udgiftsposteringer i perioden pr. budgetår og formål (løn, kompetenceaktiviteter, "
+               "andet).",
+               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "kr", (EXPENSE, *W_MONTH),
+               group_by=("budget_year", "purpose"), order="group"),
+    # --- competence activities (rpt_activity_costs) ---
+    FigureSpec("activity_costs_total", "Udgift til kompetenceaktiviteter",
+               "Programmets udgifter til de fælles kompetenceaktiviteter, der er afholdt i perioden "
+               "(posteringer med aktivitets-id).",
+               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "mio", W_HELD),
+    FigureSpec("activity_count", "Kompetenceaktiviteter",
+               "Antal fælles kompetenceaktiviteter afholdt i perioden.",
+               "marts.rpt_activity_costs", "activity_id", "count", "count", "digits", W_HELD),
+    FigureSpec("activity_participants", "Deltagere i kompetenceaktiviteter",
+               "Deltagere i de fælles kompetenceaktiviteter afholdt i perioden, lagt sammen over aktiviteterne "
+               "(en person tæller med ved hver aktivitet, vedkommende deltager i).",
+               "marts.rpt_activity_costs", "participants", "sum", "count", "digits", W_HELD),
+    FigureSpec("activity_costs_by_year", "Udgift til kompetenceaktiviteter pr. år",
+               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. år, aktiviteten er afholdt.",
+               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "mio", W_HELD,
+               group_by=("held_on",), periods=(("held_on", "year"),), order="group"),
+    FigureSpec("activity_costs_by_district", "Udgift til kompetenceaktiviteter pr. distrikt",
+               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt, aktiviteten er holdt "
+               "for (uden distrikt: aktiviteter for hele byen).",
+               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD, group_by=("district",)),
+    FigureSpec("activity_costs_by_type", "Udgift til kompetenceaktiviteter pr. type",
+               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
+               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD, group_by=("activity_type",)),
+    FigureSpec("activity_costs_by_district_type", "Udgift til kompetenceaktiviteter pr. distrikt og type",
+               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt og aktivitetstype.",
+               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD,
+               group_by=("district", "activity_type")),
+    FigureSpec("activity_participants_by_type", "Deltagere pr. aktivitetstype",
+               "Deltagere i de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
+               "marts.rpt_activity_costs", "participants", "sum", "count", "digits", W_HELD,
+               group_by=("activity_type",)),
 ]}
 
 
@@ -471,14 +537,25 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
     table = f"{_quote(spec.schema)}.{_quote(spec.table)}"
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     if spec.group_by:
-        groups = ", ".join(_quote(g) for g in spec.group_by)
-        sql = (f"SELECT {groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
-               f"GROUP BY {groups} ORDER BY value DESC, {groups}")
+        exprs = [_group_expression(spec, g) for g in spec.group_by]
+        groups = ", ".join(exprs)
+        keys = ", ".join(f"{e} NULLS LAST" for e in exprs)
+        select_groups = ", ".join(e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by))
+        order = f"value DESC, {keys}" if spec.order == "value" else keys
+        sql = (f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
+               f"GROUP BY {groups} ORDER BY {order}")
     elif spec.aggregate == "value":
         sql = f"SELECT {select} AS value FROM {table}{where_sql} LIMIT 2"
     else:
         sql = f"SELECT {select} AS value, count(*) AS n_rows FROM {table}{where_sql}"
     return sql, bound
+
+
+def _group_expression(spec: FigureSpec, column: str) -> str:
+    period = spec.period_of(column)
+    if period is None:
+        return _quote(column)
+    return f"CAST(date_trunc('{PERIODS[period]}', {_quote(column)}) AS DATE)"
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, spec: FigureSpec, params: dict[str, Any],

@@ -96,6 +96,11 @@ def format_month(value: date) -> str:
     return _plain(_babel_format_date(value, format="MMMM y", locale=LOCALE))
 
 
+def format_month_short(value: date) -> str:
+    """date(2024, 6, 1) → "jun." (May: "maj"), for chart labels."""
+    return _plain(_babel_format_date(value, format="LLL", locale=LOCALE))
+
+
 def format_year(value: object) -> str:
     """A year is written without a thousands separator: 2023 → "2023"."""
     return str(int(_decimal(value)))

@@ -6,9 +6,17 @@ are bullet points (an indented line continues the bullet). Figures are used by n
 ``{{ allocated_total }}`` prints "26 mio. kr.", ``{{ allocated_total.value }}`` is the raw
 number. The helper functions and filters are listed in ``templating.py``.
 
+A question may show tables and charts of table figures under its answer (``tables:``,
+``charts:``; see ``exhibits.py``).
+
+The deadline is ten working days after the inquiry was received (``workdays.py``: weekends, Danish
+public holidays, and grundlovsdag, juleaftensdag and nytårsaftensdag as municipal days off). Leave
+``deadline`` out and it is computed; write it and it must be that day.
+
 Loading checks everything that can be checked without a warehouse: the fields and dates, that
-the window ends after it starts, that every template compiles and that every name a template
-uses is a known figure or helper. Errors name the file and the field.
+the window ends after it starts, the deadline, that every template compiles, that every name a
+template uses is a known figure or helper, and that every table and chart fits its figure.
+Errors name the file and the field.
 """
 
 from __future__ import annotations
@@ -16,13 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
 from slf_warehouse.answers.templating import HELPER_NAMES, answer_environment
+from slf_warehouse.answers.workdays import ANSWER_WORKING_DAYS, answer_deadline
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -57,6 +67,8 @@ class Question(BaseModel):
     number: int = Field(ge=1)
     question: NonEmpty
     answer: NonEmpty
+    tables: list[TableSpec] = []
+    charts: list[ChartSpec] = []
 
 
 class Inquiry(BaseModel):
@@ -66,8 +78,10 @@ class Inquiry(BaseModel):
     party: NonEmpty
     member: NonEmpty | None = None  # the council member who asked; the party when not known
     received: date
-    deadline: date
+    working_days: int = Field(ANSWER_WORKING_DAYS, ge=1, le=60)  # the answer is due this many working days later
+    deadline: date | None = None  # computed from received when not given; checked when given
     answer_date: date | None = None  # the letter's date; the deadline when not given
+    status: Literal["endelig", "udkast"] = "endelig"  # "udkast" marks every page as a draft
     subject: NonEmpty
     sender: NonEmpty = "Aarhus Kommune"
     department: NonEmpty = "Børn og Unge"
@@ -81,8 +95,17 @@ class Inquiry(BaseModel):
     def _consistent(self) -> Inquiry:
         if self.member is None:
             self.member = self.party
-        if self.deadline < self.received:
+        due = answer_deadline(self.received, self.working_days)
+        if self.deadline is None:
+            self.deadline = due
+        elif self.deadline < self.received:
             raise ValueError(f"deadline {self.deadline} is before the inquiry was received ({self.received})")
+        elif self.deadline != due:
+            raise ValueError(f"deadline {self.deadline} is not {self.working_days} working days after "
+                             f"{self.received} (received): that is {due} (weekends, public holidays, grundlovsdag, "
+                             "24 and 31 December skipped); leave deadline out to have it computed")
+        if self.answer_date is not None and self.answer_date < self.received:
+            raise ValueError(f"answer_date {self.answer_date} is before the inquiry was received ({self.received})")
         numbers = [q.number for q in self.questions]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"questions must be numbered 1, 2, 3 … in order; found {numbers}")
@@ -90,7 +113,17 @@ class Inquiry(BaseModel):
 
     @property
     def letter_date(self) -> date:
-        return self.answer_date or self.deadline
+        return self.answer_date or self.due
+
+    @property
+    def due(self) -> date:
+        """The deadline (always set after validation)."""
+        assert self.deadline is not None
+        return self.deadline
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == "udkast"
 
     @property
     def heading(self) -> str:
@@ -99,7 +132,8 @@ class Inquiry(BaseModel):
     @property
     def parameters(self) -> dict[str, Any]:
         """The values figures' filters may bind."""
-        return {"window_start": self.window.start, "window_end": self.window.end}
+        return {"window_start": self.window.start, "window_end": self.window.end,
+                "window_start_year": self.window.start.year, "window_end_year": self.window.end.year}
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,8 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"{field}: unknown field"
     msg = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a check across fields: its message names them ("deadline 2024-09-10 is …")
+        return msg
     return f"{field}: {msg}"
 
 
@@ -174,6 +210,17 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
             raise InquiryError(f"{path}: {field}: unknown figure {', '.join(repr(n) for n in unknown)} "
                                f"(known figures: {', '.join(FIGURES)})")
         used.extend(n for n in names if n in FIGURES)
+        for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
+            for j, exhibit in enumerate(exhibits):
+                where = f"questions[{i}].{kind}[{j}] (question {q.number})"
+                if exhibit.figure not in FIGURES:
+                    raise InquiryError(f"{path}: {where}: unknown figure {exhibit.figure!r} "
+                                       f"(known figures: {', '.join(FIGURES)})")
+                try:
+                    check_exhibit(exhibit, FIGURES[exhibit.figure])
+                except ExhibitError as e:
+                    raise InquiryError(f"{path}: {where}: {e}") from None
+                used.append(exhibit.figure)
     for i, name in enumerate(inquiry.appendix_figures):
         if name not in FIGURES:
             raise InquiryError(f"{path}: appendix_figures[{i}]: unknown figure {name!r} "

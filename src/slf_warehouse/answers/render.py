@@ -1,8 +1,14 @@
-"""Render an inquiry's answer letter from the warehouse: HTML and PDF.
+"""Render an inquiry's answer letter from the warehouse: HTML, PDF and the figures' sidecar.
 
 The same warehouse and the same inquiry file give the same bytes: the letter is dated by the
 inquiry (``answer_date``, else the deadline), PDF creation and modification dates are that date,
-the PDF identifier is a hash of the HTML, and nothing reads the clock.
+the PDF identifier is a hash of the HTML, and nothing reads the clock. The appendix's "Ændringer
+siden sidste udgave" depends on the previous edition's sidecar in the output folder as well
+(``changes.py``): a first edition says so, an unchanged re-rendering says nothing changed.
+
+The PDF is PDF/UA-1 (WeasyPrint's ``pdf_variant="pdf/ua-1"``): tagged (a structure tree of
+headings, paragraphs, lists, tables with header cells, figures with alternate text), its language
+``da``, the title shown as the window title.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from typing import Any
 
 from markupsafe import Markup
 
+from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
 from slf_warehouse.answers.figures import FigureResult, FigureTable, evaluate_figures
 from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
 from slf_warehouse.answers.templating import answer_environment, text_to_html
 
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
+PDF_VARIANT = "pdf/ua-1"
 RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
                    "published_at": "Publiceret",
                    "quality": "Datakvalitet"}
@@ -32,6 +41,8 @@ class RenderedAnswer:
     pdf_path: Path
     html_path: Path
     figures: dict[str, FigureResult] = field(default_factory=dict)
+    sidecar_path: Path | None = None
+    changes: ch.Changes = field(default_factory=lambda: ch.Changes(None))
 
 
 def default_templates_dir() -> Path:
@@ -81,6 +92,7 @@ def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult])
     context["inquiry"] = {"party": inquiry.party, "member": inquiry.member, "subject": inquiry.subject,
                           "received": inquiry.received, "deadline": inquiry.deadline}
     out = []
+    counters: dict[str, int] = {}
     for i, q in enumerate(inquiry.questions):
         try:
             text = env.from_string(q.answer).render(context)
@@ -88,7 +100,12 @@ def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult])
             # the sandbox's refusals, undefined names and limits (e.g. a range too big) alike
             raise InquiryError(f"{loaded.path}: questions[{i}].answer (question {q.number}): "
                                f"{type(e).__name__}: {e}") from e
-        out.append({"number": q.number, "question": q.question, "answer": text_to_html(text)})
+        try:
+            exhibits = render_exhibits(q.tables, q.charts, figures, counters)
+        except ExhibitError as e:
+            raise InquiryError(f"{loaded.path}: questions[{i}] (question {q.number}): {e}") from e
+        out.append({"number": q.number, "question": q.question, "answer": text_to_html(text),
+                    "exhibits": exhibits})
     return out
 
 
@@ -104,7 +121,7 @@ def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
         if isinstance(f.result, FigureTable):
             entry["exact"] = f.result.total.exact
             for r in f.result.items:
-                group = " · ".join(str(v) for v in r.keys.values())
+                group = " · ".join(key_label(v, k, f.spec, {}) for k, v in r.keys.items())
                 entry["parts"].append({"group": group, "text": r.value.text, "exact": r.value.exact,
                                        "rows": r.rows})
         else:
@@ -115,10 +132,24 @@ def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _changes_view(changes: ch.Changes) -> dict[str, Any]:
+    """The appendix section's content."""
+    rows = []
+    for c in changes.figures:
+        rows.append({"label": c.label, "name": c.name, "old": c.old or "(ikke med)", "new": c.new or "(ikke med)",
+                     "parts": [{"group": p.group, "old": p.old or "(ingen)", "new": p.new or "(ingen)"}
+                               for p in c.parts]})
+    return {"first": changes.first_edition, "version": changes.previous_version, "rows": rows,
+            "parameters_changed": changes.parameters_changed}
+
+
 def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
-                   templates_dir: Path | None = None) -> RenderedAnswer:
+                   templates_dir: Path | None = None, previous: Path | None = None) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only) and write
-    ``<out_dir>/<inquiry-stem>.html`` and ``.pdf``."""
+    ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
+
+    The figures are compared with ``previous`` (a ``.figures.json`` of an earlier edition), by
+    default the one this call replaces in ``out_dir``."""
     import duckdb
 
     warehouse_path, inquiry_path, out_dir = Path(warehouse_path), Path(inquiry_path), Path(out_dir)
@@ -132,6 +163,9 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         source_files = _source_files(con)
 
     questions = render_answers_html(loaded, figures)
+    sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
+    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, warehouse_path.name, run_info)
+    changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
     letter_date: date = inquiry.letter_date
     html = _letter_environment(templates_dir).get_template(LETTER_TEMPLATE).render(
@@ -145,6 +179,8 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
         inquiry_file=inquiry_path.name,
         source_files=source_files,
+        changes=_changes_view(changes),
+        deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,8 +191,11 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
     from weasyprint import HTML  # ~1 s to import; only here, never at package import
 
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(pdf_identifier=identifier)
+    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(pdf_identifier=identifier,
+                                                                    pdf_variant=PDF_VARIANT)
     tmp = pdf_path.with_suffix(".pdf.tmp")
     tmp.write_bytes(pdf)
     tmp.replace(pdf_path)
-    return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures)
+    ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
+    return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures, sidecar_path=sidecar,
+                          changes=changes)

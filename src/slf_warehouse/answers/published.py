@@ -1,0 +1,59 @@
+"""Answer one inquiry from the last published warehouse: what ``dags/slf_answer_inquiry.py`` runs.
+
+The warehouse is found through the published pointer in ``<output_dir>/warehouse`` (or
+``SLF_WAREHOUSE_DIR``) and opened read-only; a refresh running at the same time writes only its own
+build file, so the answer is computed from one consistent published version. The letter goes to
+``<output_dir>/answers/``, next to the answers the refresh renders, so "what changed" compares with
+the last edition of the same inquiry wherever it was rendered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slf_warehouse.answers.inquiry import InquiryError
+
+
+def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
+    """An absolute path as it is; otherwise a file name in ``inquiries_dir`` (".yaml" may be left out).
+    Relative paths with folders are refused: a name must not reach outside ``inquiries/``."""
+    text = str(inquiry).strip()
+    if not text:
+        raise InquiryError("no inquiry given: name a file in inquiries/ or give an absolute path")
+    path = Path(text)
+    if path.is_absolute():
+        candidate = path
+    else:
+        if path.name != text or text in (".", ".."):
+            raise InquiryError(f"{text!r}: give a file name in {inquiries_dir} or an absolute path")
+        candidate = inquiries_dir / text
+        if candidate.suffix not in (".yaml", ".yml"):
+            candidate = candidate.with_name(candidate.name + ".yaml")
+    if not candidate.is_file():
+        known = ", ".join(sorted(p.name for p in inquiries_dir.glob("*.yaml"))) or "none"
+        raise InquiryError(f"{candidate}: no such inquiry file (in {inquiries_dir}: {known})")
+    return candidate
+
+
+def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
+    """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers``; a summary for XCom."""
+    from slf_warehouse.answers.render import render_inquiry
+    from slf_warehouse.settings import Settings
+    from slf_warehouse.warehouse import WarehouseStore
+
+    settings = Settings.from_env(output_dir=output_dir)
+    path = resolve_inquiry(inquiry, settings.inquiries_dir)
+    published = WarehouseStore(settings.warehouse_dir).published()  # NoPublishedWarehouse: run a refresh
+    run_info = {"run_id": published.run_id, "version": published.version, "published_at": published.published_at}
+    answer = render_inquiry(published.path, path, settings.answers_dir, run_info=run_info)
+    return {
+        "inquiry": str(path),
+        "pdf": str(answer.pdf_path),
+        "html": str(answer.html_path),
+        "figures_json": str(answer.sidecar_path),
+        "warehouse_version": published.version,
+        "warehouse_run_id": published.run_id,
+        "first_edition": answer.changes.first_edition,
+        "changed_figures": answer.changes.names,
+    }
