@@ -43,6 +43,15 @@ def test_sample_data_gives_the_answers_figures(tmp_path: Path) -> None:
     assert (out / "quality" / "data_docs" / "index.html").exists()
     published = json.loads((out / "warehouse" / "published.json").read_text())
     assert (out / "warehouse" / published["path"]).exists()
+    assert (out / "answers" / "konservative-kompetenceaktiviteter.pdf").exists()
+
+    # Rendering again from the same published warehouse: the same bytes, and nothing changed.
+    before = (out / "answers" / "enhedslisten-slf.pdf").read_bytes()
+    again = subprocess.run([*SLF, "answer", "inquiries/enhedslisten-slf.yaml", "--out", str(out)],
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert again.returncode == 0, again.stderr
+    assert "figures changed since the last edition: none" in again.stdout
+    assert (out / "answers" / "enhedslisten-slf.pdf").read_bytes() == before
 
 
 def test_other_data_gives_other_figures(tmp_path: Path) -> None:

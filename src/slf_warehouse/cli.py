@@ -86,19 +86,17 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from slf_warehouse.answers.render import render_inquiry
-    from slf_warehouse.settings import Settings
-    from slf_warehouse.warehouse import NoPublishedWarehouse, WarehouseStore
+    from slf_warehouse.answers.published import answer_from_published
+    from slf_warehouse.warehouse import NoPublishedWarehouse
 
-    settings = Settings.from_env(output_dir=args.warehouse_out)
     try:
-        published = WarehouseStore(settings.warehouse_dir).published()
+        answer = answer_from_published(Path(args.inquiry).resolve(), Path(args.out).resolve())
     except NoPublishedWarehouse as e:
         print(f"slf answer: {e}", file=sys.stderr)
         return 2
-    answer = render_inquiry(published.path, Path(args.inquiry), Path(args.out),
-                            run_info={"run_id": published.run_id, "version": published.version})
-    print(f"{answer.pdf_path}\n{answer.html_path}")
+    print(f"{answer['pdf']}\n{answer['html']}")
+    if not answer["first_edition"]:
+        print("figures changed since the last edition: " + (", ".join(answer["changed_figures"]) or "none"))
     return 0
 
 
@@ -137,10 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_ingest)
 
     p = sub.add_parser("answer", help="render one inquiry from the last published warehouse")
-    p.add_argument("inquiry", help="inquiry YAML file")
-    p.add_argument("--out", required=True, help="folder for the PDF and HTML")
-    p.add_argument("--warehouse-out", default=os.environ.get("SLF_OUTPUT_DIR"),
-                   help="the output folder of the refresh whose published warehouse to use")
+    p.add_argument("inquiry", help="inquiry YAML file (or its name in inquiries/)")
+    p.add_argument("--out", required=True,
+                   help="the refresh's output folder: its published warehouse is read, the PDF goes to answers/")
     p.set_defaults(func=_answer)
 
     p = sub.add_parser("airflow", help="start Airflow (UI, API, scheduler) on loopback with the project's DAGs")

@@ -81,23 +81,14 @@ def publish(settings: Settings, build: Path, run_id: str) -> dict[str, str]:
     return {"path": str(published.path), "version": published.version, "run_id": run_id}
 
 
-def render_answers(settings: Settings, run_id: str) -> list[str]:
-    from slf_warehouse.answers.render import render_inquiry
+def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:
+    """Every inquiry in inquiries/ from the published warehouse; says which figures changed."""
+    from slf_warehouse.answers.published import answer_from_published
 
-    published = WarehouseStore(settings.warehouse_dir).published()
-    run_info = {"run_id": published.run_id, "version": published.version, "published_at": published.published_at}
-    quality_file = settings.quality_dir / "quality_results.json"
-    if quality_file.exists():
-        quality = json.loads(quality_file.read_text(encoding="utf-8"))
-        if quality.get("run_id") == published.run_id:
-            summary = quality["summary"]
-            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: "
-                                   f"{summary['expectations']} kontroller i {summary['suites']} suiter, "
-                                   f"{summary['failed']} fejl, {summary['warnings']} advarsler")
-    written = []
-    for inquiry in sorted(settings.inquiries_dir.glob("*.yaml")):
-        answer = render_inquiry(published.path, inquiry, settings.answers_dir, run_info=run_info)
-        written.append(str(answer.pdf_path))
-        log.info("rendered %s", answer.pdf_path)
-    (settings.output_dir / "answers" / "index.json").write_text(json.dumps(written, indent=2), encoding="utf-8")
-    return written
+    answers = [answer_from_published(inquiry, settings.output_dir)
+               for inquiry in sorted(settings.inquiries_dir.glob("*.yaml"))]
+    for a in answers:
+        changed = ", ".join(a["changed_figures"]) or "none"
+        log.info("rendered %s (figures changed since the last edition: %s)", a["pdf"], changed)
+    (settings.answers_dir / "index.json").write_text(json.dumps(answers, indent=2), encoding="utf-8")
+    return answers

@@ -36,6 +36,23 @@ def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
     return candidate
 
 
+def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
+    """What the appendix says about the warehouse version: run, publication and its quality status."""
+    import json
+
+    run_info: dict[str, Any] = {"run_id": published.run_id, "version": published.version,
+                                "published_at": published.published_at}
+    quality_file = quality_dir / "quality_results.json"
+    if quality_file.exists():
+        quality = json.loads(quality_file.read_text(encoding="utf-8"))
+        if quality.get("run_id") == published.run_id:
+            summary = quality["summary"]
+            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: "
+                                   f"{summary['expectations']} kontroller i {summary['suites']} suiter, "
+                                   f"{summary['failed']} fejl, {summary['warnings']} advarsler")
+    return run_info
+
+
 def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
     """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers``; a summary for XCom."""
     from slf_warehouse.answers.render import render_inquiry
@@ -45,8 +62,8 @@ def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = N
     settings = Settings.from_env(output_dir=output_dir)
     path = resolve_inquiry(inquiry, settings.inquiries_dir)
     published = WarehouseStore(settings.warehouse_dir).published()  # NoPublishedWarehouse: run a refresh
-    run_info = {"run_id": published.run_id, "version": published.version, "published_at": published.published_at}
-    answer = render_inquiry(published.path, path, settings.answers_dir, run_info=run_info)
+    answer = render_inquiry(published.path, path, settings.answers_dir,
+                            run_info=published_run_info(published, settings.quality_dir))
     return {
         "inquiry": str(path),
         "pdf": str(answer.pdf_path),
