@@ -369,3 +369,16 @@ def test_chart_under_question_2(seed_render) -> None:
             "A.P. Møller Fonden: 6,6 mio. kr.; Centrale midler afsat til kompetenceudvikling: 5,8 mio. kr.; "
             "Centrale puljer: 4,9 mio. kr.</title>") in html
     assert "Centrale puljer: 4,9 mio. kr. Figur 1. Afsatte midler pr. finansieringskilde 3." in text
+
+
+def test_quality_override_is_printed_on_every_page(tmp_path: Path, seed_render) -> None:
+    from pypdf import PdfReader
+
+    from slf_warehouse.answers.render import render_inquiry
+
+    reason = 'Lønfil for juni kommer først 3/7 <b>&</b> "godkendt" af økonomichefen'
+    answer = render_inquiry(seed_render[0], INQUIRY, tmp_path, run_info={"run_id": "r1", "override": reason})
+    pages = [" ".join(p.extract_text().split()) for p in PdfReader(answer.pdf_path).pages]
+    assert len(pages) > 1
+    for text in pages:
+        assert f"Offentliggjort trods fejlede kvalitetskontroller: {reason}" in text

@@ -32,7 +32,7 @@ LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
 PDF_VARIANT = "pdf/ua-1"
 RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
-                   "published_at": "Publiceret",
+                   "published_at": "Publiceret", "override": "Kvalitetsundtagelse",
                    "quality": "Datakvalitet"}
 
 
@@ -177,6 +177,7 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         run_info=_run_info_rows(run_info),
         window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
         css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
+        override=(run_info or {}).get("override"),
         inquiry_file=inquiry_path.name,
         source_files=source_files,
         changes=_changes_view(changes),
