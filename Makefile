@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-# Debian packages: HarfBuzz subsetting (WeasyPrint font embedding), poppler (pdftotext/pdftoppm), fonts.
-APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core
+# Debian packages: HarfBuzz subsetting (WeasyPrint font embedding), poppler (pdftotext/pdftoppm), fonts,
+# PostgreSQL (the tests start a throw-away server to run dbt on the postgres target).
+APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core postgresql
 KEY_FILE := .slf-pseudonym-key
 
 .PHONY: setup system-deps demo test run clean help airflow bench
@@ -45,7 +46,7 @@ $(COMPOSE_SCHEMA): | $(STAMP)
 
 # The dbt manifest, built ahead so Cosmos never runs `dbt ls` while Airflow parses a DAG file.
 DBT_MANIFEST := dbt_project/target/manifest.json
-$(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/seeds dbt_project/macros dbt_project/tests dbt_project/dbt_project.yml -type f 2>/dev/null)
+$(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/seeds dbt_project/macros dbt_project/tests dbt_project/snapshots dbt_project/dbt_project.yml -type f 2>/dev/null)
 	cd dbt_project && SLF_WAREHOUSE_PATH=/tmp/slf-parse-only.duckdb ../$(BIN)/dbt parse --profiles-dir . --quiet
 
 setup: system-deps $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA) $(DBT_MANIFEST)

@@ -5,7 +5,7 @@ select
     payroll_month,
     max(role) as role,
     max(job_title) as job_title,
-    max(fte) as fte,
+    cast(max(fte) as decimal(7, 4)) as fte,
     cast(sum(amount_dkk) as decimal(18, 2)) as cost_dkk,
     cast(count(*) as integer) as pay_lines,
     cast(count(distinct role) as integer) as roles_in_month

@@ -5,7 +5,11 @@ with postings as (
 ),
 
 units as (
-    select unit_id, unit_type, cost_centre from {{ ref('stg_org__units') }}
+    select
+        unit_id,
+        unit_type,
+        cost_centre
+    from {{ ref('stg_org__units') }}
 ),
 
 classified as (
@@ -44,4 +48,4 @@ select
     classified.load_id
 from classified
 left join units
-    on units.cost_centre = classified.cost_centre
+    on classified.cost_centre = units.cost_centre

@@ -20,11 +20,15 @@ bounds as (
 ),
 
 months as (
-    select first_month as month_start, last_month
+    select
+        first_month as month_start,
+        last_month
     from bounds
     where first_month is not null
     union all
-    select cast({{ dbt.dateadd('month', 1, 'month_start') }} as date), last_month
+    select
+        cast({{ dbt.dateadd('month', 1, 'month_start') }} as date),
+        last_month
     from months
     where month_start < last_month
 )

@@ -15,4 +15,4 @@ select
     allocations.source_line
 from {{ ref('stg_budget__allocations') }} as allocations
 left join {{ ref('funding_sources') }} as funding_sources
-    on funding_sources.funding_source = allocations.funding_source
+    on allocations.funding_source = funding_sources.funding_source

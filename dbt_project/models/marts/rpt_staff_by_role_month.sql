@@ -12,13 +12,19 @@ by_role as (
         cast(sum(cost_dkk) as decimal(18, 2)) as cost_dkk
     from payroll
     group by payroll_month, role
+),
+
+latest as (
+    select max(payroll_month) as payroll_month
+    from payroll
 )
 
 select
-    payroll_month,
-    role,
-    headcount,
-    fte,
-    cost_dkk,
-    payroll_month = (select max(payroll_month) from payroll) as is_latest_month
+    by_role.payroll_month,
+    by_role.role,
+    by_role.headcount,
+    by_role.fte,
+    by_role.cost_dkk,
+    by_role.payroll_month = latest.payroll_month as is_latest_month
 from by_role
+cross join latest

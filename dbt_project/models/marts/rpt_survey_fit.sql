@@ -19,14 +19,20 @@ fit as (
         {{ round_double('regr_r2(y, x)') }} as r_squared
     from units
     group by survey_year
+),
+
+latest as (
+    select max(survey_year) as survey_year
+    from fit
 )
 
 select
-    survey_year,
-    units_used,
-    units_suppressed,
-    slope,
-    intercept,
-    r_squared,
-    survey_year = (select max(survey_year) from fit) as is_latest_year
+    fit.survey_year,
+    fit.units_used,
+    fit.units_suppressed,
+    fit.slope,
+    fit.intercept,
+    fit.r_squared,
+    fit.survey_year = latest.survey_year as is_latest_year
 from fit
+cross join latest

@@ -31,4 +31,4 @@ select
     (by_unit.counted_respondents < {{ min_respondents }}) as is_suppressed
 from by_unit
 left join {{ ref('stg_org__units') }} as units
-    on units.unit_id = by_unit.unit_id
+    on by_unit.unit_id = units.unit_id

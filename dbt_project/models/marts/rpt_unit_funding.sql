@@ -5,11 +5,21 @@ with postings as (
     select * from {{ ref('fct_programme_postings') }}
 ),
 
+posting_range as (
+    select
+        min(posting_month) as first_month,
+        max(posting_month) as last_month
+    from postings
+),
+
 months as (
-    select month, month_end
-    from {{ ref('dim_calendar') }}
-    where month >= (select min(posting_month) from postings)
-      and month <= (select max(posting_month) from postings)
+    select
+        calendar.month,
+        calendar.month_end
+    from {{ ref('dim_calendar') }} as calendar
+    inner join posting_range
+        on calendar.month >= posting_range.first_month
+            and calendar.month <= posting_range.last_month
 ),
 
 units as (
@@ -17,7 +27,10 @@ units as (
 ),
 
 booked as (
-    select unit_id, posting_month, sum(amount_dkk) as amount_dkk
+    select
+        unit_id,
+        posting_month,
+        sum(amount_dkk) as amount_dkk
     from postings
     where unit_id is not null
     group by unit_id, posting_month
@@ -33,7 +46,7 @@ select
 from units
 inner join months
     on units.active_from <= months.month_end
-    and (units.active_to is null or units.active_to >= months.month)
+        and (units.active_to is null or units.active_to >= months.month)
 left join booked
-    on booked.unit_id = units.unit_id
-    and booked.posting_month = months.month
+    on units.unit_id = booked.unit_id
+        and months.month = booked.posting_month
