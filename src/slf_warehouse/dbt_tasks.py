@@ -67,7 +67,9 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
         profile_config=profile,
         # Watcher's producer already runs `dbt build`; per-model tasks run each model with its tests.
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=(
-            TestBehavior.AFTER_EACH if execution == ExecutionMode.WATCHER else TestBehavior.BUILD)),
+            TestBehavior.AFTER_EACH if execution == ExecutionMode.WATCHER else TestBehavior.BUILD),
+            # a test of several models (relationships, cross-source rules) waits for all of them
+            should_detach_multiple_parents_tests=True),
         execution_config=ExecutionConfig(execution_mode=execution, invocation_mode=InvocationMode.SUBPROCESS,
                                          dbt_executable_path=dbt),
         operator_args=common,
