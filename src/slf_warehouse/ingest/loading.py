@@ -21,7 +21,7 @@ import duckdb
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.ingest import pseudonym
 from slf_warehouse.ingest.errors import FileRejected, Issue
-from slf_warehouse.ingest.reading import StagedFile, stage_file
+from slf_warehouse.ingest.reading import StagedFile, drop_staged, stage_file
 from slf_warehouse.ingest.validation import stored_type, typed_expression, validate
 
 LOAD_ORDER = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
@@ -218,7 +218,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
         _quarantine(path, quarantine_dir, result.issues)
     finally:
         if staged is not None:
-            con.execute(f"DROP TABLE IF EXISTS {staged.table}")
+            drop_staged(con, staged.table)
     _record(con, result, staged, quarantine_dir / path.name if result.status == "rejected" else path, period,
             run_id)
     return result

@@ -143,14 +143,14 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
                     f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, (SELECT count(*) FROM {table}_read) "
                     f"+ ? + 2) t(l) WHERE l <> ALL(?::BIGINT[])", [len(blanks), blanks])
-        source = f"{table}_read r JOIN {table}_lines n ON n.rid = r.rowid ORDER BY n.line"
+        source = f"{table}_read r JOIN {table}_lines n ON n.rid = r.rowid"
         line_expr = "n.line"
     else:
         source, line_expr = f"{table}_read", "rowid + 2"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT ({line_expr})::INTEGER AS _line, "
+    # A view, not a copy: validation and the typed insert read the parsed file once more each,
+    # which is cheaper than writing millions of rows a second time.
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, "
                 f"{', '.join(wanted)} FROM {source}")
-    con.execute(f"DROP TABLE {table}_read")
-    con.execute(f"DROP TABLE IF EXISTS {table}_lines")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     staged = StagedFile(path, spec, table, sha, size, rows, header, period,
                         [i for i in header_issues if i.severity == "warning"])
@@ -209,3 +209,12 @@ def stage_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
     if spec.file_format == "xlsx":
         return stage_xlsx(con, spec, path, table, period)
     return stage_csv(con, spec, path, table, tmp_dir, period)
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Drop the staging view or table (CSV: a view over the parsed file; XLSX: a table)."""
+    kinds = dict(con.execute("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary UNION ALL "
+                             "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary").fetchall())
+    for name in (table, f"{table}_read", f"{table}_lines"):
+        if name in kinds:
+            con.execute(f"DROP {kinds[name]} {name}")

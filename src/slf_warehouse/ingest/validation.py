@@ -6,6 +6,8 @@ line numbers, so a bad file costs one scan per rule rather than a Python loop ov
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
 from slf_warehouse.contract import Column, SourceSpec
@@ -58,24 +60,60 @@ def _examples(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | N
     return con.execute(sql + f" ORDER BY _line LIMIT {MAX_EXAMPLES_PER_RULE}", params or []).fetchall()
 
 
-def _column_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile, col: Column) -> list[Issue]:
-    t, name, c = staged.table, staged.path.name, f'"{col.name}"'
-    issues = []
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    column: str
+    bad: str  # SQL that is TRUE for an offending row
+    message: str  # "" for a missing value (the message depends on the row)
+
+
+def _column_rules(col: Column) -> list[_Rule]:
+    c = f'"{col.name}"'
+    rules = []
     if col.required:
-        for (line,) in _examples(con, f"SELECT _line FROM {t} WHERE {c} IS NULL"):
-            issues.append(Issue(name, line, col.name, "", _missing_message(con, t, line)))
+        rules.append(_Rule(col.name, f"{c} IS NULL", ""))
     if col.type == "code":
-        codes = list(col.codes)
-        for line, value in _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL AND "
-                                          f"NOT ({c} = ANY(?::VARCHAR[]))", [codes]):
-            issues.append(Issue(name, line, col.name, value, f"unknown code; expected one of {', '.join(codes)}"))
-        return issues
+        codes = ", ".join(_literal(code) for code in col.codes)
+        rules.append(_Rule(col.name, f"{c} IS NOT NULL AND {c} NOT IN ({codes})",
+                           f"unknown code; expected one of {', '.join(col.codes)}"))
+        return rules
     valid, expected = _VALID[col.type]
     if valid != "TRUE":
-        condition = valid.replace("{v}", c)
-        for line, value in _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL "
-                                          f"AND NOT coalesce({condition}, FALSE)"):
-            issues.append(Issue(name, line, col.name, value, f"expected {expected}"))
+        rules.append(_Rule(col.name, f"{c} IS NOT NULL AND NOT coalesce({valid.replace('{v}', c)}, FALSE)",
+                           f"expected {expected}"))
+    return rules
+
+
+def _period_rule(staged: StagedFile) -> list[_Rule]:
+    spec = staged.spec
+    if not (staged.period and spec.period_column):
+        return []
+    col = next(c for c in spec.columns if c.name == spec.period_column)
+    c = f'"{col.name}"'
+    as_period = {"dk_date": f"strftime(try_strptime({c}, '%d-%m-%Y'), '%Y-%m')", "month": c, "year": c}[col.type]
+    return [_Rule(col.name, f"{c} IS NOT NULL AND {as_period} IS NOT NULL AND {as_period} <> {_literal(staged.period)}",
+                  f"belongs to another period than the file name says ({staged.period})")]
+
+
+def _rule_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
+    """All column and period rules in one scan; examples are fetched only for rules that found any."""
+    rules = [r for col in staged.spec.columns for r in _column_rules(col)] + _period_rule(staged)
+    counts = con.execute("SELECT " + ", ".join(f"count_if({r.bad})" for r in rules) +
+                         f" FROM {staged.table}").fetchall()[0]
+    issues = []
+    for rule, count in zip(rules, counts):
+        if not count:
+            continue
+        for line, value in _examples(con, f'SELECT _line, "{rule.column}" FROM {staged.table} WHERE {rule.bad}'):
+            if rule.message:
+                issues.append(Issue(staged.path.name, line, rule.column, value, rule.message))
+            else:
+                issues.append(Issue(staged.path.name, line, rule.column, "",
+                                    _missing_message(con, staged.table, line)))
     return issues
 
 
@@ -85,20 +123,6 @@ def _missing_message(con: duckdb.DuckDBPyConnection, table: str, line: int) -> s
     if filled is not None and sum(v is not None for v in filled) <= 2:
         return "required value is missing: this looks like a summary or blank row; remove it from the file"
     return "required value is missing"
-
-
-def _period_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
-    spec, t = staged.spec, staged.table
-    if not (staged.period and spec.period_column):
-        return []
-    col = next(c for c in spec.columns if c.name == spec.period_column)
-    c = f'"{col.name}"'
-    as_period = {"dk_date": f"strftime(try_strptime({c}, '%d-%m-%Y'), '%Y-%m')",
-                 "month": c, "year": c}[col.type]
-    rows = _examples(con, f"SELECT _line, {c} FROM {t} WHERE {c} IS NOT NULL AND {as_period} IS NOT NULL "
-                          f"AND {as_period} <> ?", [staged.period])
-    return [Issue(staged.path.name, line, col.name, value,
-                  f"belongs to another period than the file name says ({staged.period})") for line, value in rows]
 
 
 def _duplicate_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
@@ -117,8 +141,6 @@ def validate(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
     issues = list(staged.warnings)
     if staged.rows == 0:
         issues.append(Issue(staged.path.name, None, None, None, "the file has a header but no rows"))
-    for col in staged.spec.columns:
-        issues.extend(_column_issues(con, staged, col))
-    issues.extend(_period_issues(con, staged))
+    issues.extend(_rule_issues(con, staged))
     issues.extend(_duplicate_issues(con, staged))
     return issues
