@@ -46,3 +46,11 @@ def raw_totals(warehouse: Path) -> dict[str, tuple]:
     }
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return {name: tuple(con.execute(sql).fetchall()[0]) for name, sql in queries.items()}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The project-local Airflow metadata database, migrated (tests that touch Airflow's models)."""
+    from slf_warehouse.airflow_env import migrate_metadata_db
+
+    migrate_metadata_db(dict(os.environ))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_answers_render import SEED, build_warehouse
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.usefixtures("airflow_db")]
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAG_FILE = PROJECT / "dags" / "slf_answer_inquiry.py"
