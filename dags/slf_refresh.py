@@ -14,7 +14,13 @@ in `docs/data-contracts.md`). This DAG:
    astronomer-cosmos;
 4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
 5. **publish** — switches the published pointer to this build (only after everything above passed);
-6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`.
+6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`;
+7. **record_outcome** — a run that was not published is still recorded in `OUT/quality/history.jsonl` and
+   its quality report (`OUT/quality/report.pdf`).
+
+The quality step runs the Great Expectations suites and the reconciliations, records everything in the
+build's `audit` tables and refuses publication when a check failed, unless the param
+`quality_override` gives a written reason (recorded, and printed on every page of the answers).
 
 Params `landing_dir` and `output_dir` pick the folders (the CLI `slf run` sets them).
 """
@@ -60,6 +66,8 @@ def _run_id() -> str:
     params={
         "landing_dir": Param(DEFAULT_LANDING, type="string", description="landing folder, one folder per source"),
         "output_dir": Param(DEFAULT_OUTPUT, type="string", description="where answers and reports are written"),
+        "quality_override": Param("", type="string", description="publish despite failed quality checks: "
+                                  "the written reason (recorded, and printed on every page of the answers)"),
     },
     doc_md=__doc__,
 )
@@ -104,7 +112,8 @@ def slf_refresh():
 
         from slf_warehouse import pipeline
 
-        return pipeline.quality_checks(_settings(), Path(build_path), _run_id())
+        override = get_current_context()["params"].get("quality_override") or None
+        return pipeline.quality_checks(_settings(), Path(build_path), _run_id(), override)
 
     @task(outlets=[PUBLISHED_WAREHOUSE])
     def publish(build_path: str) -> dict:
@@ -114,8 +123,25 @@ def slf_refresh():
 
         return pipeline.publish(_settings(), Path(build_path), _run_id())
 
+    # Runs whatever happened upstream, so a refused or failed run is in the history and the report;
+    # a leaf beside render_answers, so the run's state still follows the real work.
+    @task(trigger_rule="all_done")
+    def record_outcome() -> None:
+        from pathlib import Path
+
+        from slf_warehouse import pipeline
+
+        ti = get_current_context()["ti"]
+        if ti.xcom_pull(task_ids="publish") is not None:
+            return
+        # Every step below returns a value, so a missing one is a step that did not finish.
+        steps = ["prepare_build", *(f"ingest_{s}.load" for s in SOURCES), "quality_checkpoint", "publish"]
+        unfinished = [step for step in steps if ti.xcom_pull(task_ids=step) is None]
+        build = ti.xcom_pull(task_ids="prepare_build")
+        pipeline.record_unpublished_run(_settings(), Path(build) if build else None, _run_id(), unfinished)
+
     @task
-    def render_answers() -> list[str]:
+    def render_answers() -> list[dict]:
         from slf_warehouse import pipeline
 
         return pipeline.render_answers(_settings(), _run_id())
@@ -124,6 +150,7 @@ def slf_refresh():
     published = publish(build)
     ingested >> dbt_first
     dbt_last >> checked >> published >> render_answers()
+    published >> record_outcome()
 
 
 slf_refresh()

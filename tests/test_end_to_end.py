@@ -82,3 +82,35 @@ def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sampl
     assert (out / "quarantine" / "posteringer" / "posteringer_2023-03.csv.errors.json").exists()
     assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
     assert not (out / "warehouse" / "published.json").exists()
+
+
+def test_apmf_money_on_salaries_blocks_publication_until_overridden(tmp_path: Path, sample_landing: Path) -> None:
+    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    lines = month.read_bytes().decode("cp1252").split("\r\n")
+    i = next(i for i, line in enumerate(lines) if ";1.1;" in line and ";SLF;" in line)
+    fields = lines[i].split(";")
+    fields[8] = "APMF"  # the donation may not pay salaries
+    lines[i] = ";".join(fields)
+    month.write_bytes("\r\n".join(lines).encode("cp1252"))
+    out = tmp_path / "out"
+
+    refused = slf_run(sample_landing, out)
+    assert refused.returncode != 0
+    assert "reconciliation apmf_not_on_salaries" in refused.stderr
+    assert f"posteringer_2023-03.csv linje {i + 1}" in refused.stderr
+    assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
+    assert not (out / "warehouse" / "published.json").exists()
+    report = pdf_text(out / "quality" / "report.pdf")
+    assert "apmf_not_on_salaries" in report
+
+    reason = "Fejlkontering i marts 2023 rettes i næste periode; godkendt af økonomichefen"
+    overridden = subprocess.run([*SLF, "run", "--landing", str(sample_landing), "--out", str(out),
+                                 "--quality-override", reason], capture_output=True, text=True, timeout=900)
+    assert overridden.returncode == 0, overridden.stdout + overridden.stderr
+    from pypdf import PdfReader
+
+    pages = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages]
+    assert all(f"Offentliggjort trods fejlede kvalitetskontroller: {reason}" in p for p in pages)
+    history = [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["status"] == "published" and history[-1]["override_reason"] == reason
+    assert any(h["status"] == "refused" for h in history)

@@ -32,7 +32,8 @@ def _run(args: argparse.Namespace) -> int:
     env = airflow_environment()
     env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
     migrate_metadata_db(env)
-    conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out)})
+    conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out),
+                       "quality_override": args.quality_override or ""})
     started = time.time()
     log_path = out / "logs" / "slf_refresh.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,14 +50,15 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(f"slf run: refresh succeeded ({summary})")
     print(f"  answers:  {out / 'answers'}")
-    print(f"  quality:  {out / 'quality'}")
+    print(f"  quality:  {out / 'quality'} (report.pdf, data_docs/index.html)")
     print(f"  log:      {log_path}")
     return 0
 
 
 def _print_failure_reasons(log_path: Path) -> None:
     """The lines of the Airflow log that say why a task failed, so nobody must dig for them."""
-    interesting = ("IngestFailed", "StepFailed", "ConfigurationError", "FileRejected", "ERROR", "Error:")
+    interesting = ("IngestFailed", "StepFailed", "ConfigurationError", "FileRejected", "ERROR", "Error:",
+                   "- check ", "- reconciliation ")
     seen: set[str] = set()
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if any(k in line for k in interesting) and "Traceback" not in line and not line.strip().startswith("raise ") and line not in seen and len(seen) < 40:
@@ -127,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the refresh end to end through Airflow (slf_refresh)")
     p.add_argument("--landing", required=True, help="landing folder with one folder per source")
     p.add_argument("--out", required=True, help="output folder: answers/, quality/, warehouse/, logs/")
+    p.add_argument("--quality-override", metavar="REASON",
+                   help="publish even if quality checks fail; the reason is recorded in the run history and "
+                        "printed on every page of the answers")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("ingest", help="validate and load a landing folder into a warehouse file (no Airflow)")

@@ -21,7 +21,10 @@ class StepFailed(Exception):
 
 
 def prepare_build(settings: Settings, run_id: str) -> Path:
+    from slf_warehouse.quality.history import start_run
+
     build = WarehouseStore(settings.warehouse_dir).new_build(run_id)
+    start_run(build, run_id)
     log.info("building into %s", build)
     return build
 
@@ -67,18 +70,39 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None) -
         raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}")
 
 
-def quality_checks(settings: Settings, build: Path, run_id: str) -> dict[str, object]:
-    from slf_warehouse.quality.checkpoint import run_quality_checks
+def quality_checks(settings: Settings, build: Path, run_id: str,
+                   override_reason: str | None = None) -> dict[str, object]:
+    """GE suites, reconciliations, run history and the gate on the build; the PDF quality report."""
+    from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
+    from slf_warehouse.quality.history import dbt_run_results_dir
+    from slf_warehouse.quality.step import check_build
 
-    result = run_quality_checks(build, settings.quality_dir, run_id, settings.expectations_dir)
-    if not result.success:
-        raise StepFailed("quality checks failed, the warehouse is not published: " + "; ".join(result.failed))
-    return {"success": result.success, "data_docs": str(result.data_docs_index)}
+    dbt_results = dbt_run_results_dir(settings.quality_dir, run_id)
+    try:
+        decision = check_build(build, settings.quality_dir, run_id, expectations_dir=settings.expectations_dir,
+                               override_reason=override_reason or None,
+                               dbt_run_results=dbt_results if dbt_results.exists() else None,
+                               quarantine_dir=settings.quarantine_dir)
+    except (QualityGateRefused, InvalidOverride) as refused:
+        raise StepFailed(f"quality gate: the warehouse is not published. {refused}") from None
+    return {"publish": decision.publish, "failed_checks": decision.failed_checks,
+            "failed_reconciliations": decision.failed_reconciliations, "override": decision.override_reason}
 
 
 def publish(settings: Settings, build: Path, run_id: str) -> dict[str, str]:
+    from slf_warehouse.quality.step import mark_published
+
+    mark_published(build, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
     published = WarehouseStore(settings.warehouse_dir).publish(build, run_id)
     return {"path": str(published.path), "version": published.version, "run_id": run_id}
+
+
+def record_unpublished_run(settings: Settings, build: Path | None, run_id: str, failed_steps: list[str]) -> None:
+    """A run that ended without publication still goes into the quality history and report."""
+    from slf_warehouse.quality.step import finish_failed_run
+
+    finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=failed_steps,
+                      quarantine_dir=settings.quarantine_dir)
 
 
 def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:

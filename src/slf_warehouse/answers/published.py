@@ -42,6 +42,10 @@ def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
 
     run_info: dict[str, Any] = {"run_id": published.run_id, "version": published.version,
                                 "published_at": published.published_at}
+    from slf_warehouse.quality.history import override_for
+
+    if reason := override_for(published.path, published.run_id):
+        run_info["override"] = reason
     quality_file = quality_dir / "quality_results.json"
     if quality_file.exists():
         quality = json.loads(quality_file.read_text(encoding="utf-8"))

@@ -4,7 +4,8 @@ Each suite's batch is the result of its DuckDB query (`meta.batch_query`) on the
 read-only, handed to GE as a pandas dataframe (GE's SQL data source over duckdb-engine fails every
 expectation here, see shared notes/stack.md). GE keeps a file-mode project under `out_dir/gx`
 (suites, validation definitions, checkpoints, the validation results of the last few runs) and
-builds Data Docs into `out_dir/data_docs/`. The outcome is also written as plain JSON to
+builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run on the index page, which
+works offline: see data_docs.py). The outcome is also written as plain JSON to
 `out_dir/quality_results.json`.
 
 Severity: an expectation whose `meta.severity` is `"warning"` is reported but never fails the gate;
@@ -30,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from slf_warehouse.quality.data_docs import add_static_summary
 from slf_warehouse.quality.suites import (PERSONAL_DATA_COLUMNS, SuiteSpec, default_suites_dir, load_suites,
                                           severity_of)
 
@@ -452,6 +454,7 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
     data_docs_index = docs_dir / "index.html"
     if not data_docs_index.is_file():
         raise RuntimeError(f"Great Expectations did not write {data_docs_index}")
+    add_static_summary(data_docs_index, run_id, outcomes)  # readable without JavaScript or internet
     timings["data_docs"] = time.perf_counter() - mark
 
     failed = [r.describe() for r in records if not r.success and r.severity == "error"]
