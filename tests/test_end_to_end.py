@@ -101,7 +101,8 @@ def test_apmf_money_on_salaries_blocks_publication_until_overridden(tmp_path: Pa
     assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
     assert not (out / "warehouse" / "published.json").exists()
     report = pdf_text(out / "quality" / "report.pdf")
-    assert "apmf_not_on_salaries" in report
+    assert "apmf_salary_postings" in report and "APMF-posteringer med hovedart 1 (løn)" in report
+    assert f"posteringer_2023-03.csv:{i + 1}" in report  # the offending row
 
     reason = "Fejlkontering i marts 2023 rettes i næste periode; godkendt af økonomichefen"
     overridden = subprocess.run([*SLF, "run", "--landing", str(sample_landing), "--out", str(out),
