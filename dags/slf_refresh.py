@@ -13,6 +13,7 @@ in `docs/data-contracts.md`). This DAG:
 3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every schema and data test) through
    astronomer-cosmos;
 4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
+   then **dbt_docs** — `dbt docs generate --static` into `OUT/dbt_docs/`;
 5. **publish** — switches the published pointer to this build (only after everything above passed);
 6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`;
 7. **record_outcome** — a run that was not published is still recorded in `OUT/quality/history.jsonl` and
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 
-from slf_warehouse.dbt_tasks import dbt_tasks
+from slf_warehouse.dbt_tasks import dbt_docs_task, dbt_tasks
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
@@ -149,7 +150,8 @@ def slf_refresh():
     checked = quality_checkpoint(build)
     published = publish(build)
     ingested >> dbt_first
-    dbt_last >> checked >> published >> render_answers()
+    docs = dbt_docs_task(DBT_PROJECT, "{{ ti.xcom_pull(task_ids='prepare_build') }}", WRITER_POOL)
+    dbt_last >> checked >> docs >> published >> render_answers()
     published >> record_outcome()
 
 

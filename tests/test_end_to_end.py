@@ -41,6 +41,8 @@ def test_sample_data_gives_the_answers_figures(tmp_path: Path) -> None:
         assert figure in text, figure
     assert (out / "answers" / "enhedslisten-slf.html").exists()
     assert (out / "quality" / "data_docs" / "index.html").exists()
+    assert (out / "quality" / "report.pdf").exists()
+    assert "slf_warehouse" in (out / "dbt_docs" / "static_index.html").read_text(encoding="utf-8")
     published = json.loads((out / "warehouse" / "published.json").read_text())
     assert (out / "warehouse" / published["path"]).exists()
     assert (out / "answers" / "konservative-kompetenceaktiviteter.pdf").exists()

@@ -31,6 +31,41 @@ def dbt_mode() -> str:
     return mode
 
 
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+
+def save_dbt_docs(project_dir: str | Path, context: Any = None, **_: Any) -> Path:
+    """Cosmos callback: copy the generated docs out of Cosmos' temporary project copy to OUT/dbt_docs."""
+    import shutil
+
+    from slf_warehouse.settings import Settings
+
+    params = context["params"]
+    target = Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir / "dbt_docs"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in DOCS_FILES:
+        source = Path(project_dir) / "target" / name
+        if source.is_file():
+            shutil.copyfile(source, target / name)
+    return target
+
+
+def dbt_docs_task(project_dir: Path, warehouse_path_template: str, pool: str) -> Any:
+    """`dbt docs generate --static` on the build (after the quality step, before publication);
+    `OUT/dbt_docs/static_index.html` opens from disk."""
+    from cosmos import ProfileConfig
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.local import DbtDocsLocalOperator
+
+    return DbtDocsLocalOperator(
+        task_id="dbt_docs", project_dir=str(project_dir),
+        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
+                                     profiles_yml_filepath=str(project_dir / "profiles.yml")),
+        invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+        dbt_cmd_flags=["--static"], env={"SLF_WAREHOUSE_PATH": warehouse_path_template}, append_env=True,
+        install_deps=False, pool=pool, callback="slf_warehouse.dbt_tasks.save_dbt_docs")
+
+
 def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: str | None = None) -> Any:
     """The dbt step; returns the task or task group to chain between ingestion and quality."""
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
