@@ -228,7 +228,10 @@ def test_budget_vs_actual_adds_up(built: Built) -> None:
 
 
 def test_contract_tests_catch_a_violation(builds: Callable[[str], Built], tmp_path: Path) -> None:
-    """An APMF salary posting breaks the donation rule: the data test must fail and name it."""
+    """An APMF salary posting breaks the donation rule: the data test must flag it and name it.
+
+    The contract tests warn rather than fail (the quality gate decides, and can be overridden), so
+    dbt exits 0 and reports the rule as WARN with the offending rows counted."""
     built = builds("default")
     broken = tmp_path / "broken.duckdb"
     shutil.copy(built.warehouse, broken)
@@ -237,8 +240,8 @@ def test_contract_tests_catch_a_violation(builds: Callable[[str], Built], tmp_pa
                        WHERE main_type = 1 AND posting_month = DATE '2023-05-01'""")
     result = run_dbt(broken, tmp_path, "test", "--select", "test_type:singular")
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert re.search(r"FAIL \d+ assert_no_apmf_salary_postings", output), output[-3000:]
+    assert result.returncode == 0, output[-3000:]
+    assert re.search(r"WARN \d+ assert_no_apmf_salary_postings", output), output[-3000:]
     for unaffected in ("assert_referenced_units_exist", "assert_programme_salaries_match_payroll",
                        "assert_programme_funding_sources_allocated"):
         assert re.search(rf"PASS {unaffected}", output), unaffected
