@@ -54,3 +54,49 @@ def airflow_db() -> None:
     from slf_warehouse.airflow_env import migrate_metadata_db
 
     migrate_metadata_db(dict(os.environ))
+
+
+@pytest.fixture(scope="session")
+def raw_warehouse(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested once per session (raw layer only). Read it, or change a copy
+    (`corrupted_copy`): other tests share it."""
+    from slf_warehouse.ingest import ingest_landing
+
+    root = tmp_path_factory.mktemp("raw-warehouse")
+    shutil.copytree(sample_landing_master, root / "landing")
+    ingest_landing(root / "landing", root / "warehouse.duckdb")
+    return root / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`raw_warehouse` built by a real `dbt build` (dbt's target and logs kept in tmp), once per session."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("built-warehouse")
+    warehouse = root / "warehouse.duckdb"
+    shutil.copyfile(raw_warehouse, warehouse)
+    dbt_project = PROJECT / "dbt_project"
+    env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_PROFILES_DIR": str(dbt_project)}
+    build = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", str(dbt_project), "--profiles-dir",
+         str(dbt_project), "--target-path", str(root / "dbt_target"), "--log-path", str(root / "dbt_logs")],
+        cwd=dbt_project, env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, f"dbt build failed:\n{build.stdout[-4000:]}\n{build.stderr[-2000:]}"
+    return warehouse
+
+
+def corrupted_copy(warehouse: Path, target: Path, *statements: str) -> Path:
+    """A copy of a shared warehouse with the given SQL applied."""
+    shutil.copyfile(warehouse, target)
+    with duckdb.connect(str(target)) as con:
+        for sql in statements:
+            con.execute(sql)
+    return target
+
+
+def failed_checks(result) -> set[tuple[str, str, str | None]]:
+    """(suite, expectation, column) of every error-severity check that failed."""
+    return {(r.suite, r.expectation_type, r.column) for r in result.results
+            if not r.success and r.severity == "error"}

@@ -16,13 +16,13 @@ from urllib.parse import unquote
 
 import pytest
 
+from conftest import corrupted_copy
 from slf_warehouse.quality import load_suites, run_quality_checks
 
 pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = PROJECT / "expectations"
-TEST_KEY = "data-docs-browser-key-91b3"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
                   "--hide-scrollbars"]
@@ -77,21 +77,11 @@ class SuiteTable(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def data_docs(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_docs(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Data Docs of the raw suites on the sample, one suite failing (a corrupted funding source)."""
-    import duckdb
-
-    from slf_warehouse.ingest import ingest_landing
-
     root = tmp_path_factory.mktemp("data-docs-browser")
-    landing = root / "landing"
-    shutil.copytree(sample_landing_master, landing)
-    warehouse = root / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLF_PSEUDONYM_KEY", TEST_KEY)
-        ingest_landing(landing, warehouse)
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("UPDATE raw.bevillinger SET finansieringskilde = 'SPONSOR' WHERE _source_line = 2")
+    warehouse = corrupted_copy(raw_warehouse, root / "warehouse.duckdb",
+                               "UPDATE raw.bevillinger SET finansieringskilde = 'SPONSOR' WHERE _source_line = 2")
     result = run_quality_checks(warehouse, root / "quality", "browser-run", EXPECTATIONS, suites=["raw_*"])
     assert not result.success
     return result.data_docs_index

@@ -6,7 +6,6 @@ The mart suites need a dbt build; they are tested in test_quality_marts.py.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,41 +13,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import corrupted_copy, failed_checks
 from slf_warehouse.quality import SuiteFileError, load_suites, run_quality_checks
 from slf_warehouse.quality.checkpoint import read_batches
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = PROJECT / "expectations"
 RAW_SOURCES = ("enheder", "bevillinger", "posteringer", "loen", "social_kapital", "aktiviteter")
-TEST_KEY = "quality-tests-key-5c2d8e1f9a7b"
-
-
-@pytest.fixture(scope="module")
-def raw_warehouse(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample data ingested into a fresh warehouse (raw layer only)."""
-    from slf_warehouse.ingest import ingest_landing
-
-    root = tmp_path_factory.mktemp("quality-raw")
-    landing = root / "landing"
-    shutil.copytree(sample_landing_master, landing)
-    warehouse = root / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLF_PSEUDONYM_KEY", TEST_KEY)
-        ingest_landing(landing, warehouse)
-    return warehouse
-
-
-def corrupted_copy(warehouse: Path, target: Path, *statements: str) -> Path:
-    shutil.copyfile(warehouse, target)
-    with duckdb.connect(str(target)) as con:
-        for sql in statements:
-            con.execute(sql)
-    return target
-
-
-def failed_checks(result) -> set[tuple[str, str, str | None]]:
-    return {(r.suite, r.expectation_type, r.column) for r in result.results
-            if not r.success and r.severity == "error"}
 
 
 # ------------------------------------------------------------------------------------------

@@ -2,58 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from conftest import corrupted_copy, failed_checks
 from slf_warehouse.quality import load_suites, run_quality_checks
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = PROJECT / "expectations"
-DBT_PROJECT = PROJECT / "dbt_project"
-TEST_KEY = "quality-tests-key-5c2d8e1f9a7b"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def built_warehouse(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample data ingested and built by `dbt build` (dbt's own target and logs kept in tmp)."""
-    from slf_warehouse.ingest import ingest_landing
-
-    root = tmp_path_factory.mktemp("quality-marts")
-    landing = root / "landing"
-    shutil.copytree(sample_landing_master, landing)
-    warehouse = root / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLF_PSEUDONYM_KEY", TEST_KEY)
-        ingest_landing(landing, warehouse)
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_PROFILES_DIR": str(DBT_PROJECT)}
-    build = subprocess.run(
-        [str(dbt), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-         "--target-path", str(root / "dbt_target"), "--log-path", str(root / "dbt_logs")],
-        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, f"dbt build failed:\n{build.stdout[-4000:]}\n{build.stderr[-2000:]}"
-    return warehouse
-
-
-def corrupted_copy(warehouse: Path, target: Path, *statements: str) -> Path:
-    shutil.copyfile(warehouse, target)
-    with duckdb.connect(str(target)) as con:
-        for sql in statements:
-            con.execute(sql)
-    return target
-
-
-def failed_checks(result) -> set[tuple[str, str, str | None]]:
-    return {(r.suite, r.expectation_type, r.column) for r in result.results
-            if not r.success and r.severity == "error"}
 
 
 def test_every_suite_passes_on_the_built_sample(built_warehouse: Path, tmp_path: Path) -> None:

@@ -50,17 +50,13 @@ def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
             "statuses": sorted({f.status for f in report.files})}
 
 
-def dbt_env(build: Path) -> dict[str, str]:
-    return {"SLF_WAREHOUSE_PATH": str(build)}
-
-
 def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None) -> None:
     """`dbt build` in-process (the DAG runs the same build through Cosmos)."""
     import os
 
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(build))
+    os.environ["SLF_WAREHOUSE_PATH"] = str(build)
     args = ["build", "--project-dir", str(settings.dbt_project_dir), "--profiles-dir",
             str(settings.dbt_project_dir), "--target", "duckdb"]
     if target_dir:
