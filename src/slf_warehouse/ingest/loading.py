@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,12 +143,13 @@ def _record(con: duckdb.DuckDBPyConnection, result: FileResult, staged: StagedFi
         received, datetime.now(timezone.utc), result.status, errors, warnings])
 
 
-def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str, key: bytes | None) -> None:
     spec = staged.spec
     columns = raw_columns(spec)
     join = ""
     for source_col in spec.pseudonymise:
-        key = pseudonym.pseudonym_key()
+        if key is None:
+            raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {staged.path.name}")
         numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
         pairs = pseudonym.pseudonymise(numbers, key)
         # Two bound lists unnested side by side: one statement, not one INSERT per employee.
@@ -164,7 +168,7 @@ def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str) -
             con.execute(f"DELETE FROM wh.raw.{spec.name}")
             previous, previous_params = "source = ? AND status = 'loaded'", [spec.name]
         con.execute(f"INSERT INTO wh.raw.{spec.name} ({names}, _period, _source_file, _source_line, _load_id) "
-                    f"SELECT {selects}, ?, ?, _line, ? FROM {staged.table}{join} ORDER BY _line",
+                    f"SELECT {selects}, ?, ?, _line, ? FROM {staged.table}{join}",
                     [staged.period, staged.path.name, load_id])
         con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? WHERE {previous}",
                     [load_id, *previous_params])
@@ -189,7 +193,7 @@ def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str |
 
 
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,
-              tmp_dir: Path, run_id: str | None = None) -> FileResult:
+              tmp_dir: Path, run_id: str | None = None, key: bytes | None = None) -> FileResult:
     load_id = uuid.uuid4().hex
     result = FileResult(spec.name, path.name, "rejected", load_id=load_id)
     staged = None
@@ -209,7 +213,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
             result.issues = validate(con, staged)
             if result.errors:
                 raise FileRejected(result.issues)
-            _replace(con, staged, load_id)
+            _replace(con, staged, load_id, key)
             result.status = "loaded"
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
@@ -224,6 +228,22 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
     return result
 
 
+def _parallel_workers(spec: SourceSpec, files: list[Path]) -> int:
+    """How many files of a source to load at once.
+
+    A monthly file is about one DuckDB row group, and DuckDB parallelises within a query by row
+    group, so one file at a time keeps one core busy. Files of different periods touch disjoint
+    rows and DuckDB lets concurrent transactions append to one table, so period sources load two
+    (or as many as there are cores) at a time; a snapshot replaces the whole table and goes alone.
+    """
+    if spec.replaces != "period" or len(files) < 2:
+        return 1
+    periods = [m.groupdict().get("period") if (m := spec.match(p.name)) else None for p in files]
+    if None in periods or len(set(periods)) != len(periods):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4, len(files)))
+
+
 def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: Path | None = None,
                   run_id: str | None = None, folder: Path | None = None) -> IngestReport:
     """Load every delivered file of one source (in `folder`, by default `landing/<source>`);
@@ -234,16 +254,46 @@ def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: P
     folder = folder or landing / source
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if folder.is_dir() else []
-    if spec.pseudonymise and files:
-        pseudonym.pseudonym_key()  # fail before touching anything when the key is missing
+    # Asked once, here: fails before touching anything when the key is missing, and the worker
+    # threads below never call into Airflow (a Variable lookup is not thread-safe in a task).
+    key = pseudonym.pseudonym_key() if spec.pseudonymise and files else None
     con = connect(warehouse)
     try:
         with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp:
-            for path in files:
-                report.files.append(load_file(con, spec, path, quarantine_dir, Path(tmp), run_id))
+            workers = _parallel_workers(spec, files)
+            if workers == 1:
+                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key) for p in files)
+            else:
+                report.files.extend(_load_in_parallel(con, spec, files, quarantine_dir, Path(tmp), run_id, key,
+                                                      workers))
     finally:
         con.close()
     return report
+
+
+def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
+                      tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int) -> list[FileResult]:
+    """Each worker thread has its own connection (cursor) to the same database, so its staging
+    tables and its transaction are its own; DuckDB releases the GIL while it runs a query."""
+    local = threading.local()
+    cursors: list[duckdb.DuckDBPyConnection] = []
+    lock = threading.Lock()
+
+    def cursor() -> duckdb.DuckDBPyConnection:
+        if not hasattr(local, "con"):
+            local.con = con.cursor()
+            with lock:
+                cursors.append(local.con)
+        return local.con
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:
+            # map keeps the files' order in the report, whichever finishes first
+            return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key),
+                                 files))
+    finally:
+        for c in cursors:
+            c.close()
 
 
 def ingest_landing(landing: Path, warehouse: Path, quarantine_root: Path | None = None,

@@ -58,7 +58,9 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[str, int,
         while chunk := src.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
-            if transcode and (m := _UTF8_IN_CP1252.search(chunk)):
+            # The byte test first: a regex over every byte of a chunk costs more than the transcoding,
+            # and a Windows-1252 file rarely holds an 'Ã' or 'Â' at all.
+            if transcode and (b"\xc3" in chunk or b"\xc2" in chunk) and (m := _UTF8_IN_CP1252.search(chunk)):
                 raise FileRejected([Issue(name, _line_of(chunk[:m.start()], lines), None,
                                           chunk[m.start():m.start() + 2].decode("utf-8", "replace"),
                                           "the file is encoded as UTF-8, but this source is delivered in "
