@@ -69,6 +69,8 @@ def _run_id() -> str:
         "output_dir": Param(DEFAULT_OUTPUT, type="string", description="where answers and reports are written"),
         "quality_override": Param("", type="string", description="publish despite failed quality checks: "
                                   "the written reason (recorded, and printed on every page of the answers)"),
+        "full_refresh": Param(False, type="boolean", description="rebuild the incremental dbt models from all "
+                              "loaded rows (after a change to their logic); otherwise only new deliveries"),
     },
     doc_md=__doc__,
 )

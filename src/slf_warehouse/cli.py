@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
     migrate_metadata_db(env)
     conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out),
-                       "quality_override": args.quality_override or ""})
+                       "quality_override": args.quality_override or "", "full_refresh": args.full_refresh})
     started = time.time()
     log_path = out / "logs" / "slf_refresh.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality-override", metavar="REASON",
                    help="publish even if quality checks fail; the reason is recorded in the run history and "
                         "printed on every page of the answers")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="rebuild dbt's incremental models from every loaded row (after a change to their logic)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("ingest", help="validate and load a landing folder into a warehouse file (no Airflow)")

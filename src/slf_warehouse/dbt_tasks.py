@@ -79,6 +79,8 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
     # dbt runs as a subprocess so none of its DuckDB handles outlive the task (dag.test runs all
     # tasks in one process), and every task writing the warehouse takes the one-writer pool.
     common: dict[str, Any] = {"env": {"SLF_WAREHOUSE_PATH": warehouse_path_template}, "append_env": True,
+                              # the DAG's param; test operators drop it
+                              "full_refresh": "{{ params.full_refresh }}",
                               "install_deps": False, "pool": pool,
                               # keeps run_results.json for the run history (imported when it runs)
                               "callback": "slf_warehouse.quality.history.save_dbt_run_results"}

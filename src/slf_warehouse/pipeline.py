@@ -50,7 +50,7 @@ def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
             "statuses": sorted({f.status for f in report.files})}
 
 
-def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None) -> None:
+def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, full_refresh: bool = False) -> None:
     """`dbt build` in-process (the DAG runs the same build through Cosmos)."""
     import os
 
@@ -61,6 +61,8 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None) -
             str(settings.dbt_project_dir), "--target", "duckdb"]
     if target_dir:
         args += ["--target-path", str(target_dir)]
+    if full_refresh:
+        args.append("--full-refresh")
     result = dbtRunner().invoke(args)
     if not result.success:
         raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}")

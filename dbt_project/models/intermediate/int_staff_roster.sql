@@ -4,6 +4,10 @@
 -- changed_at is business time: the first month of the person's current unbroken run of months with
 -- the same role, job title and fte; for someone no longer paid, the first month after the last paid
 -- one (the month the person left).
+-- A table, not a view: it needs every month of every person (window functions), and its tests and
+-- the snapshot would otherwise each compute it again.
+{{ config(materialized='table') }}
+
 with person_months as (
     select
         employee_key,
