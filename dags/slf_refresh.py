@@ -34,7 +34,7 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 
-from slf_warehouse.dbt_tasks import dbt_docs_task, dbt_tasks
+from slf_warehouse.dbt_tasks import dbt_docs_task, dbt_tasks, output_dir_macro
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
@@ -73,6 +73,7 @@ def _run_id() -> str:
                               "loaded rows (after a change to their logic); otherwise only new deliveries"),
     },
     doc_md=__doc__,
+    user_defined_macros={"slf_output_dir": output_dir_macro},
 )
 def slf_refresh():
     @task

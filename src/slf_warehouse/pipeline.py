@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 from slf_warehouse.settings import Settings
@@ -56,6 +57,8 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, f
 
     from dbt.cli.main import dbtRunner
 
+    from slf_warehouse.dbt_tasks import PRODUCTION_EXCLUDED_RESOURCE_TYPES
+
     os.environ["SLF_WAREHOUSE_PATH"] = str(build)
     args = ["build", "--project-dir", str(settings.dbt_project_dir), "--profiles-dir",
             str(settings.dbt_project_dir), "--target", "duckdb"]
@@ -63,6 +66,7 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, f
         args += ["--target-path", str(target_dir)]
     if full_refresh:
         args.append("--full-refresh")
+    args += ["--exclude-resource-type", PRODUCTION_EXCLUDED_RESOURCE_TYPES]
     result = dbtRunner().invoke(args)
     if not result.success:
         raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}")
@@ -107,10 +111,14 @@ def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:
     """Every inquiry in inquiries/ from the published warehouse; says which figures changed."""
     from slf_warehouse.answers.published import answer_from_published
 
-    answers = [answer_from_published(inquiry, settings.output_dir)
-               for inquiry in sorted(settings.inquiries_dir.glob("*.yaml"))]
-    for a in answers:
-        changed = ", ".join(a["changed_figures"]) or "none"
-        log.info("rendered %s (figures changed since the last edition: %s)", a["pdf"], changed)
+    answers = []
+    for inquiry in sorted(settings.inquiries_dir.glob("*.yaml")):
+        started = time.perf_counter()
+        answer = answer_from_published(inquiry, settings.output_dir)
+        answer["seconds"] = round(time.perf_counter() - started, 3)
+        answers.append(answer)
+        changed = ", ".join(answer["changed_figures"]) or "none"
+        log.info("rendered %s in %.1f s (figures changed since the last edition: %s)", answer["pdf"],
+                 answer["seconds"], changed)
     (settings.answers_dir / "index.json").write_text(json.dumps(answers, indent=2), encoding="utf-8")
     return answers
