@@ -10,11 +10,12 @@ in `docs/data-contracts.md`). This DAG:
    `slf_source_<source>`; retried with back-off), `load` validates every file against the contract and
    loads it into `raw.*` (a re-delivered month replaces that month), quarantines broken files with an
    error report and fails so the run shows red;
-3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every schema and data test) through
-   astronomer-cosmos;
+3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every data test) through
+   astronomer-cosmos; the ledger and payroll models are incremental (param `full_refresh` rebuilds them);
 4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
    then **dbt_docs** — `dbt docs generate --static` into `OUT/dbt_docs/`;
-5. **publish** — switches the published pointer to this build (only after everything above passed);
+5. **publish** — switches the published pointer to this build (only after everything above passed) and
+   renders the run's quality report (`OUT/quality/report.pdf`);
 6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`;
 7. **record_outcome** — a run that was not published is still recorded in `OUT/quality/history.jsonl` and
    its quality report (`OUT/quality/report.pdf`).

@@ -74,7 +74,7 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, f
 
 def quality_checks(settings: Settings, build: Path, run_id: str,
                    override_reason: str | None = None) -> dict[str, object]:
-    """GE suites, reconciliations, run history and the gate on the build; the PDF quality report."""
+    """GE suites, reconciliations, run history and the gate on the build."""
     from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
     from slf_warehouse.quality.history import dbt_run_results_dir
     from slf_warehouse.quality.step import check_build
@@ -84,7 +84,10 @@ def quality_checks(settings: Settings, build: Path, run_id: str,
         decision = check_build(build, settings.quality_dir, run_id, expectations_dir=settings.expectations_dir,
                                override_reason=override_reason or None,
                                dbt_run_results=dbt_results if dbt_results.exists() else None,
-                               quarantine_dir=settings.quarantine_dir)
+                               quarantine_dir=settings.quarantine_dir,
+                               # rendered once, with the run's final state: by publish, or for a
+                               # run that ends unpublished (refused here too) by record_outcome
+                               render_report=False)
     except (QualityGateRefused, InvalidOverride) as refused:
         raise StepFailed(f"quality gate: the warehouse is not published. {refused}") from None
     return {"publish": decision.publish, "failed_checks": decision.failed_checks,
