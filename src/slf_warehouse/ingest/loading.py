@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -143,7 +144,10 @@ def _record(con: duckdb.DuckDBPyConnection, result: FileResult, staged: StagedFi
         received, datetime.now(timezone.utc), result.status, errors, warnings])
 
 
-def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str, key: bytes | None) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str, key: bytes | None,
+             record: Callable[[], None]) -> None:
+    """Replace the file's period (or the whole snapshot) and `record` its manifest row, in one
+    transaction: the rows and the manifest that says they are loaded commit together."""
     spec = staged.spec
     columns = raw_columns(spec)
     join = ""
@@ -172,6 +176,7 @@ def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str, k
                     [staged.period, staged.path.name, load_id])
         con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? WHERE {previous}",
                     [load_id, *previous_params])
+        record()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -213,8 +218,9 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
             result.issues = validate(con, staged)
             if result.errors:
                 raise FileRejected(result.issues)
-            _replace(con, staged, load_id, key)
             result.status = "loaded"
+            _replace(con, staged, load_id, key, lambda: _record(con, result, staged, path, period, run_id))
+            return result
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
         result.status = "rejected"
