@@ -156,6 +156,18 @@ def _dbt(warehouse: Path, work: Path, *args: str) -> None:
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
+def _redeliver_with_amount(path: Path, line: int, old: Decimal, new: Decimal) -> None:
+    """Rewrite one ledger line's amount (field 10, Danish format) in a Windows-1252 delivery."""
+    data = path.read_bytes()
+    newline = b"\r\n" if b"\r\n" in data else b"\n"
+    lines = data.split(newline)
+    fields = lines[line - 1].split(b";")
+    assert Decimal(fields[9].decode("cp1252").replace(".", "").replace(",", ".")) == old, lines[line - 1]
+    fields[9] = f"{new:,.2f}".translate(str.maketrans(",.", ".,")).encode("cp1252")
+    lines[line - 1] = b";".join(fields)
+    path.write_bytes(newline.join(lines))
+
+
 @pytest.mark.slow
 def test_changing_one_raw_posting_moves_exactly_its_figures(sample_landing: Path, tmp_path: Path) -> None:
     from slf_warehouse.ingest import ingest_landing
@@ -171,12 +183,15 @@ def test_changing_one_raw_posting_moves_exactly_its_figures(sample_landing: Path
 
     with duckdb.connect(str(warehouse)) as con:
         # one salary posting of May 2023 on the programme's own cost centre, not on an activity
-        source_file, source_line = con.execute(
-            "SELECT source_file, source_line FROM marts.fct_programme_postings WHERE purpose = 'salaries' "
-            "AND posting_month = DATE '2023-05-01' AND activity_id IS NULL AND unit_type = 'faellesfunktion' "
-            "ORDER BY source_line LIMIT 1").fetchall()[0]
-        con.execute("UPDATE raw.posteringer SET beloeb = beloeb + 12345.67 WHERE _source_file = ? AND _source_line = ?",
-                    [source_file, source_line])
+        source_file, source_line, amount = con.execute(
+            "SELECT source_file, source_line, amount_dkk FROM marts.fct_programme_postings WHERE purpose = "
+            "'salaries' AND posting_month = DATE '2023-05-01' AND activity_id IS NULL AND unit_type = "
+            "'faellesfunktion' ORDER BY source_line LIMIT 1").fetchall()[0]
+    # The month is re-delivered with that line corrected; the next build takes the new load.
+    _redeliver_with_amount(sample_landing / "posteringer" / source_file, source_line, amount,
+                           amount + Decimal("12345.67"))
+    report = ingest_landing(sample_landing, warehouse, quarantine_root=tmp_path / "quarantine")
+    assert [f.file_name for f in report.files if f.status == "loaded"] == [source_file], report.summary()
     _dbt(warehouse, tmp_path, "run", "--select", "source:raw.posteringer+")
 
     first = render(warehouse, out, inquiry=INQUIRY, run_info={"version": "v2"})
