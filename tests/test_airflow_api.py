@@ -37,8 +37,13 @@ def airflow_server(tmp_path: Path):
     port = _free_port()
     home = tmp_path / "airflow-home"
     env = os.environ.copy()
+    env.pop("SLF_DBT_MODE", None)  # what `slf airflow` runs by default
     env.update({"AIRFLOW_HOME": str(home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"})
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                # Unpausing starts the last weekday's scheduled run (catchup=False) with the default
+                # folders: keep it out of the checkout's landing/ and output/.
+                "SLF_LANDING_DIR": str(tmp_path / "scheduled-landing"),
+                "SLF_OUTPUT_DIR": str(tmp_path / "scheduled-output")})
     log = (tmp_path / "airflow.log").open("w")
     # Its own process group: standalone starts scheduler, api-server, dag-processor and triggerer,
     # and only stopping the whole group stops them all.
@@ -92,9 +97,17 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
         return state if state in ("success", "failed") else None
 
     state = _wait(finished, 900, "the triggered run finishing", step=5)
+    tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500},
+                      timeout=10).json()["task_instances"]
+    states = {t["task_id"]: t["state"] for t in tis}
     if state != "success":
-        tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", timeout=10).json()
-        pytest.fail(f"run {run_id} {state}: " + ", ".join(
-            f"{t['task_id']}={t['state']}" for t in tis["task_instances"]))
+        pytest.fail(f"run {run_id} {state}: "
+                    + ", ".join(f"{t}={s}" for t, s in states.items() if s != "success"))
     assert (out / "answers" / "enhedslisten-slf.pdf").exists()
     assert (out / "warehouse" / "published.json").exists()
+    # Under the scheduler dbt runs in Cosmos' watcher mode: one producer, and a sensor per model
+    # (and per model's tests) showing that model's result.
+    assert states["dbt.dbt_producer_watcher"] == "success"
+    sensors = {t: s for t, s in states.items()
+               if t.startswith("dbt.") and t.endswith((".run", ".test", ".seed", ".snapshot"))}
+    assert len(sensors) >= 50 and set(sensors.values()) == {"success"}, sensors

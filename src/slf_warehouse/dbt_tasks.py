@@ -1,9 +1,10 @@
 """The dbt step of slf_refresh as Cosmos tasks, in the shapes that were measured (docs/performance.md).
 
-- ``build`` (default): one `dbt build` task: dbt starts once, runs models, seeds and tests in
-  order; the UI shows one task and its log lists every node.
-- ``watcher``: Cosmos' watcher mode: one producer runs `dbt build`, one sensor per model shows that
-  model's status in the UI.
+- ``build`` (the default, and always under `slf run`): one `dbt build` task: dbt starts once, runs
+  models, seeds and tests in order; the UI shows one task and its log lists every node.
+- ``watcher``: Cosmos' watcher mode: one producer runs `dbt build`, one sensor per model (and one
+  per model's tests) shows that model's status in the UI. What `slf airflow` and docker-compose
+  run under the scheduler; never under `dag.test()` (`slf run` uses ``build``).
 - ``layers``: one `dbt build` per layer (seeds+staging, intermediate, marts).
 - ``local``: Cosmos' default, one task per model with its tests (TestBehavior.BUILD).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,10 @@ DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json"
 # parse cache (valid because the docs task uses the same project and profile).
 KEPT_TARGET_FILES = ("manifest.json", "partial_parse.msgpack")
 KEPT_TARGET_DIR = "dbt_target"
+# Seconds between a watcher sensor's looks at the producer's XComs (Cosmos' default 10 s left the
+# last sensors 8,8 s behind the producer's end against 4–5 s with 2 s; docs/performance.md).
+WATCHER_POKE_INTERVAL = 2
+WATCHER_SENSOR_TIMEOUT = timedelta(hours=2)
 
 
 def output_dir_macro(params: dict[str, Any]) -> str:
@@ -144,7 +150,23 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
         for upstream, downstream in zip(tasks, tasks[1:]):
             upstream >> downstream
         return tasks
-    execution = ExecutionMode.WATCHER if mode == "watcher" else ExecutionMode.LOCAL
+    watcher = mode == "watcher"
+    setup_args: dict[str, Any] = {}
+    if watcher:
+        # Only the producer runs dbt, so only it takes the writer pool and keeps the run's results
+        # (setup_operator_args). The sensors write nothing: in the one-slot pool they ran one after
+        # another once dbt had finished (114 s of a 178 s run), and a sensor holding the slot
+        # would keep the producer waiting.
+        setup_args = {"pool": common.pop("pool"), "callback": common.pop("callback"),
+                      "execution_timeout": None}
+        # The sensors poke in their worker instead of deferring: on Airflow 3.3 a deferred task
+        # that resumes quickly can be failed by the executor's late "success" for its defer exit
+        # (apache/airflow#71580, #72716; 1 of 6 runs here). At most ~10 wait at once on this project.
+        common["deferrable"] = False
+        common["poke_interval"] = WATCHER_POKE_INTERVAL
+        # Bounded: a sensor whose producer never reports must not hold the run (and, with
+        # max_active_runs=1, every later one) for the sensor default of 7 days.
+        common["execution_timeout"] = WATCHER_SENSOR_TIMEOUT
     return DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=project_dir,
@@ -152,10 +174,14 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
         profile_config=profile,
         # Watcher's producer already runs `dbt build`; per-model tasks run each model with its tests.
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=(
-            TestBehavior.AFTER_EACH if execution == ExecutionMode.WATCHER else TestBehavior.BUILD),
-            # a test of several models (relationships, cross-source rules) waits for all of them
-            should_detach_multiple_parents_tests=True),
-        execution_config=ExecutionConfig(execution_mode=execution, invocation_mode=InvocationMode.SUBPROCESS,
-                                         dbt_executable_path=dbt),
+            TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD),
+            # local: a test of several models (relationships, cross-source rules) waits for all of
+            # them. watcher: such a test counts in each parent's test sensor (the producer's `dbt
+            # build` orders it), so it needs no sensor of its own.
+            should_detach_multiple_parents_tests=not watcher),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=dbt,
+            setup_operator_args=setup_args or None),
         operator_args=common,
     )
