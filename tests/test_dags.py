@@ -11,7 +11,10 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.m
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag()
+    # the default dbt shape, whatever the developer's shell exports (`slf airflow` sets watcher)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLF_DBT_MODE", "build")
+        return DagBag()
 
 
 def test_no_import_errors(dagbag) -> None:

@@ -32,9 +32,10 @@ def _run(args: argparse.Namespace) -> int:
     env = airflow_environment()
     env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
     if env.get("SLF_DBT_MODE") == "watcher":
-        # dag.test() runs one task at a time in this process: a watcher sensor that defers before
-        # the producer has run waits for it forever. Watcher mode is for the scheduler (`slf airflow`).
-        print("slf run: SLF_DBT_MODE=watcher needs Airflow's scheduler and triggerer; running dbt as one "
+        # dag.test() runs one task at a time in this process: a watcher sensor that starts before
+        # the producer has run waits for it until its timeout. Watcher mode is for the scheduler
+        # (`slf airflow`).
+        print("slf run: SLF_DBT_MODE=watcher needs Airflow's scheduler; running dbt as one "
               "`dbt build` task instead", file=sys.stderr)
         env["SLF_DBT_MODE"] = "build"
     migrate_metadata_db(env)
@@ -118,7 +119,7 @@ def _airflow(args: argparse.Namespace) -> int:
     env.setdefault("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{args.port}")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
     # Under the scheduler the dbt step shows one task per model (Cosmos watcher mode: one producer
-    # runs `dbt build`, deferred sensors report each model); docs/performance.md has its cost.
+    # runs `dbt build`, one poking sensor reports each model); docs/performance.md has its cost.
     env.setdefault("SLF_DBT_MODE", "watcher")
     migrate_metadata_db(env)
     airflow = Path(sys.executable).with_name("airflow")
