@@ -1,7 +1,8 @@
 """Reading one delivered file into an in-memory staging table of text columns.
 
-DuckDB's CSV reader does the parsing (Python only streams bytes once: hashing, checking the
-encoding and, for Windows-1252, transcoding to UTF-8, which DuckDB cannot read natively here).
+DuckDB's CSV reader does the parsing (Python only streams bytes once: checking the encoding and,
+for Windows-1252, transcoding to UTF-8, which DuckDB cannot read natively here; the loader has
+hashed the file already, to skip a re-delivery without reading it).
 The staging table lives in an in-memory database, so columns that must never be stored (the
 payroll's names) never touch the warehouse file.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,7 +31,6 @@ class StagedFile:
     path: Path
     spec: SourceSpec
     table: str
-    sha256: str
     size_bytes: int
     rows: int
     header: list[str]
@@ -43,12 +42,12 @@ def _line_of(data_before: bytes, lines_before: int) -> int:
     return lines_before + data_before.count(b"\n") + 1
 
 
-def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[str, int, bool, list[int]]:
-    """One pass over the bytes: sha256, size, encoding check, transcoding, blank-line positions.
+def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool, list[int]]:
+    """One pass over the bytes: size, encoding check, transcoding, blank-line positions.
 
-    Returns (sha256, size, transcoded?, line numbers of blank lines).
+    Returns (size, transcoded?, line numbers of blank lines).
     """
-    digest, size, lines, blanks = hashlib.sha256(), 0, 0, []
+    size, lines, blanks = 0, 0, []
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
@@ -56,7 +55,6 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[str, int,
                                   open(os.devnull, "w")) as out:
         carry = b""
         while chunk := src.read(CHUNK):
-            digest.update(chunk)
             size += len(chunk)
             # The byte test first: a regex over every byte of a chunk costs more than the transcoding,
             # and a Windows-1252 file rarely holds an 'Ã' or 'Â' at all.
@@ -83,7 +81,7 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[str, int,
                 blanks.extend(base + region[:m.start()].count(b"\n") + 1 for m in _BLANK_LINE.finditer(region)
                               if base + region[:m.start()].count(b"\n") + 1 > 1)
             lines = base + region.count(b"\n")
-    return digest.hexdigest(), size, transcode, sorted(set(blanks))
+    return size, transcode, sorted(set(blanks))
 
 
 def _read_header(path: Path, spec: SourceSpec) -> list[str]:
@@ -117,7 +115,7 @@ def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]
 def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
               period: str | None) -> StagedFile:
     utf8_copy = tmp_dir / f"{path.name}.utf8"
-    sha, size, transcoded, blanks = _scan_text(path, spec, utf8_copy)
+    size, transcoded, blanks = _scan_text(path, spec, utf8_copy)
     header = _read_header(path, spec)
     header_issues = _check_header(spec, path.name, header)
     if any(i.severity == "error" for i in header_issues):
@@ -154,7 +152,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, "
                 f"{', '.join(wanted)} FROM {source}")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    staged = StagedFile(path, spec, table, sha, size, rows, header, period,
+    staged = StagedFile(path, spec, table, size, rows, header, period,
                         [i for i in header_issues if i.severity == "warning"])
     if blanks:
         staged.warnings.append(Issue(path.name, blanks[0], None, None,
@@ -175,8 +173,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tab
                period: str | None) -> StagedFile:
     from openpyxl import load_workbook
 
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
+    size = path.stat().st_size
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # a renamed CSV, a truncated upload: openpyxl says why
@@ -200,7 +197,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tab
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (_line INTEGER, {cols})")
     if records:
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(positions) + 1))})", records)
-    return StagedFile(path, spec, table, sha, len(data), len(records), header, period,
+    return StagedFile(path, spec, table, size, len(records), header, period,
                       [i for i in header_issues if i.severity == "warning"])
 
 
