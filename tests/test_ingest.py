@@ -130,3 +130,61 @@ def test_bad_file_is_rejected_whole(case: dict, sample_landing: Path, tmp_path: 
     assert (quarantine / case["file"]).exists()
     written = json.loads((quarantine / f"{case['file']}.errors.json").read_text(encoding="utf-8"))
     assert written["errors"] and written["file"] == case["file"]
+
+
+def _big_month(sample_landing: Path, lines_wanted: int) -> tuple[Path, list[str], Decimal]:
+    """The sample's March 2023 ledger repeated to `lines_wanted` data lines (a month at Børn og
+    Unge's scale), with a blank line in the middle; returns (file, data lines, their sum)."""
+    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    header, *rows = month.read_bytes().decode("cp1252").splitlines(keepends=True)
+    data = (rows * (lines_wanted // len(rows) + 1))[:lines_wanted]
+    total = sum(Decimal(r.split(";")[9].replace(".", "").replace(",", ".")) for r in data)
+    middle = len(data) // 2
+    month.write_bytes((header + "".join(data[:middle]) + "\r\n" + "".join(data[middle:])).encode("cp1252"))
+    return month, data, total
+
+
+def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tmp_path: Path) -> None:
+    """Months this big are written in whole row groups as the insert runs (LOAD_ROW_GROUP_SIZE), not
+    through the WAL: every line, its number and its amount must still arrive, once."""
+    from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
+
+    month, data, total = _big_month(sample_landing, 3 * LOAD_ROW_GROUP_SIZE + 1_000)
+    warehouse = tmp_path / "wh.duckdb"
+    report = ingest_source("posteringer", sample_landing, warehouse)
+    assert not report.rejected
+    middle = len(data) // 2
+    # line 1 is the header and line middle + 2 the blank one
+    expected_lines = [*range(2, middle + 2), *range(middle + 3, len(data) + 3)]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        count, amount, lines = con.execute(
+            "SELECT count(*), sum(beloeb), list(_source_line ORDER BY _source_line) FROM raw.posteringer "
+            "WHERE _source_file = ?", [month.name]).fetchall()[0]
+        # the first line after the blank one, on the line number a person sees
+        first = con.execute("SELECT bilagsnr FROM raw.posteringer WHERE _source_file = ? "
+                            "AND _source_line = ?", [month.name, middle + 3]).fetchall()[0][0]
+        groups = con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('raw.posteringer')"
+                             ).fetchall()[0][0]
+    assert (count, amount, lines) == (len(data), total, expected_lines)
+    assert first == data[middle].split(";")[0]
+    assert groups >= 4
+
+
+def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(sample_landing: Path,
+                                                                   tmp_path: Path) -> None:
+    from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
+
+    warehouse = tmp_path / "wh.duckdb"
+    ingest_source("posteringer", sample_landing, warehouse)
+    before = raw_totals(warehouse)
+    month, data, _ = _big_month(sample_landing, 2 * LOAD_ROW_GROUP_SIZE + 10)
+    text = month.read_bytes().decode("cp1252").rstrip("\r\n").rsplit("\n", 1)
+    fields = text[1].split(";")
+    fields[9] = "12,34,56"
+    month.write_bytes((text[0] + "\n" + ";".join(fields) + "\r\n").encode("cp1252"))
+
+    report = ingest_source("posteringer", sample_landing, warehouse, tmp_path / "quarantine")
+    [error] = report.rejected[0].errors
+    assert (error.file, error.line, error.column, error.value) == \
+        (month.name, len(data) + 2, "beloeb", "12,34,56")
+    assert raw_totals(warehouse) == before
