@@ -188,3 +188,22 @@ def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(sample_landin
     assert (error.file, error.line, error.column, error.value) == \
         (month.name, len(data) + 2, "beloeb", "12,34,56")
     assert raw_totals(warehouse) == before
+
+
+def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(sample_landing: Path,
+                                                                     tmp_path: Path) -> None:
+    """A blank line is found only when DuckDB reads fewer rows than the file has lines; the error
+    after it must still name the line a person sees in an editor."""
+    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    header, *rows = month.read_bytes().decode("cp1252").splitlines(keepends=True)
+    fields = rows[6].split(";")
+    fields[9] = "not a number"
+    rows[6] = ";".join(fields)
+    # blank lines at file lines 4 and 7 and at the end, so rows[6] ends up on line 10
+    month.write_bytes((header + "".join(rows[:2]) + "\r\n" + "".join(rows[2:4]) + "\r\n" + "".join(rows[4:])
+                       + "\r\n").encode("cp1252"))
+    report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [rejected] = report.rejected
+    assert [(e.line, e.column, e.value) for e in rejected.errors] == [(10, "beloeb", "not a number")]
+    [warning] = [i for i in rejected.issues if i.severity == "warning"]
+    assert (warning.line, warning.message) == (4, "3 blank line(s) skipped")

@@ -2,7 +2,8 @@
 
 DuckDB's CSV reader does the parsing (Python only streams bytes once: checking the encoding and,
 for Windows-1252, transcoding to UTF-8, which DuckDB cannot read natively here; the loader has
-hashed the file already, to skip a re-delivery without reading it).
+hashed the file already, to skip a re-delivery without reading it; a file with blank lines is read
+once more to find them).
 The staging table lives in an in-memory database, so columns that must never be stored (the
 payroll's names) never touch the warehouse file.
 """
@@ -42,24 +43,23 @@ def _line_of(data_before: bytes, lines_before: int) -> int:
     return lines_before + data_before.count(b"\n") + 1
 
 
-def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool, list[int]]:
-    """One pass over the bytes: size, encoding check, transcoding, blank-line positions.
+def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool, int]:
+    """One pass over the bytes: size, encoding check, transcoding, line count.
 
-    Returns (size, transcoded?, line numbers of blank lines).
+    Returns (size, transcoded?, lines in the file, the header's included).
     """
-    size, lines, blanks = 0, 0, []
+    size, newlines, last = 0, 0, b""
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
     with path.open("rb") as src, (utf8_copy.open("w", encoding="utf-8", newline="") if transcode else
                                   open(os.devnull, "w")) as out:
-        carry = b""
         while chunk := src.read(CHUNK):
             size += len(chunk)
             # The byte test first: a regex over every byte of a chunk costs more than the transcoding,
             # and a Windows-1252 file rarely holds an 'Ã' or 'Â' at all.
             if transcode and (b"\xc3" in chunk or b"\xc2" in chunk) and (m := _UTF8_IN_CP1252.search(chunk)):
-                raise FileRejected([Issue(name, _line_of(chunk[:m.start()], lines), None,
+                raise FileRejected([Issue(name, _line_of(chunk[:m.start()], newlines), None,
                                           chunk[m.start():m.start() + 2].decode("utf-8", "replace"),
                                           "the file is encoded as UTF-8, but this source is delivered in "
                                           "Windows-1252 (cp1252): re-export it as Windows-1252")])
@@ -68,20 +68,28 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool
             except UnicodeDecodeError as e:
                 expected = "Windows-1252 (cp1252)" if transcode else "UTF-8"
                 hint = "" if transcode else ": it looks like Windows-1252; re-export it as UTF-8"
-                raise FileRejected([Issue(name, _line_of(chunk[:e.start], lines), None,
+                raise FileRejected([Issue(name, _line_of(chunk[:e.start], newlines), None,
                                           f"byte 0x{chunk[e.start]:02X}",
                                           f"not valid {expected}{hint}")]) from None
             if transcode:
                 out.write(text)
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return size, transcode, newlines + (1 if last not in (b"", b"\n") else 0)
+
+
+def _blank_lines(path: Path) -> list[int]:
+    """Line numbers of the blank lines after the header (DuckDB skips them without saying where)."""
+    blanks, lines, carry = [], 0, b""
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK):
             buf = carry + chunk
             last_newline = buf.rfind(b"\n")
             region, carry = buf[:last_newline + 1], buf[last_newline + 1:]
-            base = lines
-            if b"\n\n" in region or b"\n\r\n" in region:
-                blanks.extend(base + region[:m.start()].count(b"\n") + 1 for m in _BLANK_LINE.finditer(region)
-                              if base + region[:m.start()].count(b"\n") + 1 > 1)
-            lines = base + region.count(b"\n")
-    return size, transcode, sorted(set(blanks))
+            blanks.extend(line for m in _BLANK_LINE.finditer(region)
+                          if (line := lines + region.count(b"\n", 0, m.start()) + 1) > 1)
+            lines += region.count(b"\n")
+    return blanks
 
 
 def _read_header(path: Path, spec: SourceSpec) -> list[str]:
@@ -115,7 +123,7 @@ def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]
 def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
               period: str | None) -> StagedFile:
     utf8_copy = tmp_dir / f"{path.name}.utf8"
-    size, transcoded, blanks = _scan_text(path, spec, utf8_copy)
+    size, transcoded, lines = _scan_text(path, spec, utf8_copy)
     header = _read_header(path, spec)
     header_issues = _check_header(spec, path.name, header)
     if any(i.severity == "error" for i in header_issues):
@@ -141,11 +149,14 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
                                   f"{spec.delimiter!r}: {found}")]) from None
     finally:
         utf8_copy.unlink(missing_ok=True)
-    # DuckDB skips blank lines; re-number so every row keeps the line number a person sees.
+    # DuckDB skips blank lines; re-number so every row keeps the line number a person sees. Fewer
+    # rows than lines is the sign, so a file without blank lines is not searched for them.
+    read = con.execute(f"SELECT count(*) FROM {table}_read").fetchall()[0][0]
+    blanks = _blank_lines(path) if read < lines - 1 else []
     if blanks:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
-                    f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, (SELECT count(*) FROM {table}_read) "
-                    f"+ ? + 2) t(l) WHERE l <> ALL(?::BIGINT[])", [len(blanks), blanks])
+                    f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, ? + 2) t(l) "
+                    f"WHERE l <> ALL(?::BIGINT[])", [read + len(blanks), blanks])
         source = f"{table}_read r JOIN {table}_lines n ON n.rid = r.rowid"
         line_expr = "n.line"
     else:
@@ -155,8 +166,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     names = ", ".join(f'"{c}"' for c in spec.column_names)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, {names} "
                 f"FROM {source}")
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    staged = StagedFile(path, spec, table, size, rows, header, period,
+    staged = StagedFile(path, spec, table, size, read, header, period,
                         [i for i in header_issues if i.severity == "warning"])
     if blanks:
         staged.warnings.append(Issue(path.name, blanks[0], None, None,
