@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -32,6 +33,11 @@ def sample_landing(sample_landing_master: Path, tmp_path: Path) -> Path:
     landing = tmp_path / "landing"
     shutil.copytree(sample_landing_master, landing)
     return landing
+
+
+def dk_amount(text: str) -> Decimal:
+    """A ledger amount as the file writes it (1.234,56) read back as a number."""
+    return Decimal(text.replace(".", "").replace(",", "."))
 
 
 def raw_totals(warehouse: Path) -> dict[str, tuple]:

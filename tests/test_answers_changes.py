@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import dk_amount
 from test_answers_render import INQUIRY, SEED, build_warehouse, pdf_text
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def _redeliver_with_amount(path: Path, line: int, old: Decimal, new: Decimal) ->
     newline = b"\r\n" if b"\r\n" in data else b"\n"
     lines = data.split(newline)
     fields = lines[line - 1].split(b";")
-    assert Decimal(fields[9].decode("cp1252").replace(".", "").replace(",", ".")) == old, lines[line - 1]
+    assert dk_amount(fields[9].decode("cp1252")) == old, lines[line - 1]
     fields[9] = f"{new:,.2f}".translate(str.maketrans(",.", ".,")).encode("cp1252")
     lines[line - 1] = b";".join(fields)
     path.write_bytes(newline.join(lines))

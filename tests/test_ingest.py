@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import raw_totals
+from conftest import dk_amount, raw_totals
 from slf_warehouse.contract import SOURCES
 from slf_warehouse.ingest import ConfigurationError, ingest_landing, ingest_source
 
@@ -90,7 +90,7 @@ def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path) -> No
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     lines = month.read_bytes().decode("cp1252").splitlines(keepends=True)
     fields = lines[5].split(";")
-    old = Decimal(fields[9].replace(".", "").replace(",", "."))
+    old = dk_amount(fields[9])
     fields[9] = "1.000,00"
     lines[5] = ";".join(fields)
     month.write_bytes("".join(lines).encode("cp1252"))
@@ -138,7 +138,7 @@ def _big_month(sample_landing: Path, lines_wanted: int) -> tuple[Path, list[str]
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     header, *rows = month.read_bytes().decode("cp1252").splitlines(keepends=True)
     data = (rows * (lines_wanted // len(rows) + 1))[:lines_wanted]
-    total = sum(Decimal(r.split(";")[9].replace(".", "").replace(",", ".")) for r in data)
+    total = sum(dk_amount(r.split(";")[9]) for r in data)
     middle = len(data) // 2
     month.write_bytes((header + "".join(data[:middle]) + "\r\n" + "".join(data[middle:])).encode("cp1252"))
     return month, data, total
