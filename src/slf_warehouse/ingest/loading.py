@@ -15,18 +15,19 @@ import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
 import duckdb
 
 from slf_warehouse.contract import SOURCES, SourceSpec
-from slf_warehouse.ingest import pseudonym
+from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.errors import FileRejected, Issue
-from slf_warehouse.ingest.reading import StagedFile, drop_staged, stage_file
-from slf_warehouse.ingest.validation import stored_type, typed_expression, validate
+from slf_warehouse.ingest.reading import drop_staged, stage_file
+from slf_warehouse.ingest.validation import raw_columns, validate
 
 # DuckDB writes an insert's full row groups straight to the database file, compressed, as the
 # insert runs; rows short of a full group go through the WAL and are compressed again at the next
@@ -65,6 +66,7 @@ class FileResult:
     rows: int = 0
     sha256: str = ""
     load_id: str = ""
+    size_bytes: int | None = None
     issues: list[Issue] = field(default_factory=list)
 
     @property
@@ -94,19 +96,6 @@ class IngestFailed(Exception):
                             for f in report.rejected)
         super().__init__(f"{len(report.rejected)} file(s) rejected and moved to quarantine; every other file "
                          f"was loaded:\n{details}")
-
-
-def raw_columns(spec: SourceSpec) -> list[tuple[str, str, str]]:
-    """(stored name, stored type, select expression over the staging table) per stored column."""
-    result = []
-    for col in spec.columns:
-        if col.name in spec.drop_columns:
-            continue
-        if col.name in spec.pseudonymise:
-            result.append((spec.pseudonymise[col.name], "VARCHAR", "pseudonyms.key"))
-        else:
-            result.append((col.name, stored_type(col), typed_expression(col)))
-    return result
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -141,47 +130,55 @@ def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
         "\n".join(str(i) for i in issues) + "\n", encoding="utf-8")
 
 
-def _record(con: duckdb.DuckDBPyConnection, result: FileResult, staged: StagedFile | None, path: Path,
-            period: str | None, run_id: str | None) -> None:
+def _record(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, period: str | None,
+            run_id: str | None) -> None:
     errors = "\n".join(str(i) for i in result.errors) or None
     warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
     received = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if path.exists() else None
+    size_bytes = result.size_bytes if result.size_bytes is not None else \
+        (path.stat().st_size if path.exists() else None)
     con.execute("INSERT INTO wh.audit.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", [
-        result.load_id, run_id, result.source, result.file_name, period, result.sha256,
-        staged.size_bytes if staged else (path.stat().st_size if path.exists() else None), result.rows,
+        result.load_id, run_id, result.source, result.file_name, period, result.sha256, size_bytes, result.rows,
         received, datetime.now(timezone.utc), result.status, errors, warnings])
 
 
-def _replace(con: duckdb.DuckDBPyConnection, staged: StagedFile, load_id: str, key: bytes | None,
-             record: Callable[[], None]) -> None:
+@dataclass(frozen=True)
+class _Rows:
+    """The rows a file stores: a relation and the select list over it, and what to discard after."""
+
+    relation: str
+    selects: str
+    staged_table: str | None = None  # read here: the staging view
+    parquet: Path | None = None  # read apart: the child's hand-over
+
+    @property
+    def params(self) -> list[object]:
+        return [str(self.parquet)] if self.parquet else []
+
+    def discard(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.staged_table:
+            drop_staged(con, self.staged_table)
+        if self.parquet:
+            self.parquet.unlink(missing_ok=True)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None, file_name: str, rows: _Rows,
+             load_id: str, record: Callable[[], None]) -> None:
     """Replace the file's period (or the whole snapshot) and `record` its manifest row, in one
     transaction: the rows and the manifest that says they are loaded commit together."""
-    spec = staged.spec
-    columns = raw_columns(spec)
-    join = ""
-    for source_col in spec.pseudonymise:
-        if key is None:
-            raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {staged.path.name}")
-        numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
-        pairs = pseudonym.pseudonymise(numbers, key)
-        # Two bound lists unnested side by side: one statement, not one INSERT per employee.
-        con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms AS SELECT unnest(?::VARCHAR[]) AS number, "
-                    "unnest(?::VARCHAR[]) AS key", [[p[0] for p in pairs], [p[1] for p in pairs]])
-        join = f' JOIN pseudonyms ON pseudonyms.number = {staged.table}."{source_col}"'
-    names = ", ".join(f'"{n}"' for n, _, _ in columns)
-    selects = ", ".join(expr for _, _, expr in columns)
+    names = ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec))
     con.execute("BEGIN TRANSACTION")
     try:
         if spec.replaces == "period":
-            con.execute(f"DELETE FROM wh.raw.{spec.name} WHERE _period = ?", [staged.period])
+            con.execute(f"DELETE FROM wh.raw.{spec.name} WHERE _period = ?", [period])
             previous = "source = ? AND period = ? AND status = 'loaded'"
-            previous_params: list[object] = [spec.name, staged.period]
+            previous_params: list[object] = [spec.name, period]
         else:
             con.execute(f"DELETE FROM wh.raw.{spec.name}")
             previous, previous_params = "source = ? AND status = 'loaded'", [spec.name]
         con.execute(f"INSERT INTO wh.raw.{spec.name} ({names}, _period, _source_file, _source_line, _load_id) "
-                    f"SELECT {selects}, ?, ?, _line, ? FROM {staged.table}{join}",
-                    [staged.period, staged.path.name, load_id])
+                    f"SELECT {rows.selects}, ?, ?, _line, ? FROM {rows.relation}",
+                    [period, file_name, load_id, *rows.params])
         con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? WHERE {previous}",
                     [load_id, *previous_params])
         record()
@@ -205,11 +202,37 @@ def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str |
     return row[0][0] if row else None
 
 
+def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
+               result: FileResult) -> _Rows:
+    staged = stage_file(con, spec, path, tmp_dir)
+    result.rows, result.size_bytes = staged.rows, staged.size_bytes
+    result.issues = validate(con, staged)
+    rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
+    if result.errors:
+        rows.discard(con)
+        raise FileRejected(result.issues)
+    return rows
+
+
+def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
+                personal: apart.PersonalDataReader | None, result: FileResult) -> _Rows:
+    if key is None and spec.pseudonymise:
+        raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {path.name}")
+    if personal is None:
+        raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
+    prepared = personal.prepare(spec.name, path, tmp_dir, key)
+    result.rows, result.size_bytes, result.issues = prepared.rows, prepared.size_bytes, prepared.issues
+    if result.errors or prepared.parquet is None:
+        raise FileRejected(result.issues)
+    return _Rows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), parquet=prepared.parquet)
+
+
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,
-              tmp_dir: Path, run_id: str | None = None, key: bytes | None = None) -> FileResult:
+              tmp_dir: Path, run_id: str | None = None, key: bytes | None = None,
+              personal: apart.PersonalDataReader | None = None) -> FileResult:
+    """Load one file. A source with personal data is read by `personal`, in other processes (see `apart`)."""
     load_id = uuid.uuid4().hex
     result = FileResult(spec.name, path.name, "rejected", load_id=load_id)
-    staged = None
     match = spec.match(path.name)
     period = match.groupdict().get("period") if match else None
     try:
@@ -221,24 +244,21 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
             # The very content already loaded: no need to even parse it again.
             result.status = "skipped-duplicate"
         else:
-            staged = stage_file(con, spec, path, tmp_dir)
-            result.rows = staged.rows
-            result.issues = validate(con, staged)
-            if result.errors:
-                raise FileRejected(result.issues)
+            rows = _read_apart(spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
+                else _read_here(con, spec, path, tmp_dir, result)
             result.status = "loaded"
-            _replace(con, staged, load_id, key, lambda: _record(con, result, staged, path, period, run_id))
+            try:
+                _replace(con, spec, period, path.name, rows, load_id,
+                         lambda: _record(con, result, path, period, run_id))
+            finally:
+                rows.discard(con)
             return result
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
         result.status = "rejected"
         result.sha256 = result.sha256 or file_sha256(path)
         _quarantine(path, quarantine_dir, result.issues)
-    finally:
-        if staged is not None:
-            drop_staged(con, staged.table)
-    _record(con, result, staged, quarantine_dir / path.name if result.status == "rejected" else path, period,
-            run_id)
+    _record(con, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id)
     return result
 
 
@@ -273,20 +293,29 @@ def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: P
     key = pseudonym.pseudonym_key() if spec.pseudonymise and files else None
     con = connect(warehouse)
     try:
-        with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp:
-            workers = _parallel_workers(spec, files)
+        with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp, \
+                _personal_data_reader(spec, files, workers := _parallel_workers(spec, files)) as personal:
             if workers == 1:
-                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key) for p in files)
+                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key, personal)
+                                    for p in files)
             else:
                 report.files.extend(_load_in_parallel(con, spec, files, quarantine_dir, Path(tmp), run_id, key,
-                                                      workers))
+                                                      workers, personal))
     finally:
         con.close()
     return report
 
 
+def _personal_data_reader(spec: SourceSpec, files: list[Path],
+                          workers: int) -> ContextManager[apart.PersonalDataReader | None]:
+    if not (files and apart.holds_personal_data(spec)):
+        return nullcontext()
+    return apart.PersonalDataReader(workers)
+
+
 def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
-                      tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int) -> list[FileResult]:
+                      tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int,
+                      personal: apart.PersonalDataReader | None) -> list[FileResult]:
     """Each worker thread has its own connection (cursor) to the same database, so its staging
     tables and its transaction are its own; DuckDB releases the GIL while it runs a query."""
     local = threading.local()
@@ -303,8 +332,8 @@ def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: l
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:
             # map keeps the files' order in the report, whichever finishes first
-            return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key),
-                                 files))
+            return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key,
+                                                     personal), files))
     finally:
         for c in cursors:
             c.close()

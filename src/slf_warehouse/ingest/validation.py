@@ -56,6 +56,20 @@ def stored_type(col: Column) -> str:
             "integer": "INTEGER", "answer": "INTEGER", "year": "INTEGER"}.get(col.type, "VARCHAR")
 
 
+def raw_columns(spec: SourceSpec) -> list[tuple[str, str, str]]:
+    """(stored name, stored type, select expression over the staging table) per stored column;
+    a pseudonymised column is read from the `pseudonyms` table joined beside the staging table."""
+    result = []
+    for col in spec.columns:
+        if col.name in spec.drop_columns:
+            continue
+        if col.name in spec.pseudonymise:
+            result.append((spec.pseudonymise[col.name], "VARCHAR", "pseudonyms.key"))
+        else:
+            result.append((col.name, stored_type(col), typed_expression(col)))
+    return result
+
+
 def _examples(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list[tuple]:
     return con.execute(sql + f" ORDER BY _line LIMIT {MAX_EXAMPLES_PER_RULE}", params or []).fetchall()
 

@@ -1,0 +1,160 @@
+"""Files with personal data are read in a process of their own, never in the one that writes the warehouse.
+
+DuckDB can write stale heap memory into a database file: the unused tail of a compressed string
+segment goes to disk as it was (duckdb/duckdb#23382, open in the DuckDB this project pins). A
+process that has read a payroll file holds names and employee numbers in that heap, so dropping the
+name column and hashing the number is not enough on its own: the writing process must never have
+read them. A child interpreter reads, validates and pseudonymises the file and hands the loader only
+the columns that are stored, as a Parquet file in the load's private temporary folder.
+
+The child is a plain Python interpreter running `serve`, speaking JSON lines over its pipes,
+not a multiprocessing pool: 'spawn' re-imports the caller's main module, which breaks any script
+that lacks a `__main__` guard, and 'fork' would copy the loader's heap, the thing kept apart here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from slf_warehouse.contract import SOURCES, SourceSpec
+from slf_warehouse.ingest import pseudonym
+from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.reading import stage_file
+from slf_warehouse.ingest.validation import raw_columns, validate
+
+
+def holds_personal_data(spec: SourceSpec) -> bool:
+    return bool(spec.drop_columns or spec.pseudonymise)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the child hands back: the stored columns (None when the file has errors) and its issues."""
+
+    rows: int
+    size_bytes: int
+    issues: list[Issue]
+    parquet: Path | None
+
+    def as_json(self) -> dict[str, object]:
+        return {"rows": self.rows, "size_bytes": self.size_bytes, "issues": [i.as_dict() for i in self.issues],
+                "parquet": str(self.parquet) if self.parquet else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Prepared:
+        return cls(data["rows"], data["size_bytes"], [Issue(**i) for i in data["issues"]],
+                   Path(data["parquet"]) if data["parquet"] else None)
+
+
+def prepare(source: str, path: Path, tmp_dir: Path, key: bytes | None) -> Prepared:
+    """Runs in the child: stage and validate as any file, then write the stored projection."""
+    spec = SOURCES[source]
+    con = duckdb.connect()
+    try:
+        try:
+            staged = stage_file(con, spec, path, tmp_dir)
+        except FileRejected as rejected:
+            return Prepared(0, path.stat().st_size, rejected.issues, None)
+        issues = validate(con, staged)
+        if any(i.severity == "error" for i in issues):
+            return Prepared(staged.rows, staged.size_bytes, issues, None)
+        join = ""
+        for source_col in spec.pseudonymise:
+            if key is None:
+                raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {path.name}")
+            numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
+            pairs = pseudonym.pseudonymise(numbers, key)
+            # Two bound lists unnested side by side: one statement, not one INSERT per employee.
+            con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms AS SELECT unnest(?::VARCHAR[]) AS number, "
+                        "unnest(?::VARCHAR[]) AS key", [[p[0] for p in pairs], [p[1] for p in pairs]])
+            join = f' JOIN pseudonyms ON pseudonyms.number = {staged.table}."{source_col}"'
+        selects = ", ".join(f'{expr} AS "{name}"' for name, _, expr in raw_columns(spec))
+        out = tmp_dir / f"{path.name}.stored.parquet"
+        con.execute(f"COPY (SELECT {selects}, _line FROM {staged.table}{join}) TO ? (FORMAT parquet)", [str(out)])
+        return Prepared(staged.rows, staged.size_bytes, issues, out)
+    finally:
+        con.close()
+
+
+class PersonalDataReader:
+    """Up to `workers` child interpreters, each preparing one file at a time; started on first use.
+
+    Thread-safe: each loader thread borrows an idle child for one file.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._idle: queue.Queue[subprocess.Popen[str]] = queue.Queue()
+        self._started: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+
+    def _borrow(self) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._idle.empty() and len(self._started) < self._workers:
+                child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import serve; serve()"],
+                                         stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
+                self._started.append(child)
+                return child
+        return self._idle.get()
+
+    def prepare(self, source: str, path: Path, tmp_dir: Path, key: bytes | None) -> Prepared:
+        child = self._borrow()
+        try:
+            # The key goes through the pipe, not the command line, which any local user can read.
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(json.dumps({"source": source, "path": str(path), "tmp_dir": str(tmp_dir),
+                                          "key": key.decode() if key else None}) + "\n")
+            child.stdin.flush()
+            answer = child.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:
+            raise RuntimeError(f"the process reading {path.name} ({source}) ended with exit code {child.wait()}; "
+                               f"its error is in the log above")
+        self._idle.put(child)
+        data = json.loads(answer)
+        if "error" in data:
+            raise RuntimeError(f"reading {path.name} ({source}) failed in its own process:\n{data['error']}")
+        return Prepared.from_json(data)
+
+    def __enter__(self) -> PersonalDataReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for child in self._started:
+            if child.stdin:
+                child.stdin.close()
+        for child in self._started:
+            child.wait()
+
+
+def serve() -> None:
+    """The child's loop: one JSON request per line in, one answer per line out."""
+    import traceback
+
+    # Answers get their own copy of the pipe; whatever else writes to stdout (Python or C) goes to
+    # stderr, so it can never be read as an answer.
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            prepared = prepare(request["source"], Path(request["path"]), Path(request["tmp_dir"]),
+                               request["key"].encode() if request["key"] else None)
+            answers.write(json.dumps(prepared.as_json()) + "\n")
+        except Exception:
+            answers.write(json.dumps({"error": traceback.format_exc()}) + "\n")
+
