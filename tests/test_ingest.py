@@ -244,3 +244,55 @@ def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(sample_landi
     assert [(e.line, e.column, e.value) for e in rejected.errors] == [(10, "beloeb", "not a number")]
     [warning] = [i for i in rejected.issues if i.severity == "warning"]
     assert (warning.line, warning.message) == (4, "3 blank line(s) skipped")
+
+
+def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(sample_landing: Path,
+                                                                       tmp_path: Path) -> None:
+    """The contract lets lines end with CRLF or LF; a file edited in two editors has both, and
+    DuckDB's reader alone refuses that without a line number."""
+    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    header, *rows = month.read_bytes().decode("cp1252").splitlines()
+    fields = rows[5].split(";")
+    fields[9] = "not a number"
+    rows[5] = ";".join(fields)
+    # CRLF, except line 3 (ends with a bare LF), the blank line 4 (LF) and LF from line 8 on; rows[5]
+    # is on line 8
+    text = header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n" \
+        + "\n".join(rows[5:]) + "\n"
+    month.write_bytes(text.encode("cp1252"))
+    report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [rejected] = report.rejected
+    assert [(e.line, e.column, e.value) for e in rejected.errors] == [(8, "beloeb", "not a number")]
+
+    rows[5] = rows[4]  # mended: the same mix of line endings loads whole
+    month = tmp_path / "quarantine" / month.name
+    text = header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n" \
+        + "\n".join(rows[5:]) + "\n"
+    (sample_landing / "posteringer" / month.name).write_bytes(text.encode("cp1252"))
+    report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [loaded] = [f for f in report.files if f.file_name == month.name]
+    assert (loaded.status, loaded.rows) == ("loaded", len(rows))
+    assert any("lines end both with CRLF" in i.message for i in loaded.issues)
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        lines = con.execute("SELECT list(_source_line ORDER BY _source_line) FROM raw.posteringer "
+                            "WHERE _source_file = ?", [month.name]).fetchall()[0][0]
+    assert lines == [2, 3, *range(5, len(rows) + 3)]
+
+
+def test_an_lf_file_with_one_crlf_line_loads(sample_landing: Path, tmp_path: Path) -> None:
+    units = sample_landing / "enheder" / "enheder.csv"
+    lines = units.read_bytes().split(b"\n")
+    assert b"\r" not in units.read_bytes()
+    units.write_bytes(b"\n".join(lines[:3]) + b"\r\n" + b"\n".join(lines[3:]))
+    report = ingest_source("enheder", sample_landing, tmp_path / "wh.duckdb")
+    assert not report.rejected and report.files[0].rows == len([x for x in lines[1:] if x])
+
+
+def test_a_carriage_return_inside_a_line_is_named(sample_landing: Path, tmp_path: Path) -> None:
+    units = sample_landing / "enheder" / "enheder.csv"
+    lines = units.read_bytes().split(b"\n")
+    lines[4] = lines[4].replace(b",", b"\r,", 1)
+    units.write_bytes(b"\n".join(lines))
+    report = ingest_source("enheder", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [error] = report.rejected[0].errors
+    assert error.line == 5 and "carriage return (CR)" in error.message

@@ -43,12 +43,22 @@ def _line_of(data_before: bytes, lines_before: int) -> int:
     return lines_before + data_before.count(b"\n") + 1
 
 
-def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool, int]:
-    """One pass over the bytes: size, encoding check, transcoding, line count.
+@dataclass(frozen=True)
+class _Scan:
+    size: int
+    transcoded: bool
+    lines: int  # the header's included
+    newlines: int
+    crlf: int  # of the newlines, those after a CR
 
-    Returns (size, transcoded?, lines in the file, the header's included).
-    """
-    size, newlines, last = 0, 0, b""
+    @property
+    def mixed_line_endings(self) -> bool:
+        return 0 < self.crlf < self.newlines
+
+
+def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> _Scan:
+    """One pass over the bytes: size, encoding check, transcoding, line and line-ending count."""
+    size, newlines, crlf, last = 0, 0, 0, b""
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
@@ -74,8 +84,35 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> tuple[int, bool
             if transcode:
                 out.write(text)
             newlines += chunk.count(b"\n")
+            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
             last = chunk[-1:]
-    return size, transcode, newlines + (1 if last not in (b"", b"\n") else 0)
+    return _Scan(size, transcode, newlines + (1 if last not in (b"", b"\n") else 0), newlines, crlf)
+
+
+def _normalise_line_endings(source: Path, target: Path) -> None:
+    """CRLF to LF, for a file whose lines end both ways: DuckDB's reader takes one line ending per
+    file and refuses a mix without saying where. Line numbers stay as they were."""
+    with source.open("rb") as src, target.open("wb") as out:
+        carry = b""
+        while chunk := src.read(CHUNK):
+            buf = carry + chunk
+            carry = buf[-1:] if buf.endswith(b"\r") else b""
+            out.write(buf[:len(buf) - len(carry)].replace(b"\r\n", b"\n"))
+        out.write(carry)
+
+
+def _stray_carriage_return(path: Path) -> int | None:
+    """The line of the first CR that does not end a line (DuckDB refuses it without a line number)."""
+    lines, carry = 0, b""
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK):
+            buf = carry + chunk
+            carry = buf[-1:] if buf.endswith(b"\r") else b""
+            region = buf[:len(buf) - len(carry)]
+            if (m := re.search(rb"\r(?!\n)", region)) is not None:
+                return lines + region.count(b"\n", 0, m.start()) + 1
+            lines += region.count(b"\n")
+    return lines + 1 if carry else None
 
 
 def _blank_lines(path: Path) -> list[int]:
@@ -123,12 +160,20 @@ def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]
 def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
               period: str | None) -> StagedFile:
     utf8_copy = tmp_dir / f"{path.name}.utf8"
-    size, transcoded, lines = _scan_text(path, spec, utf8_copy)
+    scan = _scan_text(path, spec, utf8_copy)
     header = _read_header(path, spec)
     header_issues = _check_header(spec, path.name, header)
     if any(i.severity == "error" for i in header_issues):
         raise FileRejected(header_issues)
-    readable = utf8_copy if transcoded else path
+    readable = utf8_copy if scan.transcoded else path
+    lf_copy = tmp_dir / f"{path.name}.lf"
+    warnings = [i for i in header_issues if i.severity == "warning"]
+    if scan.mixed_line_endings:
+        _normalise_line_endings(readable, lf_copy)
+        readable = lf_copy
+        warnings.append(Issue(path.name, None, None, None,
+                              f"lines end both with CRLF ({scan.crlf}) and LF ({scan.newlines - scan.crlf}); "
+                              f"read as one file", severity="warning"))
     columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
     # Trimmed once, as the file is read: validation and the typed insert then read plain columns
     # (a trim per value in each of them cost more than DuckDB's parse of the file).
@@ -144,15 +189,21 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
         m = re.search(r"Line: (\d+)", str(e))
         detail = str(e).split("\n")
         found = next((d for d in detail if d.startswith("Expected Number")), detail[0])
+        if not m and (line := _stray_carriage_return(path)) is not None:
+            raise FileRejected([Issue(path.name, line, None, None,
+                                      "a carriage return (CR) in the middle of the line: the row cannot be read "
+                                      f"as {len(header)} fields separated by {spec.delimiter!r}; remove it or "
+                                      f"re-export the file")]) from None
         raise FileRejected([Issue(path.name, int(m.group(1)) if m else None, None, None,
                                   f"the row cannot be read as {len(header)} fields separated by "
                                   f"{spec.delimiter!r}: {found}")]) from None
     finally:
         utf8_copy.unlink(missing_ok=True)
+        lf_copy.unlink(missing_ok=True)
     # DuckDB skips blank lines; re-number so every row keeps the line number a person sees. Fewer
     # rows than lines is the sign, so a file without blank lines is not searched for them.
     read = con.execute(f"SELECT count(*) FROM {table}_read").fetchall()[0][0]
-    blanks = _blank_lines(path) if read < lines - 1 else []
+    blanks = _blank_lines(path) if read < scan.lines - 1 else []
     if blanks:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
                     f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, ? + 2) t(l) "
@@ -166,8 +217,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     names = ", ".join(f'"{c}"' for c in spec.column_names)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, {names} "
                 f"FROM {source}")
-    staged = StagedFile(path, spec, table, size, read, header, period,
-                        [i for i in header_issues if i.severity == "warning"])
+    staged = StagedFile(path, spec, table, scan.size, read, header, period, warnings)
     if blanks:
         staged.warnings.append(Issue(path.name, blanks[0], None, None,
                                      f"{len(blanks)} blank line(s) skipped", severity="warning"))
