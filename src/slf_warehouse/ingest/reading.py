@@ -48,17 +48,11 @@ class _Scan:
     size: int
     transcoded: bool
     lines: int  # the header's included
-    newlines: int
-    crlf: int  # of the newlines, those after a CR
-
-    @property
-    def mixed_line_endings(self) -> bool:
-        return 0 < self.crlf < self.newlines
 
 
 def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> _Scan:
-    """One pass over the bytes: size, encoding check, transcoding, line and line-ending count."""
-    size, newlines, crlf, last = 0, 0, 0, b""
+    """One pass over the bytes: size, encoding check, transcoding, line count."""
+    size, newlines, last = 0, 0, b""
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
@@ -84,9 +78,19 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> _Scan:
             if transcode:
                 out.write(text)
             newlines += chunk.count(b"\n")
-            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
             last = chunk[-1:]
-    return _Scan(size, transcode, newlines + (1 if last not in (b"", b"\n") else 0), newlines, crlf)
+    return _Scan(size, transcode, newlines + (1 if last not in (b"", b"\n") else 0))
+
+
+def _line_endings(path: Path) -> tuple[int, int]:
+    """(CRLF line ends, all line ends): asked only when DuckDB could not read a file."""
+    crlf, newlines, last = 0, 0, b""
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK):
+            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return crlf, newlines
 
 
 def _normalise_line_endings(source: Path, target: Path) -> None:
@@ -168,23 +172,33 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     readable = utf8_copy if scan.transcoded else path
     lf_copy = tmp_dir / f"{path.name}.lf"
     warnings = [i for i in header_issues if i.severity == "warning"]
-    if scan.mixed_line_endings:
-        _normalise_line_endings(readable, lf_copy)
-        readable = lf_copy
-        warnings.append(Issue(path.name, None, None, None,
-                              f"lines end both with CRLF ({scan.crlf}) and LF ({scan.newlines - scan.crlf}); "
-                              f"read as one file", severity="warning"))
     columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
     # Trimmed once, as the file is read: validation and the typed insert then read plain columns
     # (a trim per value in each of them cost more than DuckDB's parse of the file).
     wanted = ", ".join(f'nullif(trim(c{header.index(c)}), \'\') AS "{c}"' for c in spec.column_names)
-    try:
+
+    def read(source: Path) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table}_read AS SELECT {wanted} "
             f"FROM read_csv(?, delim=?, quote='\"', "
             f"escape='\"', header=false, skip=1, auto_detect=false, columns={columns!r}, "
             f"encoding='utf-8', strict_mode=true)",
-            [str(readable), spec.delimiter])
+            [str(source), spec.delimiter])
+
+    try:
+        try:
+            read(readable)
+        except duckdb.Error as e:
+            # DuckDB's reader takes one kind of line end per file and refuses a mix without a line
+            # number. The contract allows both, so a mixed file is read again with CRLF made LF;
+            # looking for the mix only after a failure keeps the common case to one pass.
+            crlf, newlines = (0, 0) if re.search(r"Line: \d+", str(e)) else _line_endings(readable)
+            if not 0 < crlf < newlines:
+                raise
+            _normalise_line_endings(readable, lf_copy)
+            read(lf_copy)
+            warnings.append(Issue(path.name, None, None, None, f"lines end both with CRLF ({crlf}) and LF "
+                                  f"({newlines - crlf}); read as one file", severity="warning"))
     except duckdb.Error as e:
         m = re.search(r"Line: (\d+)", str(e))
         detail = str(e).split("\n")
