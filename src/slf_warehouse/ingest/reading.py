@@ -177,7 +177,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     # (a trim per value in each of them cost more than DuckDB's parse of the file).
     wanted = ", ".join(f'nullif(trim(c{header.index(c)}), \'\') AS "{c}"' for c in spec.column_names)
 
-    def read(source: Path) -> None:
+    def parse(source: Path) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table}_read AS SELECT {wanted} "
             f"FROM read_csv(?, delim=?, quote='\"', "
@@ -187,7 +187,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
 
     try:
         try:
-            read(readable)
+            parse(readable)
         except duckdb.Error as e:
             # DuckDB's reader takes one kind of line end per file and refuses a mix without a line
             # number. The contract allows both, so a mixed file is read again with CRLF made LF;
@@ -196,7 +196,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
             if not 0 < crlf < newlines:
                 raise
             _normalise_line_endings(readable, lf_copy)
-            read(lf_copy)
+            parse(lf_copy)
             warnings.append(Issue(path.name, None, None, None, f"lines end both with CRLF ({crlf}) and LF "
                                   f"({newlines - crlf}); read as one file", severity="warning"))
     except duckdb.Error as e:
