@@ -296,3 +296,19 @@ def test_a_carriage_return_inside_a_line_is_named(sample_landing: Path, tmp_path
     report = ingest_source("enheder", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
     [error] = report.rejected[0].errors
     assert error.line == 5 and "carriage return (CR)" in error.message
+
+
+def test_a_reading_process_that_dies_is_named_and_replaced(sample_landing: Path, tmp_path: Path) -> None:
+    from slf_warehouse.ingest.apart import PersonalDataReader
+
+    path = sample_landing / "loen" / "loen_2024-06.csv"
+    key = b"test-only-key-0f1e2d3c4b5a6978"
+    with PersonalDataReader(1) as reader:
+        reader.prepare("loen", path, tmp_path, key)
+        [child] = reader._started
+        child.kill()
+        child.wait()
+        with pytest.raises(RuntimeError, match=r"reading loen_2024-06.csv \(loen\) ended with exit code -9"):
+            reader.prepare("loen", path, tmp_path, key)
+        # the dead one does not hold the only place: the next file gets a new process
+        assert reader.prepare("loen", path, tmp_path, key).rows == _data_rows(path)

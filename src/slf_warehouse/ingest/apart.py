@@ -101,9 +101,13 @@ class PersonalDataReader:
     def _borrow(self) -> subprocess.Popen[str]:
         with self._lock:
             if self._idle.empty() and len(self._started) < self._workers:
+                # The child imports this very package, wherever the parent found it.
+                package_root = str(Path(__file__).resolve().parents[2])
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                    p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
                 child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import serve; serve()"],
-                                         stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+                                         encoding="utf-8", bufsize=1)
                 self._started.append(child)
                 return child
         return self._idle.get()
@@ -120,6 +124,8 @@ class PersonalDataReader:
         except BrokenPipeError:
             answer = ""
         if not answer:
+            with self._lock:  # a dead child leaves its place to a new one
+                self._started.remove(child)
             raise RuntimeError(f"the process reading {path.name} ({source}) ended with exit code {child.wait()}; "
                                f"its error is in the log above")
         self._idle.put(child)
