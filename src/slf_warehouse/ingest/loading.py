@@ -216,8 +216,6 @@ def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
 
 def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
                 personal: apart.PersonalDataReader | None, result: FileResult) -> _Rows:
-    if key is None and spec.pseudonymise:
-        raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {path.name}")
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
     prepared = personal.prepare(spec.name, path, tmp_dir, key)
