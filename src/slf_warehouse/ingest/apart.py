@@ -29,7 +29,7 @@ import duckdb
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.ingest import pseudonym
 from slf_warehouse.ingest.errors import FileRejected, Issue
-from slf_warehouse.ingest.reading import stage_file
+from slf_warehouse.ingest.reading import drop_staged, stage_file
 from slf_warehouse.ingest.validation import raw_columns, validate
 
 
@@ -56,10 +56,16 @@ class Prepared:
                    Path(data["parquet"]) if data["parquet"] else None)
 
 
-def prepare(source: str, path: Path, tmp_dir: Path, key: bytes | None) -> Prepared:
-    """Runs in the child: stage and validate as any file, then write the stored projection."""
+def prepare(source: str, path: Path, tmp_dir: Path, key: bytes | None,
+            con: duckdb.DuckDBPyConnection | None = None) -> Prepared:
+    """Runs in the child: stage and validate as any file, then write the stored projection.
+
+    `con`: the child's one in-memory database (opening one costs ≈ 16 ms, a third of a small
+    month's time); without it, a database of its own."""
     spec = SOURCES[source]
-    con = duckdb.connect()
+    own = con is None
+    con = con or duckdb.connect()
+    staged = None
     try:
         try:
             staged = stage_file(con, spec, path, tmp_dir)
@@ -83,7 +89,12 @@ def prepare(source: str, path: Path, tmp_dir: Path, key: bytes | None) -> Prepar
         con.execute(f"COPY (SELECT {selects}, _line FROM {staged.table}{join}) TO ? (FORMAT parquet)", [str(out)])
         return Prepared(staged.rows, staged.size_bytes, issues, out)
     finally:
-        con.close()
+        if own:
+            con.close()
+        else:
+            if staged is not None:
+                drop_staged(con, staged.table)
+            con.execute("DROP TABLE IF EXISTS pseudonyms")
 
 
 class PersonalDataReader:
@@ -155,11 +166,12 @@ def serve() -> None:
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    con = duckdb.connect()
     for line in sys.stdin:
         request = json.loads(line)
         try:
             prepared = prepare(request["source"], Path(request["path"]), Path(request["tmp_dir"]),
-                               request["key"].encode() if request["key"] else None)
+                               request["key"].encode() if request["key"] else None, con)
             answers.write(json.dumps(prepared.as_json()) + "\n")
         except Exception:
             answers.write(json.dumps({"error": traceback.format_exc()}) + "\n")
