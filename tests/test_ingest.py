@@ -78,11 +78,17 @@ def test_payroll_is_read_only_by_another_process(sample_landing: Path, tmp_path:
     """DuckDB may write stale heap memory into the database file (duckdb#23382), so the process
     that writes the warehouse must never have parsed a payroll file itself."""
     import slf_warehouse.ingest.loading as loading
+    from slf_warehouse.contract import SourceSpec
+    from slf_warehouse.ingest.reading import StagedFile
 
     read_here = []
     real_stage_file = loading.stage_file
-    monkeypatch.setattr(loading, "stage_file", lambda con, spec, path, tmp: read_here.append(path.name) or
-                        real_stage_file(con, spec, path, tmp))
+
+    def stage_file_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp: Path) -> StagedFile:
+        read_here.append(path.name)
+        return real_stage_file(con, spec, path, tmp)
+
+    monkeypatch.setattr(loading, "stage_file", stage_file_here)
     report = ingest_source("loen", sample_landing, tmp_path / "wh.duckdb")
     assert read_here == []
     assert len(report.files) == 30 and not report.rejected
@@ -255,20 +261,20 @@ def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(sample_lan
     fields = rows[5].split(";")
     fields[9] = "not a number"
     rows[5] = ";".join(fields)
-    # CRLF, except line 3 (ends with a bare LF), the blank line 4 (LF) and LF from line 8 on; rows[5]
-    # is on line 8
-    text = header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n" \
-        + "\n".join(rows[5:]) + "\n"
-    month.write_bytes(text.encode("cp1252"))
+
+    def both_ways(rows: list[str]) -> bytes:
+        """CRLF, except line 3 (ends with a bare LF), the blank line 4 (LF) and LF from line 8 on:
+        rows[5] is on line 8."""
+        return (header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n"
+                + "\n".join(rows[5:]) + "\n").encode("cp1252")
+
+    month.write_bytes(both_ways(rows))
     report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
     [rejected] = report.rejected
     assert [(e.line, e.column, e.value) for e in rejected.errors] == [(8, "beloeb", "not a number")]
 
     rows[5] = rows[4]  # mended: the same mix of line endings loads whole
-    month = tmp_path / "quarantine" / month.name
-    text = header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n" \
-        + "\n".join(rows[5:]) + "\n"
-    (sample_landing / "posteringer" / month.name).write_bytes(text.encode("cp1252"))
+    month.write_bytes(both_ways(rows))  # back from quarantine, into the landing folder
     report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
     [loaded] = [f for f in report.files if f.file_name == month.name]
     assert (loaded.status, loaded.rows) == ("loaded", len(rows))

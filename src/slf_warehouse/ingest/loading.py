@@ -66,7 +66,6 @@ class FileResult:
     rows: int = 0
     sha256: str = ""
     load_id: str = ""
-    size_bytes: int | None = None
     issues: list[Issue] = field(default_factory=list)
 
     @property
@@ -134,11 +133,11 @@ def _record(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, peri
             run_id: str | None) -> None:
     errors = "\n".join(str(i) for i in result.errors) or None
     warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
-    received = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if path.exists() else None
-    size_bytes = result.size_bytes if result.size_bytes is not None else \
-        (path.stat().st_size if path.exists() else None)
+    stat = path.stat() if path.exists() else None
+    received = datetime.fromtimestamp(stat.st_mtime, timezone.utc) if stat else None
     con.execute("INSERT INTO wh.audit.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", [
-        result.load_id, run_id, result.source, result.file_name, period, result.sha256, size_bytes, result.rows,
+        result.load_id, run_id, result.source, result.file_name, period, result.sha256, stat.st_size if stat else None,
+        result.rows,
         received, datetime.now(timezone.utc), result.status, errors, warnings])
 
 
@@ -205,7 +204,7 @@ def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str |
 def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
                result: FileResult) -> _Rows:
     staged = stage_file(con, spec, path, tmp_dir)
-    result.rows, result.size_bytes = staged.rows, staged.size_bytes
+    result.rows = staged.rows
     result.issues = validate(con, staged)
     rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
     if result.errors:
@@ -219,7 +218,7 @@ def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
     prepared = personal.prepare(spec.name, path, tmp_dir, key)
-    result.rows, result.size_bytes, result.issues = prepared.rows, prepared.size_bytes, prepared.issues
+    result.rows, result.issues = prepared.rows, prepared.issues
     if result.errors or prepared.parquet is None:
         raise FileRejected(result.issues)
     return _Rows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), parquet=prepared.parquet)

@@ -14,6 +14,7 @@ import codecs
 import csv
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from slf_warehouse.ingest.errors import FileRejected, Issue
 CHUNK = 8 * 1024 * 1024
 _UTF8_IN_CP1252 = re.compile(rb"[\xc3\xc2][\x80-\xbf]")  # 'Ã¸' and friends: UTF-8 read as cp1252
 _BLANK_LINE = re.compile(rb"(?m)^\r?\n")
+_STRAY_CR = re.compile(rb"\r(?!\n)")
 
 
 @dataclass
@@ -32,7 +34,6 @@ class StagedFile:
     path: Path
     spec: SourceSpec
     table: str
-    size_bytes: int
     rows: int
     header: list[str]
     period: str | None
@@ -45,21 +46,19 @@ def _line_of(data_before: bytes, lines_before: int) -> int:
 
 @dataclass(frozen=True)
 class _Scan:
-    size: int
     transcoded: bool
     lines: int  # the header's included
 
 
 def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> _Scan:
-    """One pass over the bytes: size, encoding check, transcoding, line count."""
-    size, newlines, last = 0, 0, b""
+    """One pass over the bytes: encoding check, transcoding, line count."""
+    newlines, last = 0, b""
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("cp1252" if transcode else "utf-8")("strict")
     with path.open("rb") as src, (utf8_copy.open("w", encoding="utf-8", newline="") if transcode else
                                   open(os.devnull, "w")) as out:
         while chunk := src.read(CHUNK):
-            size += len(chunk)
             # The byte test first: a regex over every byte of a chunk costs more than the transcoding,
             # and a Windows-1252 file rarely holds an 'Ã' or 'Â' at all.
             if transcode and (b"\xc3" in chunk or b"\xc2" in chunk) and (m := _UTF8_IN_CP1252.search(chunk)):
@@ -79,58 +78,54 @@ def _scan_text(path: Path, spec: SourceSpec, utf8_copy: Path) -> _Scan:
                 out.write(text)
             newlines += chunk.count(b"\n")
             last = chunk[-1:]
-    return _Scan(size, transcode, newlines + (1 if last not in (b"", b"\n") else 0))
+    return _Scan(transcode, newlines + (1 if last not in (b"", b"\n") else 0))
+
+
+def _whole_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file in chunks cut at line ends, each with the number of lines before it: a search in a
+    chunk never splits a line (nor a CRLF). The last chunk may end without a newline."""
+    lines, carry = 0, b""
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK):
+            buf = carry + chunk
+            cut = buf.rfind(b"\n") + 1
+            region, carry = buf[:cut], buf[cut:]
+            if region:
+                yield lines, region
+                lines += region.count(b"\n")
+    if carry:
+        yield lines, carry
 
 
 def _line_endings(path: Path) -> tuple[int, int]:
     """(CRLF line ends, all line ends): asked only when DuckDB could not read a file."""
-    crlf, newlines, last = 0, 0, b""
-    with path.open("rb") as src:
-        while chunk := src.read(CHUNK):
-            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
+    crlf = newlines = 0
+    for _, region in _whole_lines(path):
+        crlf += region.count(b"\r\n")
+        newlines += region.count(b"\n")
     return crlf, newlines
 
 
 def _normalise_line_endings(source: Path, target: Path) -> None:
     """CRLF to LF, for a file whose lines end both ways: DuckDB's reader takes one line ending per
     file and refuses a mix without saying where. Line numbers stay as they were."""
-    with source.open("rb") as src, target.open("wb") as out:
-        carry = b""
-        while chunk := src.read(CHUNK):
-            buf = carry + chunk
-            carry = buf[-1:] if buf.endswith(b"\r") else b""
-            out.write(buf[:len(buf) - len(carry)].replace(b"\r\n", b"\n"))
-        out.write(carry)
+    with target.open("wb") as out:
+        for _, region in _whole_lines(source):
+            out.write(region.replace(b"\r\n", b"\n"))
 
 
 def _stray_carriage_return(path: Path) -> int | None:
     """The line of the first CR that does not end a line (DuckDB refuses it without a line number)."""
-    lines, carry = 0, b""
-    with path.open("rb") as src:
-        while chunk := src.read(CHUNK):
-            buf = carry + chunk
-            carry = buf[-1:] if buf.endswith(b"\r") else b""
-            region = buf[:len(buf) - len(carry)]
-            if (m := re.search(rb"\r(?!\n)", region)) is not None:
-                return lines + region.count(b"\n", 0, m.start()) + 1
-            lines += region.count(b"\n")
-    return lines + 1 if carry else None
+    for lines, region in _whole_lines(path):
+        if (m := _STRAY_CR.search(region)) is not None:
+            return lines + region.count(b"\n", 0, m.start()) + 1
+    return None
 
 
 def _blank_lines(path: Path) -> list[int]:
     """Line numbers of the blank lines after the header (DuckDB skips them without saying where)."""
-    blanks, lines, carry = [], 0, b""
-    with path.open("rb") as src:
-        while chunk := src.read(CHUNK):
-            buf = carry + chunk
-            last_newline = buf.rfind(b"\n")
-            region, carry = buf[:last_newline + 1], buf[last_newline + 1:]
-            blanks.extend(line for m in _BLANK_LINE.finditer(region)
-                          if (line := lines + region.count(b"\n", 0, m.start()) + 1) > 1)
-            lines += region.count(b"\n")
-    return blanks
+    return [line for lines, region in _whole_lines(path) for m in _BLANK_LINE.finditer(region)
+            if (line := lines + region.count(b"\n", 0, m.start()) + 1) > 1]
 
 
 def _read_header(path: Path, spec: SourceSpec) -> list[str]:
@@ -231,7 +226,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     names = ", ".join(f'"{c}"' for c in spec.column_names)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, {names} "
                 f"FROM {source}")
-    staged = StagedFile(path, spec, table, scan.size, read, header, period, warnings)
+    staged = StagedFile(path, spec, table, read, header, period, warnings)
     if blanks:
         staged.warnings.append(Issue(path.name, blanks[0], None, None,
                                      f"{len(blanks)} blank line(s) skipped", severity="warning"))
@@ -251,7 +246,6 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tab
                period: str | None) -> StagedFile:
     from openpyxl import load_workbook
 
-    size = path.stat().st_size
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # a renamed CSV, a truncated upload: openpyxl says why
@@ -275,7 +269,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tab
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (_line INTEGER, {cols})")
     if records:
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(positions) + 1))})", records)
-    return StagedFile(path, spec, table, size, len(records), header, period,
+    return StagedFile(path, spec, table, len(records), header, period,
                       [i for i in header_issues if i.severity == "warning"])
 
 
