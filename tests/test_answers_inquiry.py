@@ -118,8 +118,11 @@ def test_question_numbering(tmp_path: Path) -> None:
 def test_template_syntax_error(tmp_path: Path) -> None:
     data = changed()
     data["questions"][3]["answer"] = "Der er {% if staff_learning_partners %} ansat."
-    with pytest.raises(InquiryError, match=r"broken.yaml: questions\[3\].answer \(question 4\): template error"):
-        load_inquiry(write(tmp_path, data))
+    path = write(tmp_path, data)
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "Der er {%" in text)
+    with pytest.raises(InquiryError, match=rf"broken.yaml:{line}: questions\[3\].answer \(question 4\): template "
+                                           r"error on line 1"):
+        load_inquiry(path)
 
 
 def test_not_yaml(tmp_path: Path) -> None:

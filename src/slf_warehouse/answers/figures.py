@@ -15,6 +15,7 @@ fixed whitelist): "spending per quarter" is still one column of one mart.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -304,6 +305,37 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
 
 
 # --- results -------------------------------------------------------------------------------------
+# Results are read-only all the way down (frozen dataclasses, tuples, ReadOnlyMapping): the same
+# objects feed the answer texts, the tables, the appendix and the sidecar, so nothing a template
+# does may change them.
+
+class ReadOnlyMapping(Mapping):
+    """A mapping that cannot be changed (a ``MappingProxyType`` cannot be pickled to the process that
+    renders the answers)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a figure's mapping is read-only")
+
+    def __reduce__(self):
+        return (ReadOnlyMapping, (dict(self._data),))
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyMapping({self._data!r})"
+
 
 def format_value(value: Any, unit: str, style: str) -> str:
     if value is None:
@@ -365,8 +397,12 @@ class FigureValue:
 class FigureRow:
     """One group of a table figure: the group columns by name, ``value`` (a FigureValue) and ``rows``."""
 
-    keys: dict[str, Any]
+    keys: Mapping[str, Any]
     value: FigureValue
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.keys, ReadOnlyMapping):
+            object.__setattr__(self, "keys", ReadOnlyMapping(self.keys))
 
     @property
     def rows(self) -> int:
@@ -392,8 +428,8 @@ class FigureTable:
     total: FigureValue
 
     @property
-    def rows(self) -> list[FigureRow]:  # what templates loop over
-        return list(self.items)
+    def rows(self) -> tuple[FigureRow, ...]:  # what templates loop over
+        return self.items
 
     @property
     def value(self) -> Any:
@@ -434,10 +470,14 @@ class FigureResult:
     """What was evaluated, for the appendix and for callers: spec, parameters, template value, SQL."""
 
     spec: FigureSpec
-    params: dict[str, Any]
+    params: Mapping[str, Any]
     result: FigureValue | FigureTable
     sql: str
     bound: tuple[Any, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, ReadOnlyMapping):
+            object.__setattr__(self, "params", ReadOnlyMapping(self.params))
 
     @property
     def name(self) -> str:
@@ -581,7 +621,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, spec: FigureSpec, params: dict[str,
     else:
         value, n_rows = rows[0]
         result = FigureValue(spec.name, value, spec.unit, spec.format, int(n_rows))
-    return FigureResult(spec, dict(params), result, sql, tuple(bound))
+    return FigureResult(spec, ReadOnlyMapping(params), result, sql, tuple(bound))
 
 
 def evaluate_figures(con: duckdb.DuckDBPyConnection, names: list[str], params: dict[str, Any],

@@ -15,12 +15,17 @@ public holidays, and grundlovsdag, juleaftensdag and nytårsaftensdag as municip
 
 Loading checks everything that can be checked without a warehouse: the fields and dates, that
 the window ends after it starts, the deadline, that every template compiles, that every name a
-template uses is a known figure or helper, and that every table and chart fits its figure.
-Errors name the file and the field.
+template uses is a known figure or helper, that no template uses a construct that would print
+markup unescaped (``template_check.py``), and that every table and chart fits its figure.
+Errors name the file and the field, and for a template its line in the file.
+
+The file's SHA-256 is taken from the bytes that were parsed: the letter's appendix and the
+figures sidecar name the exact inquiry text the answer was made from.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
+from slf_warehouse.answers.template_check import names_used, refused_constructs
 from slf_warehouse.answers.templating import HELPER_NAMES, answer_environment
 from slf_warehouse.answers.workdays import ANSWER_WORKING_DAYS, answer_deadline
 
@@ -51,7 +57,7 @@ class Signatory(BaseModel):
 
 
 class Window(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     start: date
     end: date
 
@@ -138,11 +144,30 @@ class Inquiry(BaseModel):
 
 @dataclass(frozen=True)
 class LoadedInquiry:
-    """A validated inquiry, its file, and the figures its answers and appendix use (registry order)."""
+    """A validated inquiry, its file (and the SHA-256 of the bytes read), and the figures its answers
+    and appendix use (registry order)."""
 
     path: Path
     inquiry: Inquiry
     figure_names: list[str]
+    sha256: str = ""
+
+
+def _answer_line(text: str, index: int, template_line: int) -> int | None:
+    """The file line of line ``template_line`` of ``questions[index].answer``: exact for a literal
+    block (``answer: |``) and a one-line value; the line the answer starts on otherwise."""
+    try:
+        root = yaml.compose(text)
+        questions = next(v for k, v in root.value if k.value == "questions")
+        answer = next(v for k, v in questions.value[index].value if k.value == "answer")
+    except (yaml.YAMLError, StopIteration, AttributeError, IndexError, TypeError):
+        return None
+    first = answer.start_mark.line + 1  # 1-based line of the value's first character
+    if answer.style == "|":
+        value = str(answer.value)  # leading blank lines are stripped from the template, not the file
+        skipped = value[:len(value) - len(value.lstrip())].count("\n")
+        return first + skipped + template_line  # the text starts on the line after the "|"
+    return first
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -179,13 +204,17 @@ def _describe(error: dict[str, Any]) -> str:
 
 def load_inquiry(path: Path | str) -> LoadedInquiry:
     """Read and validate an inquiry file; raise InquiryError naming the file and the field."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise InquiryError(f"{path}: no such inquiry file") from None
+    except UnicodeDecodeError as e:
+        raise InquiryError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
         raise InquiryError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -203,8 +232,13 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
         try:
             ast = env.parse(q.answer)
         except TemplateSyntaxError as e:
-            raise InquiryError(f"{path}: {field}: template error on line {e.lineno}: {e.message}") from None
-        names = sorted(meta.find_undeclared_variables(ast))
+            raise InquiryError(f"{_where(path, text, i, e.lineno)}: {field}: template error on line {e.lineno}: "
+                               f"{e.message}") from None
+        if refused := refused_constructs(ast):
+            first = refused[0]
+            raise InquiryError(f"{_where(path, text, i, first.lineno)}: {field}, line {first.lineno} of the answer: "
+                               f"{first.message}") from None
+        names = names_used(ast, env.globals.keys())
         unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
         if unknown:
             raise InquiryError(f"{path}: {field}: unknown figure {', '.join(repr(n) for n in unknown)} "
@@ -227,4 +261,10 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
                                f"(known figures: {', '.join(FIGURES)})")
         used.append(name)
     order = list(FIGURES)  # the registry's order: stable, and grouped by subject
-    return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index))
+    return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index), hashlib.sha256(raw).hexdigest())
+
+
+def _where(path: Path, text: str, index: int, template_line: int | None) -> str:
+    """``file:line`` of an answer template's line, or the file alone when it cannot be placed."""
+    line = _answer_line(text, index, template_line or 1)
+    return f"{path}:{line}" if line else str(path)

@@ -24,9 +24,10 @@ from markupsafe import Markup
 from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers import formatting as fmt
 from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
-from slf_warehouse.answers.figures import FigureResult, FigureTable, evaluate_figures
+from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
 from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
-from slf_warehouse.answers.templating import answer_environment, text_to_html
+from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError, RenderLimits, render_answer_texts
+from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
@@ -53,10 +54,10 @@ def default_templates_dir() -> Path:
 
 def _letter_environment(templates_dir: Path):
     from jinja2 import FileSystemLoader, StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = SandboxedEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
-                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = ImmutableSandboxedEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["dato"] = fmt.format_date
     return env
 
@@ -81,25 +82,31 @@ def _source_files(con) -> list[dict[str, Any]]:
     return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
 
 
-def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
-    """Each question with its answer rendered to HTML blocks (in the sandbox)."""
-    from jinja2 import TemplateError
-
+def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult],
+                        limits: RenderLimits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
+    """Each question with its answer rendered to HTML blocks (in the sandbox, in a child process with
+    ``limits``; see sandbox_run.py)."""
     inquiry = loaded.inquiry
-    env = answer_environment()
     context: dict[str, Any] = {name: f.result for name, f in figures.items()}
-    context["window"] = inquiry.window
-    context["inquiry"] = {"party": inquiry.party, "member": inquiry.member, "subject": inquiry.subject,
-                          "received": inquiry.received, "deadline": inquiry.deadline}
+    context["window"] = Period(inquiry.window.start, inquiry.window.end)
+    context["inquiry"] = ReadOnlyMapping({"party": inquiry.party, "member": inquiry.member,
+                                          "subject": inquiry.subject, "received": inquiry.received,
+                                          "deadline": inquiry.deadline})
+
+    def where(i: int | None) -> str:
+        if i is None:
+            return f"{loaded.path}: answers"
+        return f"{loaded.path}: questions[{i}].answer (question {inquiry.questions[i].number})"
+
+    try:
+        texts = render_answer_texts([q.answer for q in inquiry.questions], context, limits)
+    except AnswerRenderError as e:
+        raise InquiryError(f"{where(e.index)}: {e.reason}") from None
     out = []
     counters: dict[str, int] = {}
-    for i, q in enumerate(inquiry.questions):
-        try:
-            text = env.from_string(q.answer).render(context)
-        except (TemplateError, ArithmeticError, TypeError, ValueError, AttributeError) as e:
-            # the sandbox's refusals, undefined names and limits (e.g. a range too big) alike
-            raise InquiryError(f"{loaded.path}: questions[{i}].answer (question {q.number}): "
-                               f"{type(e).__name__}: {e}") from e
+    for i, (q, text) in enumerate(zip(inquiry.questions, texts)):
+        if problem := markup_problem(text):
+            raise InquiryError(f"{where(i)}: {problem}")
         try:
             exhibits = render_exhibits(q.tables, q.charts, figures, counters)
         except ExhibitError as e:
@@ -144,7 +151,8 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
 
 
 def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
-                   templates_dir: Path | None = None, previous: Path | None = None) -> RenderedAnswer:
+                   templates_dir: Path | None = None, previous: Path | None = None,
+                   limits: RenderLimits = DEFAULT_LIMITS) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only) and write
     ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
 
@@ -162,7 +170,7 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         figures = evaluate_figures(con, loaded.figure_names, inquiry.parameters)
         source_files = _source_files(con)
 
-    questions = render_answers_html(loaded, figures)
+    questions = render_answers_html(loaded, figures, limits)
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
     record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, warehouse_path.name, run_info)
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
@@ -184,16 +192,22 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
     )
 
+    from weasyprint import HTML  # ~1 s to import; only here, never at package import
+
+    from slf_warehouse.answers.fetcher import ProjectFilesFetcher, ResourceRefused
+
+    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    fetcher = ProjectFilesFetcher(templates_dir)  # the project's own files only, never the default fetcher
+    try:
+        pdf = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
+            pdf_identifier=identifier, pdf_variant=PDF_VARIANT)
+    except ResourceRefused as e:
+        raise InquiryError(f"{inquiry_path}: {e}; no letter was written") from None
+
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{inquiry_path.stem}.html"
     pdf_path = out_dir / f"{inquiry_path.stem}.pdf"
     html_path.write_text(html, encoding="utf-8")
-
-    from weasyprint import HTML  # ~1 s to import; only here, never at package import
-
-    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(pdf_identifier=identifier,
-                                                                    pdf_variant=PDF_VARIANT)
     tmp = pdf_path.with_suffix(".pdf.tmp")
     tmp.write_bytes(pdf)
     tmp.replace(pdf_path)

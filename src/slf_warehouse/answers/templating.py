@@ -1,8 +1,13 @@
 """The sandboxed Jinja2 environment answer texts are rendered in, and their light text markup.
 
-Answer texts are plain text. The environment is a ``SandboxedEnvironment`` with autoescaping, and
-the template's own literal text is escaped too (``EscapeTemplateText``): "<", "&" and quotes
-written in an answer, and in any value it prints, appear literally in the letter.
+Answer texts are plain text. The environment is an immutable sandbox (``AnswerSandbox``: no
+template can change a list, a dict or a figure) with autoescaping, and the template's own literal
+text is escaped too (``EscapeTemplateText``): "<", "&" and quotes written in an answer, and in any
+value it prints, appear literally in the letter. Constructs that would print markup unescaped
+(``safe``, ``{% autoescape %}`` …) are refused when the inquiry loads (``template_check.py``), and
+whatever an answer renders to is checked again afterwards (``markup_problem``): the only markup it
+may contain is the figure span the helpers write. Rendering itself runs in a child process with a
+time and memory limit (``sandbox_run.py``).
 
 Helpers an answer may call (Danish names, as the texts are Danish):
 
@@ -21,12 +26,15 @@ Markup after rendering: a blank line separates paragraphs; a line starting with 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from slf_warehouse.answers import formatting as fmt
@@ -41,6 +49,14 @@ class EscapeTemplateText(Extension):
                 yield Token(token.lineno, "data", str(escape(token.value)))
             else:
                 yield token
+
+
+@dataclass(frozen=True)
+class Period:
+    """The inquiry's window as a template sees it: ``window.start``, ``window.end``."""
+
+    start: date
+    end: date
 
 
 def _raw(value: Any) -> Any:
@@ -89,12 +105,59 @@ FILTERS = {
 HELPER_NAMES = frozenset(template_helpers())
 
 
-def answer_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                               lstrip_blocks=True, extensions=[EscapeTemplateText])
+# Jinja's own filters an answer may use: all return text (escaped when printed) or plain values.
+# Not here: safe, urlize, xmlattr, tojson, pprint (markup or object internals).
+BUILTIN_FILTERS = frozenset({
+    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
+    "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join",
+    "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse",
+    "round", "select", "selectattr", "slice", "sort", "string", "striptags", "sum", "title", "trim",
+    "truncate", "unique", "upper", "wordcount", "wordwrap",
+})
+ALLOWED_FILTERS = BUILTIN_FILTERS | frozenset(FILTERS)
+
+
+class AnswerSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, and no reaching into markup: a helper's result (a ``Markup`` figure
+    span) can be printed but not indexed or edited with its string methods, which keep it markup
+    (``tal(1).replace("span class=", "img src=…")`` would otherwise write an image tag). Jinja
+    compiles slices to plain Python, so ``tal(1)[:1]`` still gives markup: the rendered text is
+    checked afterwards (``markup_problem``) for that and whatever else is not foreseen here."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, Markup):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, Markup):
+            return self.undefined("a helper's formatted text cannot be sliced", obj=obj, name=str(argument),
+                                  exc=SecurityError)
+        return super().getitem(obj, argument)
+
+
+def answer_environment() -> AnswerSandbox:
+    env = AnswerSandbox(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                        lstrip_blocks=True, extensions=[EscapeTemplateText])
     env.globals.update(template_helpers())
-    env.filters.update(FILTERS)
+    env.filters = {name: f for name, f in {**env.filters, **FILTERS}.items() if name in ALLOWED_FILTERS}
     return env
+
+
+# The only tags a rendered answer may contain: the figure span (``_nowrap``, ``FigureValue``).
+_FIGURE_TAGS = re.compile(r'<span class="figure">|</span>')
+
+
+def markup_problem(rendered: str) -> str | None:
+    """None when ``rendered`` is escaped text and figure spans only; else what is wrong (without
+    quoting the text: it is the letter's content, not the log's)."""
+    rest = _FIGURE_TAGS.sub("", rendered)
+    if "<" not in rest and ">" not in rest:
+        return None
+    tag = re.search(r"<\s*/?\s*([A-Za-z][A-Za-z0-9-]*)", rest)
+    what = f"an HTML tag <{tag.group(1)[:20]}>" if tag else "a raw angle bracket"
+    return (f"the answer renders to {what}; answers are plain text and may not produce markup "
+            "(only the helpers' figure formatting)")
 
 
 _BULLET = re.compile(r"^- +(.*)$")
