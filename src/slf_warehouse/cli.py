@@ -98,12 +98,20 @@ def _answer(args: argparse.Namespace) -> int:
     from slf_warehouse.answers.published import answer_from_published
     from slf_warehouse.warehouse import NoPublishedWarehouse
 
+    from slf_warehouse.answers.inquiry import InquiryError
+
+    given = Path(args.inquiry)
+    inquiry = given.resolve() if given.is_file() else args.inquiry  # else a name in inquiries/
     try:
-        answer = answer_from_published(Path(args.inquiry).resolve(), Path(args.out).resolve())
-    except NoPublishedWarehouse as e:
+        answer = answer_from_published(inquiry, Path(args.out).resolve(),
+                                       out_dir=Path(args.to).resolve() if args.to else None)
+    except (NoPublishedWarehouse, InquiryError) as e:
         print(f"slf answer: {e}", file=sys.stderr)
         return 2
     print(f"{answer['pdf']}\n{answer['html']}")
+    if not answer["official"]:
+        print("not official: the inquiry file is not one of the project's inquiries/; the letter says so on "
+              "every page", file=sys.stderr)
     if not answer["first_edition"]:
         print("figures changed since the last edition: " + (", ".join(answer["changed_figures"]) or "none"))
     return 0
@@ -155,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("inquiry", help="inquiry YAML file (or its name in inquiries/)")
     p.add_argument("--out", required=True,
                    help="the refresh's output folder: its published warehouse is read, the PDF goes to answers/")
+    p.add_argument("--to", metavar="DIR",
+                   help="folder for the letter (default: answers/ for the project's inquiries/, answers/drafts/ "
+                        "for an inquiry file from elsewhere, which never publishes to answers/)")
     p.set_defaults(func=_answer)
 
     p = sub.add_parser("airflow", help="start Airflow (UI, API, scheduler) on loopback with the project's DAGs")

@@ -64,12 +64,15 @@ def figure_record(f: FigureResult) -> dict[str, Any]:
 
 
 def sidecar_document(inquiry_file: str, parameters: dict[str, Any], figures: dict[str, FigureResult],
-                     warehouse_file: str, run_info: dict[str, Any] | None) -> dict[str, Any]:
+                     warehouse_file: str, run_info: dict[str, Any] | None, *, inquiry_sha256: str = "",
+                     official: bool = False) -> dict[str, Any]:
     info = {k: _json_value(v) if not isinstance(v, (list, tuple, set)) else sorted(str(x) for x in v)
             for k, v in (run_info or {}).items()}
     return {
         "format": FORMAT,
         "inquiry": inquiry_file,
+        "inquiry_sha256": inquiry_sha256,  # the exact inquiry text the figures were answered for
+        "official": official,  # the inquiry file is one of the project's (inquiries/)
         "parameters": {k: _json_value(v) for k, v in parameters.items()},
         "warehouse": {"file": warehouse_file, "version": info.get("version"), "run_id": info.get("run_id")},
         "run_info": info,

@@ -5,6 +5,12 @@ The warehouse is found through the published pointer in ``<output_dir>/warehouse
 build file, so the answer is computed from one consistent published version. The letter goes to
 ``<output_dir>/answers/``, next to the answers the refresh renders, so "what changed" compares with
 the last edition of the same inquiry wherever it was rendered.
+
+Only the project's own inquiry files (real path inside ``inquiries/``, symlinks followed) publish
+to ``answers/``. An inquiry file from anywhere else renders to ``answers/drafts/`` (or a folder the
+caller names, never ``answers/`` itself), and its letter is marked "IKKE OFFICIELT SVAR" on every
+page, in the appendix and in the sidecar (``official: false``): a file elsewhere that happens to be
+called ``enhedslisten-slf.yaml`` can no longer replace the official letter.
 """
 
 from __future__ import annotations
@@ -36,6 +42,32 @@ def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
     return candidate
 
 
+UNOFFICIAL_FOLDER = "drafts"
+
+
+def is_official_inquiry(path: Path, inquiries_dir: Path | None = None) -> bool:
+    """Whether ``path`` is one of the project's inquiry files: its real path lies in ``inquiries/``."""
+    if inquiries_dir is None:
+        from slf_warehouse.settings import project_dir
+
+        inquiries_dir = project_dir() / "inquiries"
+    real = Path(path).resolve()
+    return real.is_file() and real.parent == Path(inquiries_dir).resolve()
+
+
+def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir: Path | None = None) -> tuple[Path, bool]:
+    """Where an inquiry's letter goes and whether it is official: the project's inquiries to
+    ``answers/`` (or ``out_dir``), any other to ``out_dir`` or ``answers/drafts/``, never ``answers/``."""
+    official = is_official_inquiry(inquiry, inquiries_dir)
+    if official:
+        return (Path(out_dir) if out_dir else answers_dir), True
+    target = Path(out_dir) if out_dir else answers_dir / UNOFFICIAL_FOLDER
+    if target.resolve() == answers_dir.resolve():
+        raise InquiryError(f"{inquiry}: only inquiry files in {inquiries_dir} publish to {answers_dir}; "
+                           f"render this one to another folder (default {answers_dir / UNOFFICIAL_FOLDER})")
+    return target, False
+
+
 def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
     """What the appendix says about the warehouse version: run, publication and its quality status."""
     import json
@@ -57,19 +89,24 @@ def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
     return run_info
 
 
-def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
-    """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers``; a summary for XCom."""
+def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = None,
+                          out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers`` (an inquiry from
+    outside ``inquiries/``: ``out_dir`` or ``answers/drafts``, unofficial); a summary for XCom."""
     from slf_warehouse.answers.render import render_inquiry
     from slf_warehouse.settings import Settings
     from slf_warehouse.warehouse import WarehouseStore
 
     settings = Settings.from_env(output_dir=output_dir)
     path = resolve_inquiry(inquiry, settings.inquiries_dir)
+    target, official = answer_folder(path, settings.answers_dir, settings.inquiries_dir, out_dir)
     published = WarehouseStore(settings.warehouse_dir).published()  # NoPublishedWarehouse: run a refresh
-    answer = render_inquiry(published.path, path, settings.answers_dir,
+    answer = render_inquiry(published.path, path, target, official=official,
                             run_info=published_run_info(published, settings.quality_dir))
     return {
         "inquiry": str(path),
+        "official": official,
+        "inquiry_sha256": answer.inquiry_sha256,
         "pdf": str(answer.pdf_path),
         "html": str(answer.html_path),
         "figures_json": str(answer.sidecar_path),

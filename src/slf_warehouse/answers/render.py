@@ -26,6 +26,7 @@ from slf_warehouse.answers import formatting as fmt
 from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
 from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
 from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
+from slf_warehouse.answers.published import is_official_inquiry
 from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError, RenderLimits, render_answer_texts
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
@@ -44,6 +45,8 @@ class RenderedAnswer:
     figures: dict[str, FigureResult] = field(default_factory=dict)
     sidecar_path: Path | None = None
     changes: ch.Changes = field(default_factory=lambda: ch.Changes(None))
+    inquiry_sha256: str = ""
+    official: bool = True
 
 
 def default_templates_dir() -> Path:
@@ -152,18 +155,22 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
 
 def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
                    templates_dir: Path | None = None, previous: Path | None = None,
-                   limits: RenderLimits = DEFAULT_LIMITS) -> RenderedAnswer:
+                   limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only) and write
     ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
 
     The figures are compared with ``previous`` (a ``.figures.json`` of an earlier edition), by
-    default the one this call replaces in ``out_dir``."""
+    default the one this call replaces in ``out_dir``. The appendix and the sidecar carry the
+    inquiry file's SHA-256; a letter is official only when its inquiry file is one of the
+    project's (``published.is_official_inquiry``; ``official`` may only narrow that), and an
+    unofficial one says so on every page."""
     import duckdb
 
     warehouse_path, inquiry_path, out_dir = Path(warehouse_path), Path(inquiry_path), Path(out_dir)
     templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
     loaded = load_inquiry(inquiry_path)
     inquiry = loaded.inquiry
+    official = is_official_inquiry(inquiry_path) and official is not False
     if not warehouse_path.is_file():
         raise FileNotFoundError(f"warehouse {warehouse_path} does not exist")
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
@@ -172,7 +179,8 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
 
     questions = render_answers_html(loaded, figures, limits)
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
-    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, warehouse_path.name, run_info)
+    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, warehouse_path.name, run_info,
+                                 inquiry_sha256=loaded.sha256, official=official)
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
     letter_date: date = inquiry.letter_date
@@ -187,6 +195,10 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
         css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
         override=(run_info or {}).get("override"),
         inquiry_file=inquiry_path.name,
+        inquiry_sha256=loaded.sha256,
+        official=official,
+        page_marks=[*(["UDKAST – ikke afsendt"] if inquiry.is_draft else []),
+                    *([] if official else ["IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"])],
         source_files=source_files,
         changes=_changes_view(changes),
         deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
@@ -213,4 +225,4 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
     tmp.replace(pdf_path)
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
     return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures, sidecar_path=sidecar,
-                          changes=changes)
+                          changes=changes, inquiry_sha256=loaded.sha256, official=official)
