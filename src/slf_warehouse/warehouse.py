@@ -64,6 +64,16 @@ def _records_run(con: duckdb.DuckDBPyConnection, tables: set[str], run_id: str) 
         "SELECT count(*) FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()[0][0] > 0
 
 
+def _open_existing(path: Path) -> duckdb.DuckDBPyConnection:
+    """Read-only, so a missing file is an error, not a new empty database. A process that has the
+    file open read-write already (dbt in-process) cannot add a read-only connection: it gets its
+    open database, which exists by definition."""
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.ConnectionException:
+        return duckdb.connect(str(path))
+
+
 class WarehouseStore:
     def __init__(self, root: Path):
         self.root = root
@@ -131,7 +141,7 @@ class WarehouseStore:
         if owner is not None and owner != run_id:
             raise BuildRefused(f"{build.name} is run {owner}'s build, not run {run_id}'s: not published")
         try:
-            with duckdb.connect(str(build), read_only=True) as con:
+            with _open_existing(build) as con:
                 tables = _tables(con)
                 own = _records_run(con, tables, run_id)
         except duckdb.Error as e:
