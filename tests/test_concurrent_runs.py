@@ -163,3 +163,63 @@ def test_two_refreshes_at_once_one_is_refused_and_the_published_warehouse_is_who
     assert statuses == {"run-a": "published"}  # run-b never started a build
     assert not list((out / "warehouse" / "builds").glob("*.duckdb"))
     assert run_lock.lease(out) is None  # freed for the next refresh
+
+
+def _dagrun_state(run_id: str) -> str | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as con:
+            row = con.execute(text("SELECT state FROM dag_run WHERE run_id = :r"), {"r": run_id}).first()
+    finally:
+        engine.dispose()
+    return row[0] if row else None
+
+
+@pytest.mark.slow
+def test_slf_run_refuses_a_second_run_and_the_next_one_retires_a_killed_run(
+        sample_landing: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    store = WarehouseStore(out / "warehouse")
+    cmd = [*SLF, "run", "--landing", str(sample_landing), "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: (lease := run_lock.lease(out)) is not None and store.builds_of(lease.run_id), 300,
+                  "the first run's prepared build", first)
+        run_id = run_lock.lease(out).run_id
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first run ended before the second started"
+        # Killed as a person's Ctrl-\ or the OOM killer would: the CLI and its Airflow process at once.
+    finally:
+        _kill(first)
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert f"in use by run {run_id} (slf run, pid {first.pid}, since " in second.stderr, second.stderr
+    assert "Cannot add ExpectationSuite" not in second.stderr and not (out / "warehouse" / "published.json").exists()
+    orphans = store.builds_of(run_id)
+    assert orphans and _dagrun_state(run_id) == "running"
+
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert _dagrun_state(run_id) == "failed"
+    runs = {r["run_id"]: r for r in read_history(out / "quality")}
+    assert runs[run_id]["status"] == "failed" and runs[run_id]["failed_steps"][0].startswith("interrupted")
+    assert not any(build.exists() for build in orphans) and store.builds_of(run_id) == []
+    published = store.published()
+    assert published.run_id != run_id and runs[published.run_id]["status"] == "published"
+    assert _dagrun_state(published.run_id) == "success"
+    assert run_lock.lease(out) is None  # the teardown freed the folder
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_dag_frees_the_folder_in_a_teardown_that_does_not_decide_the_runs_state(monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("SLF_DBT_MODE", "build")
+    dag = DagBag().get_dag("slf_refresh")
+    end = dag.get_task("end_run")
+    assert end.is_teardown and not end.on_failure_fail_dagrun
+    assert {"render_answers", "record_outcome"} <= end.upstream_task_ids
+    # every other task finishes before the folder is freed
+    assert set(dag.task_ids) - {"end_run"} <= end.get_flat_relative_ids(upstream=True)

@@ -78,9 +78,16 @@ def test_publish_refuses_a_build_that_is_not_its_own(tmp_path: Path) -> None:
     with pytest.raises(BuildRefused, match="run run-2's build, not run run-3's"):
         store.publish(theirs, "run-3")
     # An empty file where a build should be (what DuckDB leaves when told to open a missing path).
-    empty = store.new_build("run-4")
-    with pytest.raises(BuildRefused, match="does not record run run-4"):
+    empty = store.builds / "20990101T000000-run-4.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(BuildRefused, match="holds no tables"):
         store.publish(empty, "run-4")
+    # A build copied from the published warehouse that this run never started (no audit.runs row).
+    foreign = store.new_build("run-5")
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("INSERT INTO t VALUES (5)")
+    with pytest.raises(BuildRefused, match="does not record run run-5"):
+        store.publish(foreign, "run-5")
     assert store.published().run_id == "run-1" and theirs.exists()
 
 

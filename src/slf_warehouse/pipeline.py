@@ -40,23 +40,32 @@ def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str],
 def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) -> None:
     """A run whose process was killed never recorded its end: the history gets it as failed and
     its build goes (the DagRun's own state is airflow_runner's to fix)."""
-    import duckdb
-
-    from slf_warehouse.quality.step import finish_failed_run
+    from slf_warehouse.quality.history import read_history
 
     assert orphan.run_id
     store = WarehouseStore(settings.warehouse_dir)
     builds = store.builds_of(orphan.run_id)
     reason = [f"interrupted: its process ended before the run finished (found by run {found_by})"]
-    try:
-        finish_failed_run(settings.quality_dir, orphan.run_id, build=builds[-1] if builds else None,
-                          failed_steps=reason, quarantine_dir=settings.quarantine_dir, render_report=False)
-    except duckdb.Error:  # a build torn by the kill: the history line is what matters
-        finish_failed_run(settings.quality_dir, orphan.run_id, failed_steps=reason, render_report=False)
+    recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id), {})
+    # One that recorded its end died later (e.g. rendering answers): its history stays as it is.
+    if recorded.get("status") not in ("published", "failed", "refused"):
+        _record_interrupted(settings, orphan.run_id, builds[-1] if builds else None, reason)
     for build in builds:
         store.discard(build)
-    log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as failed, %d build(s) "
-                "removed", orphan.run_id, orphan.since, orphan.pid, len(builds))
+    log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) "
+                "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed", len(builds))
+
+
+def _record_interrupted(settings: Settings, run_id: str, build: Path | None, reason: list[str]) -> None:
+    import duckdb
+
+    from slf_warehouse.quality.step import finish_failed_run
+
+    try:
+        finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=reason,
+                          quarantine_dir=settings.quarantine_dir, render_report=False)
+    except duckdb.Error:  # a build torn by the kill: the history line is what matters
+        finish_failed_run(settings.quality_dir, run_id, failed_steps=reason, render_report=False)
 
 
 def pull_source(settings: Settings, source: str) -> str:

@@ -139,6 +139,7 @@ def hold_output(out_dir: Path, via: str = VIA_SLF_RUN) -> Iterator[OutputLock]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
         yield OutputLock(out_dir, fd, holder)
+        os.ftruncate(fd, 0)  # a refresh that waits for nobody reads no stale holder
     finally:
         os.close(fd)  # the flock goes with the last descriptor (the child's copy, if it still runs)
 
@@ -183,6 +184,15 @@ def _lease_alive(lease: Holder, cli_token: str | None, dagrun_alive: Callable[[s
     return datetime.now(timezone.utc) - since < UNVERIFIABLE_LEASE_EXPIRES
 
 
+def _new_lease(out_dir: Path, run_id: str, cli_token: str | None,
+               dagrun_alive: Callable[[str], bool] | None) -> Holder:
+    cli = _lock_holder(out_dir) if cli_token else None
+    if cli is not None:  # named after the `slf run` a person started (its pid is the one to look for)
+        return Holder(via=VIA_SLF_RUN, pid=cli.pid, host=cli.host, since=cli.since, run_id=run_id, token=cli_token)
+    return Holder(via=VIA_AIRFLOW if dagrun_alive else VIA_PROCESS, pid=os.getpid(), host=socket.gethostname(),
+                  since=_now(), run_id=run_id)
+
+
 def claim(out_dir: Path, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Holder | None:
     """Take the output folder for `run_id` (the refresh's first step). RunInProgress if another run
     holds it; returns the lease of a run that held it and is gone (an orphan), else None.
@@ -198,9 +208,7 @@ def claim(out_dir: Path, run_id: str, dagrun_alive: Callable[[str], bool] | None
                 raise _refusal(out_dir, lease)
             orphan = lease
         if lease is None or lease.run_id != run_id:  # a retried first step keeps its lease
-            via = VIA_SLF_RUN if cli_token else VIA_AIRFLOW if dagrun_alive else VIA_PROCESS
-            _write_private(out_dir / LEASE_FILE, Holder(via=via, pid=os.getpid(), host=socket.gethostname(),
-                                                        since=_now(), run_id=run_id, token=cli_token))
+            _write_private(out_dir / LEASE_FILE, _new_lease(out_dir, run_id, cli_token, dagrun_alive))
     return orphan
 
 

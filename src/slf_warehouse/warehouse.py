@@ -58,8 +58,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def _records_run(con: duckdb.DuckDBPyConnection, tables: set[str], run_id: str) -> bool:
-    """The run's own row in audit.runs, written when its build was prepared: an empty or foreign
-    file has none."""
+    """The run's own row in audit.runs, written when the refresh prepared its build: a build of
+    another run has the earlier runs' rows only."""
     return "audit.runs" in tables and con.execute(
         "SELECT count(*) FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()[0][0] > 0
 
@@ -128,8 +128,9 @@ class WarehouseStore:
             path.unlink(missing_ok=True)
 
     def check_build(self, build: Path, run_id: str) -> set[str]:
-        """BuildRefused unless `build` is a build file of this store, on disk, marked as `run_id`'s,
-        recording `run_id` in audit.runs and holding every table the published version has.
+        """BuildRefused unless `build` is a build file of this store, on disk, marked as `run_id`'s (or
+        unmarked), not empty, recording `run_id` if it has audit.runs (every refresh's build does), and
+        holding every table the published version has.
         Opens the file read-only, so a missing build is never created. Returns its tables."""
         build = Path(build)
         if build.parent.resolve() != self.builds.resolve() or build.suffix != ".duckdb":
@@ -146,9 +147,12 @@ class WarehouseStore:
                 own = _records_run(con, tables, run_id)
         except duckdb.Error as e:
             raise BuildRefused(f"{build.name} cannot be read ({e}): not published") from None
-        if not own:
-            raise BuildRefused(f"{build.name} does not record run {run_id} in audit.runs ({len(tables)} "
-                               f"table(s)): not this run's build, not published")
+        if not tables:
+            raise BuildRefused(f"{build.name} holds no tables (an empty file where run {run_id}'s build "
+                               f"should be): not published")
+        if "audit.runs" in tables and not own:
+            raise BuildRefused(f"{build.name} does not record run {run_id} in audit.runs: not this run's "
+                               f"build, not published")
         try:
             with duckdb.connect(str(self.published().path), read_only=True) as con:
                 missing = _tables(con) - tables
@@ -184,7 +188,8 @@ class WarehouseStore:
 
     def _check_version(self, target: Path, run_id: str) -> None:
         with duckdb.connect(str(target), read_only=True) as con:
-            if not _records_run(con, _tables(con), run_id):
+            tables = _tables(con)
+            if not tables or ("audit.runs" in tables and not _records_run(con, tables, run_id)):
                 raise BuildRefused(f"{target.name} lost run {run_id} on the way to publication: not published")
 
     def _prune(self, keep: Path) -> None:
