@@ -62,11 +62,13 @@ def _run_id() -> str:
 
 def _dagrun_alive(run_id: str) -> bool:
     """Whether another run of this DAG that holds the output folder is still queued or running."""
+    from slf_warehouse.run_lock import dagrun_state_is_live
+
     try:
         state = get_current_context()["ti"].get_dagrun_state(dag_id="slf_refresh", run_id=run_id)
-    except Exception:  # unknown to this Airflow: nothing here is running it
+    except Exception:  # unknown to this Airflow (the API answers an error): nothing here runs it
         return False
-    return str(state) in ("queued", "running")
+    return dagrun_state_is_live(state)
 
 
 @dag(

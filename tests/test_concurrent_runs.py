@@ -223,3 +223,27 @@ def test_the_dag_frees_the_folder_in_a_teardown_that_does_not_decide_the_runs_st
     assert {"render_answers", "record_outcome"} <= end.upstream_task_ids
     # every other task finishes before the folder is freed
     assert set(dag.task_ids) - {"end_run"} <= end.get_flat_relative_ids(upstream=True)
+
+
+def test_a_scheduler_runs_lease_holds_while_its_dagrun_is_queued_or_running(tmp_path: Path) -> None:
+    """Under the scheduler each task is its own process: the lease, not a process, is the run."""
+    from airflow.sdk import DagRunState
+
+    out = tmp_path / "out"
+    states = {"scheduled__1": DagRunState.RUNNING}
+
+    def alive(run_id: str) -> bool:  # what the DAG asks Airflow (ti.get_dagrun_state)
+        return run_lock.dagrun_state_is_live(states[run_id])
+
+    assert run_lock.claim(out, "scheduled__1", alive) is None
+    assert run_lock.lease(out).via == "airflow"
+    for state in (DagRunState.RUNNING, DagRunState.QUEUED):
+        states["scheduled__1"] = state
+        with pytest.raises(run_lock.RunInProgress, match=r"in use by run scheduled__1 \(airflow, pid \d+"):
+            run_lock.claim(out, "manual__2", alive)
+    states["scheduled__1"] = DagRunState.FAILED  # e.g. marked failed in the UI before its teardown ran
+    orphan = run_lock.claim(out, "manual__2", alive)
+    assert orphan is not None and orphan.run_id == "scheduled__1"
+    assert run_lock.lease(out).run_id == "manual__2"
+    assert not run_lock.release(out, "scheduled__1") and run_lock.release(out, "manual__2")
+    assert run_lock.lease(out) is None

@@ -193,6 +193,11 @@ def _new_lease(out_dir: Path, run_id: str, cli_token: str | None,
                   since=_now(), run_id=run_id)
 
 
+def dagrun_state_is_live(state: object) -> bool:
+    """A DagRun state (Airflow's DagRunState enum, whose str() is "DagRunState.RUNNING", or its value)."""
+    return getattr(state, "value", state) in ("queued", "running")
+
+
 def claim(out_dir: Path, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Holder | None:
     """Take the output folder for `run_id` (the refresh's first step). RunInProgress if another run
     holds it; returns the lease of a run that held it and is gone (an orphan), else None.
