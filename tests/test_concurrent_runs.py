@@ -109,8 +109,9 @@ def test_a_killed_run_is_recorded_as_failed_and_its_build_removed_by_the_next(
         sample_landing: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     store = WarehouseStore(out / "warehouse")
-    killed = subprocess.Popen([sys.executable, "-c", REFRESH, str(sample_landing), str(out), "killed-run", "dbt"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    refresh = [sys.executable, "-c", REFRESH, str(sample_landing), str(out)]
+    killed = subprocess.Popen([*refresh, "killed-run", "dbt"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         line = killed.stdout.readline()
         assert line.startswith("prepared"), line
@@ -137,13 +138,13 @@ def test_a_killed_run_is_recorded_as_failed_and_its_build_removed_by_the_next(
 def test_two_refreshes_at_once_one_is_refused_and_the_published_warehouse_is_whole(
         sample_landing: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, "-c", REFRESH, str(sample_landing), str(out), "run-a", "publish"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    refresh = [sys.executable, "-c", REFRESH, str(sample_landing), str(out)]
+    first = subprocess.Popen([*refresh, "run-a", "publish"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
     try:
         _wait_for(lambda: (lease := run_lock.lease(out)) is not None and lease.run_id == "run-a", 120,
                   "lease of run-a", first)
-        second = subprocess.run([sys.executable, "-c", REFRESH, str(sample_landing), str(out), "run-b", "publish"],
-                                capture_output=True, text=True, timeout=120)
+        second = subprocess.run([*refresh, "run-b", "publish"], capture_output=True, text=True, timeout=120)
         assert first.poll() is None, "run-a ended before run-b started: nothing was concurrent"
         stdout, stderr = first.communicate(timeout=600)
     finally:
@@ -183,7 +184,8 @@ def test_slf_run_refuses_a_second_run_and_the_next_one_retires_a_killed_run(
     out = tmp_path / "out"
     store = WarehouseStore(out / "warehouse")
     cmd = [*SLF, "run", "--landing", str(sample_landing), "--out", str(out)]
-    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
     try:
         _wait_for(lambda: (lease := run_lock.lease(out)) is not None and store.builds_of(lease.run_id), 300,
                   "the first run's prepared build", first)
@@ -195,7 +197,8 @@ def test_slf_run_refuses_a_second_run_and_the_next_one_retires_a_killed_run(
         _kill(first)
     assert second.returncode == 3, second.stdout + second.stderr
     assert f"in use by run {run_id} (slf run, pid {first.pid}, since " in second.stderr, second.stderr
-    assert "Cannot add ExpectationSuite" not in second.stderr and not (out / "warehouse" / "published.json").exists()
+    assert "Cannot add ExpectationSuite" not in second.stderr
+    assert not (out / "warehouse" / "published.json").exists()
     orphans = store.builds_of(run_id)
     assert orphans and _dagrun_state(run_id) == "running"
 

@@ -27,8 +27,9 @@ def fail_orphaned_runs(dag_id: str, output_dir: str) -> list[str]:
 
     failed = []
     with create_session() as session:
-        runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING,
-                                                    DagRun.triggered_by == DagRunTriggeredByType.TEST)).all()
+        runs = session.scalars(select(DagRun).where(
+            DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING,
+            DagRun.triggered_by == DagRunTriggeredByType.TEST)).all()
         for run in runs:
             if (run.conf or {}).get("output_dir") != output_dir:
                 continue
@@ -70,7 +71,8 @@ def main(argv: list[str]) -> int:
     if conf.get("output_dir") and os.environ.get(TOKEN_ENV):
         orphans = fail_orphaned_runs(dag_id, conf["output_dir"])
         if orphans:
-            print(f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)", file=sys.stderr)
+            print(f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)",
+                  file=sys.stderr)
             record_orphans_without_lease(conf, orphans)
     run = dag.test(run_conf=conf)
     tis = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date))

@@ -46,14 +46,16 @@ def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) ->
     store = WarehouseStore(settings.warehouse_dir)
     builds = store.builds_of(orphan.run_id)
     reason = [f"interrupted: its process ended before the run finished (found by run {found_by})"]
-    recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id), {})
+    recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id),
+                    {})
     # One that recorded its end died later (e.g. rendering answers): its history stays as it is.
     if recorded.get("status") not in ("published", "failed", "refused"):
         _record_interrupted(settings, orphan.run_id, builds[-1] if builds else None, reason)
     for build in builds:
         store.discard(build)
     log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) "
-                "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed", len(builds))
+                "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed",
+                len(builds))
 
 
 def _record_interrupted(settings: Settings, run_id: str, build: Path | None, reason: list[str]) -> None:

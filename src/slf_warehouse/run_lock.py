@@ -135,7 +135,8 @@ def hold_output(out_dir: Path, via: str = VIA_SLF_RUN) -> Iterator[OutputLock]:
     try:
         if not _try_flock(fd):
             raise _refusal(out_dir, _lock_holder(out_dir))
-        holder = Holder(via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(), token=uuid.uuid4().hex)
+        holder = Holder(via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(),
+                        token=uuid.uuid4().hex)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
         yield OutputLock(out_dir, fd, holder)
@@ -188,9 +189,10 @@ def _new_lease(out_dir: Path, run_id: str, cli_token: str | None,
                dagrun_alive: Callable[[str], bool] | None) -> Holder:
     cli = _lock_holder(out_dir) if cli_token else None
     if cli is not None:  # named after the `slf run` a person started (its pid is the one to look for)
-        return Holder(via=VIA_SLF_RUN, pid=cli.pid, host=cli.host, since=cli.since, run_id=run_id, token=cli_token)
-    return Holder(via=VIA_AIRFLOW if dagrun_alive else VIA_PROCESS, pid=os.getpid(), host=socket.gethostname(),
-                  since=_now(), run_id=run_id)
+        return Holder(via=VIA_SLF_RUN, pid=cli.pid, host=cli.host, since=cli.since, run_id=run_id,
+                      token=cli_token)
+    via = VIA_AIRFLOW if dagrun_alive else VIA_PROCESS
+    return Holder(via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(), run_id=run_id)
 
 
 def dagrun_state_is_live(state: object) -> bool:

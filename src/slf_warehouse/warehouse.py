@@ -190,7 +190,8 @@ class WarehouseStore:
         with duckdb.connect(str(target), read_only=True) as con:
             tables = _tables(con)
             if not tables or ("audit.runs" in tables and not _records_run(con, tables, run_id)):
-                raise BuildRefused(f"{target.name} lost run {run_id} on the way to publication: not published")
+                raise BuildRefused(f"{target.name} lost run {run_id} on the way to publication: "
+                                   f"not published")
 
     def _prune(self, keep: Path) -> None:
         """Old versions beyond the last few; builds older than `keep` whose run has ended. A build
