@@ -4,7 +4,9 @@
 Weekday mornings, finance staff's data arrives in the landing area (one folder per source, formats
 in `docs/data-contracts.md`). This DAG:
 
-1. **prepare_build** — copies the published warehouse into a new build file (nothing published is touched);
+1. **prepare_build** — claims the output folder (one refresh per folder at a time: a second is refused,
+   naming the holder; a run left unfinished by a killed process is recorded as failed and its build
+   removed), then copies the published warehouse into a new build file (nothing published is touched);
 2. **ingest_<source>** — one group per source: `pull` fetches the deliveries from the source's location
    (`SLF_SOURCE_<SOURCE>_URL`: a folder or an HTTP(S) share, credentials from the Airflow Connection
    `slf_source_<source>`; retried with back-off), `load` validates every file against the contract and
@@ -18,7 +20,8 @@ in `docs/data-contracts.md`). This DAG:
    renders the run's quality report (`OUT/quality/report.pdf`);
 6. **render_answers** — every inquiry in `inquiries/` rendered to `OUT/answers/<inquiry>.pdf`;
 7. **record_outcome** — a run that was not published is still recorded in `OUT/quality/history.jsonl` and
-   its quality report (`OUT/quality/report.pdf`).
+   its quality report (`OUT/quality/report.pdf`);
+8. **end_run** — a teardown that frees the output folder for the next refresh, whatever happened.
 
 The quality step runs the Great Expectations suites and the reconciliations, records everything in the
 build's `audit` tables and refuses publication when a check failed, unless the param
@@ -57,6 +60,17 @@ def _run_id() -> str:
     return get_current_context()["run_id"]
 
 
+def _dagrun_alive(run_id: str) -> bool:
+    """Whether another run of this DAG that holds the output folder is still queued or running."""
+    from slf_warehouse.run_lock import dagrun_state_is_live
+
+    try:
+        state = get_current_context()["ti"].get_dagrun_state(dag_id="slf_refresh", run_id=run_id)
+    except Exception:  # unknown to this Airflow (the API answers an error): nothing here runs it
+        return False
+    return dagrun_state_is_live(state)
+
+
 @dag(
     dag_id="slf_refresh",
     schedule="0 6 * * 1-5",
@@ -81,7 +95,7 @@ def slf_refresh():
     def prepare_build() -> str:
         from slf_warehouse import pipeline
 
-        return str(pipeline.prepare_build(_settings(), _run_id()))
+        return str(pipeline.prepare_build(_settings(), _run_id(), _dagrun_alive))
 
     build = prepare_build()
 
@@ -151,12 +165,21 @@ def slf_refresh():
 
         return pipeline.render_answers(_settings(), _run_id())
 
+    # A teardown: it runs after everything else, whatever failed, and does not decide the run's state.
+    @task
+    def end_run() -> None:
+        from slf_warehouse import pipeline
+
+        pipeline.end_run(_settings(), _run_id())
+
     checked = quality_checkpoint(build)
     published = publish(build)
     ingested >> dbt_first
     docs = dbt_docs_task(DBT_PROJECT, "{{ ti.xcom_pull(task_ids='prepare_build') }}", WRITER_POOL)
-    dbt_last >> checked >> docs >> published >> render_answers()
-    published >> record_outcome()
+    answers, outcome = render_answers(), record_outcome()
+    dbt_last >> checked >> docs >> published >> answers
+    published >> outcome
+    [answers, outcome] >> end_run().as_teardown()
 
 
 slf_refresh()

@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from slf_warehouse.warehouse import KEEP_VERSIONS, NoPublishedWarehouse, WarehouseStore
+from slf_warehouse.quality.history import start_run
+from slf_warehouse.warehouse import KEEP_VERSIONS, BuildRefused, NoPublishedWarehouse, WarehouseStore
 
 
 def _sha(path: Path) -> str:
@@ -23,6 +24,7 @@ def _sha(path: Path) -> str:
 
 def _make_build(store: WarehouseStore, run_id: str, value: int) -> Path:
     build = store.new_build(run_id)
+    start_run(build, run_id)  # what prepare_build records: the build's own run
     with duckdb.connect(str(build)) as con:
         con.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
         con.execute("INSERT INTO t VALUES (?)", [value])
@@ -51,6 +53,71 @@ def test_keeps_the_last_versions(tmp_path: Path) -> None:
         time.sleep(1.01)  # version names carry the second
     assert len(list((tmp_path / "versions").glob("*.duckdb"))) == KEEP_VERSIONS
     assert store.published().run_id == f"run-{KEEP_VERSIONS + 2}"
+
+
+def test_publish_refuses_a_missing_build_and_creates_nothing(tmp_path: Path) -> None:
+    """Another run's publication used to prune this build; publish then let DuckDB create an empty
+    file at the path and pointed published.json at a warehouse with 0 tables."""
+    store = WarehouseStore(tmp_path)
+    store.publish(_make_build(store, "run-1", 1), "run-1")
+    pointer = (tmp_path / "published.json").read_bytes()
+    gone = _make_build(store, "run-2", 2)
+    store.discard(gone)
+    with pytest.raises(BuildRefused, match="missing"):
+        store.publish(gone, "run-2")
+    assert not gone.exists()
+    assert (tmp_path / "published.json").read_bytes() == pointer
+    with duckdb.connect(str(store.published().path), read_only=True) as con:
+        assert con.execute("SELECT list(v) FROM t").fetchall()[0][0] == [1]
+
+
+def test_publish_refuses_a_build_that_is_not_its_own(tmp_path: Path) -> None:
+    store = WarehouseStore(tmp_path)
+    store.publish(_make_build(store, "run-1", 1), "run-1")
+    theirs = _make_build(store, "run-2", 2)
+    with pytest.raises(BuildRefused, match="run run-2's build, not run run-3's"):
+        store.publish(theirs, "run-3")
+    # An empty file where a build should be (what DuckDB leaves when told to open a missing path).
+    empty = store.builds / "20990101T000000-run-4.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(BuildRefused, match="holds no tables"):
+        store.publish(empty, "run-4")
+    # A build copied from the published warehouse that this run never started (no audit.runs row).
+    foreign = store.new_build("run-5")
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("INSERT INTO t VALUES (5)")
+    with pytest.raises(BuildRefused, match="does not record run run-5"):
+        store.publish(foreign, "run-5")
+    assert store.published().run_id == "run-1" and theirs.exists()
+
+
+def test_pruning_leaves_another_runs_build_in_progress_alone(tmp_path: Path) -> None:
+    store = WarehouseStore(tmp_path)
+    store.publish(_make_build(store, "run-0", 0), "run-0")
+    in_progress = _make_build(store, "slow-run", 1)
+    finished = _make_build(store, "refused-run", 2)
+    store.finish(finished)  # ended without publishing (record_outcome)
+    time.sleep(1.01)  # version names carry the second: the published build is the newest
+    store.publish(_make_build(store, "fast-run", 3), "fast-run")
+    assert in_progress.exists() and store.build_run(in_progress) == "slow-run"
+    assert not finished.exists()
+    # ... so the slow run still publishes a whole warehouse.
+    published = store.publish(in_progress, "slow-run")
+    with duckdb.connect(str(published.path), read_only=True) as con:
+        assert con.execute("SELECT list(v ORDER BY v) FROM t").fetchall()[0][0] == [0, 1]
+
+
+def test_warehouse_files_are_readable_by_the_service_user_only(tmp_path: Path) -> None:
+    store = WarehouseStore(tmp_path)
+    first = _make_build(store, "run-1", 1)
+    published = store.publish(first, "run-1")
+    build = _make_build(store, "run-2", 2)  # copied from the published version
+    modes = {p: p.stat().st_mode & 0o777 for p in
+             (build, tmp_path / "builds", published.path, tmp_path / "versions", tmp_path / "published.json")}
+    assert modes[build] == 0o600 and modes[tmp_path / "builds"] == 0o700
+    for path in (published.path, tmp_path / "published.json"):
+        assert modes[path] == 0o640, path
+    assert modes[tmp_path / "versions"] == 0o750
 
 
 KILLED_REFRESH = """

@@ -1,13 +1,58 @@
 """Run one DAG end to end in this process with `dag.test()` and exit non-zero unless it succeeded.
 
-Called by `slf run` in a subprocess whose environment already points Airflow at the project.
+Called by `slf run` in a subprocess whose environment already points Airflow at the project, while
+`slf run` holds the output folder's lock (run_lock): so a dag.test run of this DAG on this folder
+still "running" in Airflow's database is one whose process was killed, and is marked failed here.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+
+from slf_warehouse.run_lock import TOKEN_ENV
+
+
+def fail_orphaned_runs(dag_id: str, output_dir: str) -> list[str]:
+    """dag.test runs of `dag_id` on `output_dir` left running by a killed `slf run`: failed, with their
+    unfinished tasks. Only while holding the folder's lock (no live run of ours can be among them)."""
+    from sqlalchemy import select
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType
+
+    failed = []
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(
+            DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING,
+            DagRun.triggered_by == DagRunTriggeredByType.TEST)).all()
+        for run in runs:
+            if (run.conf or {}).get("output_dir") != output_dir:
+                continue
+            for ti in run.get_task_instances(state=list(State.unfinished), session=session):
+                ti.state = TaskInstanceState.FAILED
+            run.set_state(DagRunState.FAILED)
+            failed.append(run.run_id)
+    return failed
+
+
+def record_orphans_without_lease(conf: dict, run_ids: list[str]) -> None:
+    """A run killed before its first step claimed the folder left no lease for prepare_build to find:
+    its history line is written here (a leased one is recorded, with its build, by prepare_build)."""
+    from slf_warehouse import run_lock
+    from slf_warehouse.quality.step import finish_failed_run
+    from slf_warehouse.settings import Settings
+
+    settings = Settings.from_env(conf.get("landing_dir"), conf["output_dir"])
+    leased = run_lock.lease(settings.output_dir)
+    for run_id in run_ids:
+        if leased is None or leased.run_id != run_id:
+            finish_failed_run(settings.quality_dir, run_id, failed_steps=["interrupted before prepare_build"],
+                              render_report=False)
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +68,12 @@ def main(argv: list[str]) -> int:
     if dag is None:
         print(f"no DAG {dag_id!r} in {bag.dag_folder}", file=sys.stderr)
         return 2
+    if conf.get("output_dir") and os.environ.get(TOKEN_ENV):
+        orphans = fail_orphaned_runs(dag_id, conf["output_dir"])
+        if orphans:
+            print(f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)",
+                  file=sys.stderr)
+            record_orphans_without_lease(conf, orphans)
     run = dag.test(run_conf=conf)
     tis = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date))
     failed = [ti.task_id for ti in tis if ti.state not in ("success", "skipped")]

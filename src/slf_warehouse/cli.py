@@ -9,6 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slf_warehouse.run_lock import OutputLock
 
 
 def _sample_data(args: argparse.Namespace) -> int:
@@ -21,15 +25,28 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The main job, through Airflow: the slf_refresh DAG run once with dag.test()."""
-    from slf_warehouse.airflow_env import airflow_environment, migrate_metadata_db
+    """The main job, through Airflow: the slf_refresh DAG run once with dag.test(), holding the
+    output folder's lock throughout (its Airflow process shares it, so it outlives a killed CLI)."""
+    from slf_warehouse.run_lock import RunInProgress, hold_output
 
     landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
     if not landing.is_dir():
         print(f"slf run: landing folder {landing} does not exist", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with hold_output(out) as lock:
+            return _run_locked(args, landing, out, lock)
+    except RunInProgress as busy:
+        print(f"slf run: refused: {busy}", file=sys.stderr)
+        return 3
+
+
+def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: OutputLock) -> int:
+    from slf_warehouse.airflow_env import airflow_environment, migrate_metadata_db
+
     env = airflow_environment()
+    env.update(lock.env())
     env.update({"SLF_LANDING_DIR": str(landing), "SLF_OUTPUT_DIR": str(out)})
     if env.get("SLF_DBT_MODE") == "watcher":
         # dag.test() runs one task at a time in this process: a watcher sensor that starts before
@@ -46,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.run([sys.executable, "-m", "slf_warehouse.airflow_runner", "slf_refresh", conf],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True, pass_fds=(lock.fd,))
     log_lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     summary = next((line for line in reversed(log_lines) if line.startswith('{"dag_id"')), "{}")
     if proc.returncode != 0:

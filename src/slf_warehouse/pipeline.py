@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from slf_warehouse import run_lock
 from slf_warehouse.settings import Settings
 from slf_warehouse.warehouse import WarehouseStore
 
@@ -21,13 +23,51 @@ class StepFailed(Exception):
     """A step whose failure must stop publication; the message says what to fix."""
 
 
-def prepare_build(settings: Settings, run_id: str) -> Path:
+def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Path:
+    """Claim the output folder for the run (run_lock.RunInProgress if another refresh holds it; a
+    run that held it and is gone is recorded as failed and its build removed), then a new build."""
     from slf_warehouse.quality.history import start_run
 
+    orphan = run_lock.claim(settings.output_dir, run_id, dagrun_alive)
+    if orphan is not None:
+        retire_orphan(settings, orphan, found_by=run_id)
     build = WarehouseStore(settings.warehouse_dir).new_build(run_id)
     start_run(build, run_id)
     log.info("building into %s", build)
     return build
+
+
+def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) -> None:
+    """A run whose process was killed never recorded its end: the history gets it as failed and
+    its build goes (the DagRun's own state is airflow_runner's to fix)."""
+    from slf_warehouse.quality.history import read_history
+
+    assert orphan.run_id
+    store = WarehouseStore(settings.warehouse_dir)
+    builds = store.builds_of(orphan.run_id)
+    reason = [f"interrupted: its process ended before the run finished (found by run {found_by})"]
+    recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id),
+                    {})
+    # One that recorded its end died later (e.g. rendering answers): its history stays as it is.
+    if recorded.get("status") not in ("published", "failed", "refused"):
+        _record_interrupted(settings, orphan.run_id, builds[-1] if builds else None, reason)
+    for build in builds:
+        store.discard(build)
+    log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) "
+                "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed",
+                len(builds))
+
+
+def _record_interrupted(settings: Settings, run_id: str, build: Path | None, reason: list[str]) -> None:
+    import duckdb
+
+    from slf_warehouse.quality.step import finish_failed_run
+
+    try:
+        finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=reason,
+                          quarantine_dir=settings.quarantine_dir, render_report=False)
+    except duckdb.Error:  # a build torn by the kill: the history line is what matters
+        finish_failed_run(settings.quality_dir, run_id, failed_steps=reason, render_report=False)
 
 
 def pull_source(settings: Settings, source: str) -> str:
@@ -97,8 +137,12 @@ def quality_checks(settings: Settings, build: Path, run_id: str,
 def publish(settings: Settings, build: Path, run_id: str) -> dict[str, str]:
     from slf_warehouse.quality.step import mark_published
 
+    # Checked before anything writes the build: a write would create a missing build empty.
+    store = WarehouseStore(settings.warehouse_dir)
+    run_lock.check_own(settings.output_dir, run_id)
+    store.check_build(build, run_id)
     mark_published(build, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
-    published = WarehouseStore(settings.warehouse_dir).publish(build, run_id)
+    published = store.publish(build, run_id)
     return {"path": str(published.path), "version": published.version, "run_id": run_id}
 
 
@@ -108,6 +152,14 @@ def record_unpublished_run(settings: Settings, build: Path | None, run_id: str, 
 
     finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=failed_steps,
                       quarantine_dir=settings.quarantine_dir)
+    if build is not None:
+        WarehouseStore(settings.warehouse_dir).finish(build)
+
+
+def end_run(settings: Settings, run_id: str) -> None:
+    """The run's very last step, whatever happened: the output folder is free for the next refresh."""
+    if run_lock.release(settings.output_dir, run_id):
+        log.info("run %s released %s", run_id, settings.output_dir)
 
 
 def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:
