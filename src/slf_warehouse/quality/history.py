@@ -386,7 +386,7 @@ def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     history_dir.mkdir(parents=True, exist_ok=True)
     path = history_dir / HISTORY_FILE
     line = json.dumps(summary, ensure_ascii=False, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
