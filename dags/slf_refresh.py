@@ -50,8 +50,10 @@ DBT_PROJECT = Path(os.environ.get("SLF_PROJECT_DIR", Path(__file__).resolve().pa
 
 
 def _settings():
+    from slf_warehouse.file_modes import private_outputs
     from slf_warehouse.settings import Settings
 
+    private_outputs()  # a task may run in a worker nothing of ours started: its files owner-only too
     params = get_current_context()["params"]
     return Settings.from_env(params["landing_dir"], params["output_dir"])
 

@@ -27,9 +27,9 @@ INSERT INTO raw.posteringer VALUES
     ('2', '4.0', 'SLF', 'APMF', 20000, '2024-01', 'posteringer_2024-01.csv', 3, 'l1'),
     ('3', '7.9', 'SLF', 'APMF', -50000, '2024-01', 'posteringer_2024-01.csv', 4, 'l1'),
     ('4', '1.1', 'SLF', 'OPSPARING', 100000, '2024-02', 'posteringer_2024-02.csv', 2, 'l2');
-INSERT INTO raw.loen VALUES
-    ('aaaa', 50000, '2024-01', 'loen_2024-01.csv', 2, 'p1'), ('bbbb', 50000, '2024-01', 'loen_2024-01.csv', 3, 'p1'),
-    ('aaaa', 50000, '2024-02', 'loen_2024-02.csv', 2, 'p2'), ('bbbb', 50000, '2024-02', 'loen_2024-02.csv', 3, 'p2');
+INSERT INTO raw.loen SELECT person, 20000, period, 'loen_' || period || '.csv', line, load_id
+    FROM (VALUES ('2024-01', 'p1'), ('2024-02', 'p2')) AS m(period, load_id),
+         (VALUES ('aaaa', 2), ('bbbb', 3), ('cccc', 4), ('dddd', 5), ('eeee', 6)) AS p(person, line);
 CREATE TABLE marts.fct_programme_postings AS
     SELECT _source_file || ':' || _source_line AS posting_id, bilagsnr AS voucher_no,
            CAST(_period || '-01' AS DATE) AS posting_month, CAST(left(_period, 4) AS INTEGER) AS budget_year,
@@ -60,7 +60,7 @@ CREATE OR REPLACE TABLE marts.fct_payroll AS
 
 
 def make_warehouse(path: Path, *changes: str) -> Path:
-    """A warehouse with two months of a tiny programme that reconciles; `changes` (SQL) break it,
+    """A warehouse with two months of a tiny programme (five people) that reconciles; `changes` (SQL) break it,
     and the two fact tables are rebuilt from raw afterwards."""
     with duckdb.connect(str(path)) as con:
         con.execute(BASELINE)
@@ -117,6 +117,25 @@ def test_a_month_delivered_by_one_source_only_is_a_warning(tmp_path: Path) -> No
     (february,) = [r for r in compute(path) if r.check == "salaries_vs_payroll" and r.key == "2024-02"]
     assert not february.passed and february.severity == "warning" and not february.blocking
     assert "lønsystemet" in february.detail
+
+
+@pytest.mark.parametrize(("ledger", "passes"), [("40000.00", True), ("40500.00", False)])
+def test_a_month_paying_fewer_than_five_people_shows_no_amounts(tmp_path: Path, ledger: str, passes: bool) -> None:
+    """Two people's pay is as good as one's: the month is checked, but its money is not shown."""
+    path = make_warehouse(tmp_path / "w.duckdb", "DELETE FROM raw.loen WHERE _period = '2024-02' AND _source_line > 3",
+                          f"UPDATE raw.posteringer SET beloeb = {ledger} WHERE bilagsnr = '4'")
+    with duckdb.connect(str(path)) as con:
+        rows = run_reconciliations(con, "run-1")
+        stored = con.execute("SELECT left_value, right_value, difference, tolerance, detail FROM audit.reconciliations "
+                             "WHERE check_name = 'salaries_vs_payroll' AND key = '2024-02'").fetchall()
+    (february,) = [r for r in rows if r.check == "salaries_vs_payroll" and r.key == "2024-02"]
+    assert february.passed is passes and february.blocking is (not passes)
+    assert (february.left_value, february.right_value, february.difference, february.tolerance) == (None,) * 4
+    assert "færre end 5 personer" in february.detail
+    assert stored[0][:4] == (None,) * 4 and "færre end 5 personer" in stored[0][4]
+    assert "40000" not in february.describe() and "40.000" not in february.describe()
+    (january,) = [r for r in rows if r.check == "salaries_vs_payroll" and r.key == "2024-01"]
+    assert january.right_value == Decimal("100000.00")  # five people: shown
 
 
 def test_overspending_is_a_warning(tmp_path: Path) -> None:

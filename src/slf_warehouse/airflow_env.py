@@ -24,6 +24,9 @@ def airflow_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     env.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(home / "cosmos_cache"))
     env.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+    # Task logs may quote what a task saw: owner-only, like every output (file_modes.py).
+    env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS", "0o600")
+    env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS", "0o700")
     # `airflow standalone` and Cosmos start `airflow`/`dbt` by name: this venv's must come first.
     bin_dir = str(Path(sys.executable).parent)
     if not env.get("PATH", "").startswith(bin_dir):

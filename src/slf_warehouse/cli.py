@@ -154,6 +154,9 @@ def _airflow(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slf_warehouse.file_modes import private_outputs
+
+    private_outputs()  # outputs and logs may hold personal data; children inherit the umask
     parser = argparse.ArgumentParser(prog="slf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -8,6 +8,11 @@ builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run
 works offline: see data_docs.py). The outcome is also written as plain JSON to
 `out_dir/quality_results.json`.
 
+Personal data (suites.is_personal_suite: payroll and survey suites): GE is asked for counts only
+(result format BASIC with no unexpected values and no row ids), and what it returns is stripped
+again to counts before it is stored, so its validation files, Data Docs, quality_results.json and
+audit.expectation_results name the rule, the column and how many rows broke it, never a value.
+
 Severity: an expectation whose `meta.severity` is `"warning"` is reported but never fails the gate;
 everything else is an error. A suite whose batch cannot be read (e.g. its table does not exist yet)
 fails the gate with a message saying so.
@@ -46,6 +51,15 @@ BATCH_DEFINITION_NAME = "whole_batch"
 KEEP_RUNS = 10  # validation results kept per suite (Data Docs shows this much history)
 MAX_EXAMPLES = 5
 PARTIAL_UNEXPECTED_COUNT = 20
+# What a personal-data suite's results may keep: counts of rows, never a row's values.
+COUNT_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
+              "unexpected_percent_total", "unexpected_percent_nonmissing")
+# Expectations whose observed value is the table's shape (a row count, column names), not data.
+SHAPE_EXPECTATIONS = frozenset({
+    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
+    "expect_table_column_count_to_be_between", "expect_table_column_count_to_equal",
+    "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+    "expect_column_to_exist"})
 
 
 @dataclass
@@ -119,6 +133,8 @@ def _batch_error(spec: SuiteSpec, exc: duckdb.Error) -> str:
         return (f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?")
     if isinstance(exc, duckdb.BinderException):
         return f"the batch query does not fit the table ({first}); is a column missing or renamed?"
+    if spec.personal:  # a conversion error quotes the value it could not convert
+        return f"the batch query failed ({type(exc).__name__}; details withheld: personal data)"
     return f"the batch query failed ({first})"
 
 
@@ -345,6 +361,37 @@ def _records(suite_name: str, validation_result: Any) -> list[CheckRecord]:
     return records
 
 
+def _exception_kind(info: dict[str, Any]) -> dict[str, Any]:
+    """An exception's type, without its message or traceback (either may quote a value)."""
+    if not info.get("raised_exception") and not info.get("exception_message"):
+        return {"raised_exception": False, "exception_traceback": None, "exception_message": None}
+    last = str(info.get("exception_traceback") or "").strip().splitlines()[-1:] or [""]
+    kind = last[0].split(":", 1)[0].strip() or "an exception"
+    return {"raised_exception": bool(info.get("raised_exception")), "exception_traceback": None,
+            "exception_message": f"{kind} (details withheld: personal data)"}
+
+
+def strip_row_values(validation_result: Any) -> Any:
+    """A personal-data suite's GE result, in place, reduced to counts: each expectation keeps the
+    number of rows checked, missing and unexpected; a shape check (row count, column names) keeps
+    its observed value; values, row ids, rendered text and exception details go."""
+    for r in validation_result.results:
+        result = dict(r.result or {})
+        kept: dict[str, Any] = {k: result[k] for k in COUNT_KEYS if k in result}
+        if "partial_unexpected_list" in result:
+            kept["partial_unexpected_list"] = []  # Data Docs' renderer expects the key on map checks
+        if r.expectation_config.type in SHAPE_EXPECTATIONS:
+            kept.update({k: result[k] for k in ("observed_value", "details") if k in result})
+        r.result = kept
+        info = r.exception_info or {}
+        if "raised_exception" in info:
+            r.exception_info = _exception_kind(info)
+        elif isinstance(info, dict):  # keyed by metric id
+            r.exception_info = {key: _exception_kind(v) if isinstance(v, dict) else v for key, v in info.items()}
+        r.rendered_content = None
+    return validation_result
+
+
 def _prune_history(gx_root: Path, keep: int) -> None:
     """Keep the validation results of the last `keep` runs of each suite."""
     store = gx_root / "uncommitted" / "validations"
@@ -366,14 +413,21 @@ def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_
     batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
-    result_format: dict[str, Any] = {"result_format": "SUMMARY",
-                                     "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
-    if spec.row_id_columns:
-        result_format["unexpected_index_column_names"] = spec.row_id_columns
+    result_format: dict[str, Any]
+    if spec.personal:  # GE never collects a value: counts only
+        result_format = {"result_format": "BASIC", "partial_unexpected_count": 0}
+    else:
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
+        if spec.row_id_columns:
+            result_format["unexpected_index_column_names"] = spec.row_id_columns
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
         name=spec.name, validation_definitions=[definition], actions=[], result_format=result_format))
     checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run_identifier)
-    (validation_result,) = checkpoint_result.run_results.values()
+    ((key, validation_result),) = checkpoint_result.run_results.items()
+    if spec.personal:
+        # BASIC still returns an aggregate's observed value (a column's max, say): GE has stored
+        # the result already, so the stripped one replaces it before Data Docs are built from it.
+        ctx.validation_results_store.set(key, strip_row_values(validation_result))
     return validation_result
 
 
@@ -428,8 +482,13 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
                     validation_result = _validate(gx, ctx, datasource, spec, batch, run_identifier)
                     suite_records = _records(spec.name, validation_result)
                 except Exception as exc:  # a suite GE cannot run must fail the gate, not stop the others
-                    log.exception("suite %s could not be run", spec.name)
-                    error = f"Great Expectations could not run this suite: {exc}"
+                    if spec.personal:  # the message or traceback may quote a value
+                        log.error("suite %s could not be run: %s", spec.name, type(exc).__name__)
+                        error = (f"Great Expectations could not run this suite: {type(exc).__name__} "
+                                 "(details withheld: personal data)")
+                    else:
+                        log.exception("suite %s could not be run", spec.name)
+                        error = f"Great Expectations could not run this suite: {exc}"
             del batch
             if error is not None:
                 suite_records = [CheckRecord(suite=spec.name, expectation_type="batch_query", column=None,

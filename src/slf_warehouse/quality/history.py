@@ -242,14 +242,39 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _withheld(suite: str, expectation_type: str) -> bool:
+    """Whether a check's values and rows must not be stored (a personal-data suite's, not a shape check)."""
+    from slf_warehouse.quality.checkpoint import SHAPE_EXPECTATIONS
+    from slf_warehouse.quality.suites import is_personal_suite
+
+    return is_personal_suite(suite) and expectation_type not in SHAPE_EXPECTATIONS
+
+
+def _forget_personal_values(con: duckdb.DuckDBPyConnection) -> None:
+    """Values of personal-data suites that runs before they were withheld stored (every build is a
+    copy of the published warehouse, so its old rows would otherwise live on)."""
+    rows = con.execute("SELECT rowid, suite, expectation_type FROM audit.expectation_results WHERE "
+                       "observed_value IS NOT NULL OR unexpected_examples IS NOT NULL "
+                       "OR unexpected_rows IS NOT NULL").fetchall()
+    stale = [[rowid] for rowid, suite, kind in rows if _withheld(suite, kind)]
+    if stale:
+        con.executemany("UPDATE audit.expectation_results SET observed_value = NULL, unexpected_examples = NULL, "
+                        "unexpected_rows = NULL WHERE rowid = ?", stale)
+
+
 def record_expectation_results(con: duckdb.DuckDBPyConnection, run_id: str, records: Iterable[Any]) -> int:
-    """audit.expectation_results: every CheckRecord of the run (a QualityResult's `.results`)."""
+    """audit.expectation_results: every CheckRecord of the run (a QualityResult's `.results`); a
+    personal-data suite's checks keep their counts, never values or rows."""
     ensure_audit_tables(con)
-    rows = [[run_id, r.suite, r.expectation_type, r.column, bool(r.success), r.severity, r.unexpected_count,
-             _json(r.observed_value), _json(r.unexpected_examples), _json(r.unexpected_rows), r.notes,
-             r.message]
-            for r in records]
+    rows = []
+    for r in records:
+        withheld = _withheld(r.suite, r.expectation_type)
+        rows.append([run_id, r.suite, r.expectation_type, r.column, bool(r.success), r.severity,
+                     r.unexpected_count, None if withheld else _json(r.observed_value),
+                     None if withheld else _json(r.unexpected_examples),
+                     None if withheld else _json(r.unexpected_rows), r.notes, r.message])
     _replace_rows(con, "expectation_results", run_id, rows)
+    _forget_personal_values(con)
     return len(rows)
 
 
@@ -361,7 +386,7 @@ def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     history_dir.mkdir(parents=True, exist_ok=True)
     path = history_dir / HISTORY_FILE
     line = json.dumps(summary, ensure_ascii=False, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:

@@ -31,6 +31,7 @@ from markupsafe import Markup
 
 from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
+from slf_warehouse.quality.suites import is_personal_suite
 
 TEMPLATE = "quality_report.html.j2"
 STYLESHEETS = ("house.css", "quality.css")
@@ -41,8 +42,8 @@ KEEP_REPORTS = 30
 TREND_RUNS = 12
 MAX_ISSUES = 3
 
-# Person- or respondent-level data: the report names the failed check and counts, no values, no rows.
-PERSONAL_SUITE_WORDS = ("loen", "payroll", "staff", "social_kapital", "survey")
+# Suites over personal data (suites.is_personal_suite, the one rule): the report names the failed
+# check and counts, no values, no rows.
 PERSONAL_KEYS = ("medarbejder", "employee", "navn", "name")
 _PSEUDONYM = re.compile(r"\b[0-9a-f]{64}\b")
 
@@ -71,10 +72,6 @@ def default_templates_dir() -> Path:
     from slf_warehouse.settings import project_dir
 
     return project_dir() / "report_templates"
-
-
-def is_personal_suite(suite: str) -> bool:
-    return any(word in suite for word in PERSONAL_SUITE_WORDS)
 
 
 def _mask(value: Any) -> str:

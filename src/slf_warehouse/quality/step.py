@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from slf_warehouse.file_modes import make_private, private_outputs
 from slf_warehouse.quality import history
 from slf_warehouse.quality.gate import GateDecision, InvalidOverride, QualityGateRefused, quality_gate
 from slf_warehouse.quality.reconciliations import run_reconciliations
@@ -55,6 +56,8 @@ def check_build(build: Path, quality_dir: Path, run_id: str, *, expectations_dir
 
     build, quality_dir = Path(build), Path(quality_dir)
     started = time.perf_counter()
+    private_outputs()
+    make_private(quality_dir)  # what runs under a looser umask left there
     result = run_quality_checks(build, quality_dir, run_id, expectations_dir)
     checks_done = time.perf_counter()
     with duckdb.connect(str(build)) as con:

@@ -6,7 +6,8 @@ Each file is Great Expectations' own suite serialisation (`name`, `expectations`
 - `meta.batch_query` (suite level): the DuckDB query whose result is the batch the suite validates,
   a string or a list of lines (joined with newlines, so long queries stay reviewable).
 - `meta.row_id_columns` (suite level, optional): batch columns that identify a row (e.g. the
-  delivered file and line). Failed checks report them for a few offending rows. Never personal data.
+  delivered file and line). Failed checks report them for a few offending rows. Never personal data;
+  a suite over personal data (`is_personal_suite`) reports no rows at all, only counts.
 - `meta.severity` (expectation level): `"error"` (the default) fails the quality gate; `"warning"`
   is reported but does not. It is passed on to GE as the expectation's native severity
   (`critical` / `warning`) so Data Docs and GE actions see the same.
@@ -32,6 +33,14 @@ _FROM_GE_SEVERITY = {"critical": "error", "warning": "warning"}
 # copy unexpected values into its validation results and Data Docs, which are shared widely.
 PERSONAL_DATA_COLUMNS = frozenset({"medarbejdernr", "navn", "medarbejder_key", "employee_key"})
 
+# The one rule for which suites are over personal data: person- or respondent-level rows, or money and
+# counts derived from them for groups that can be one person (rpt_staff_by_role_month has a role with
+# headcount 1). Every source and model of payroll or survey data has one of these words in its name
+# (raw.loen, stg_payroll__lines, int_staff_roster, fct_payroll, rpt_survey_fit, ...). Such a suite's
+# results carry counts, the rule and the column, never a row's values or its row ids: in GE's own
+# validation files and Data Docs, quality_results.json, audit.expectation_results and the PDF report.
+PERSONAL_SUITE_WORDS = ("loen", "payroll", "staff", "social_kapital", "survey")
+
 _EXPECTATION_KEYS = {"type", "kwargs", "meta", "id", "severity", "notes", "description", "rendered_content"}
 _SUITE_KEYS = {"name", "expectations", "meta", "id", "notes", "suite_parameters"}
 
@@ -54,6 +63,11 @@ class SuiteSpec:
         return list(self.meta.get("row_id_columns") or [])
 
     @property
+    def personal(self) -> bool:
+        """Over personal data (see PERSONAL_SUITE_WORDS): by its name or by what its batch reads."""
+        return is_personal_suite(self.name, self.batch_query)
+
+    @property
     def layer(self) -> str:
         return str(self.meta.get("layer") or self.name.split("_", 1)[0])
 
@@ -69,6 +83,13 @@ class SuiteSpec:
             description = str(self.meta.get("description") or "")
             suite["notes"] = f"{description}\n\nBatch (DuckDB):\n\n```sql\n{self.batch_query}\n```".strip()
         return suite
+
+
+def is_personal_suite(name: str, batch_query: str = "") -> bool:
+    """Whether a suite's results must carry no row values (its name, or its batch query when known,
+    names a payroll or survey source or model)."""
+    text = f"{name}\n{batch_query}".lower()
+    return any(word in text for word in PERSONAL_SUITE_WORDS)
 
 
 def default_suites_dir() -> Path:
