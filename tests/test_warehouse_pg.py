@@ -157,6 +157,8 @@ def test_a_refresh_killed_mid_build_leaves_the_published_marts(warehouse: Wareho
     copied = dict(rows(server, oid_sql, (killed.schema("marts"),)))
     assert len(copied) >= 15  # the build starts as a copy of the published version
 
+    # a new delivery, so anything the killed build leaked into the published marts would show
+    rows(server, "update raw.aktiviteter set deltagere = deltagere + 1")
     command, env = dbt_build(warehouse.work, "killed", server, killed)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -175,6 +177,7 @@ def test_a_refresh_killed_mid_build_leaves_the_published_marts(warehouse: Wareho
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+        rows(server, "update raw.aktiviteter set deltagere = deltagere - 1")
     assert not (warehouse.work / "target-killed" / "run_results.json").exists()  # dbt never finished
     deadline = time.monotonic() + 30
     while rows(server, """select count(*) from pg_stat_activity where backend_type = 'client backend'
