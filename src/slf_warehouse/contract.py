@@ -42,6 +42,11 @@ class SourceSpec:
     sheet: str | None = None
 
     @property
+    def personal_data(self) -> bool:
+        """Holds names or employee numbers: read apart, and no message ever quotes its values."""
+        return bool(self.drop_columns or self.pseudonymise)
+
+    @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 

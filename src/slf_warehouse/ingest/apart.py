@@ -28,13 +28,13 @@ import duckdb
 
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.ingest import pseudonym
-from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.errors import ConfigurationError, FileRejected, Issue, without_values
 from slf_warehouse.ingest.reading import drop_staged, stage_file
 from slf_warehouse.ingest.validation import raw_columns, validate
 
 
 def holds_personal_data(spec: SourceSpec) -> bool:
-    return bool(spec.drop_columns or spec.pseudonymise)
+    return spec.personal_data
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,14 @@ def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Pa
         try:
             staged = stage_file(con, spec, path, tmp_dir)
         except FileRejected as rejected:
-            return Prepared(0, rejected.issues, None)
-        issues = validate(con, staged)
+            return Prepared(0, without_values(rejected.issues, spec.column_names), None)
+        issues = without_values(validate(con, staged), spec.column_names)
         if any(i.severity == "error" for i in issues):
             return Prepared(staged.rows, issues, None)
         join = ""
         for source_col in spec.pseudonymise:
             if key is None:
-                raise ValueError(f"{spec.name}: a pseudonymisation key is needed to load {path.name}")
+                raise ConfigurationError(f"{spec.name}: a pseudonymisation key is needed to load {path.name}")
             numbers = [r[0] for r in con.execute(f'SELECT DISTINCT "{source_col}" FROM {staged.table}').fetchall()]
             pairs = pseudonym.pseudonymise(numbers, key)
             # Two bound lists unnested side by side: one statement, not one INSERT per employee.
@@ -151,8 +151,6 @@ class PersonalDataReader:
 
 def serve() -> None:
     """The child's loop: one JSON request per line in, one answer per line out."""
-    import traceback
-
     # Answers get their own copy of the pipe; whatever else writes to stdout (Python or C) goes to
     # stderr, so it can never be read as an answer.
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
@@ -165,6 +163,19 @@ def serve() -> None:
             prepared = prepare(con, request["source"], Path(request["path"]), Path(request["tmp_dir"]),
                                request["key"].encode() if request["key"] else None)
             answers.write(json.dumps(prepared.as_json()) + "\n")
-        except Exception:
-            answers.write(json.dumps({"error": traceback.format_exc()}) + "\n")
+        except Exception as e:
+            answers.write(json.dumps({"error": _failure_report(e)}) + "\n")
+
+
+def _failure_report(e: Exception) -> str:
+    """Where the child failed, for the parent's log. Only our own configuration errors and OS errors
+    keep their message: any other (a DuckDB conversion error, a codec error) may quote the file."""
+    import traceback
+
+    frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n'
+                     for f in traceback.extract_tb(e.__traceback__))
+    if isinstance(e, (ConfigurationError, OSError)):
+        return f"Traceback (most recent call last):\n{frames}{type(e).__name__}: {e}"
+    return (f"Traceback (most recent call last):\n{frames}{type(e).__module__}.{type(e).__name__} "
+            f"(its message is withheld: it may quote the file's personal data)")
 

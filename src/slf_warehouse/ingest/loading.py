@@ -116,17 +116,28 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Written readable by the service user only, from the first byte (no window at 0644)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w",
+                   encoding="utf-8") as f:
+        f.write(text)
+
+
 def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    """Move a rejected file aside with its error report. A quarantined payroll file is the whole
+    payroll of a month: the file and its reports are the service user's only (0600, folder 0700)."""
+    quarantine_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(quarantine_dir, 0o700)
     target = quarantine_dir / path.name
     shutil.move(str(path), target)
+    if not target.is_symlink():  # a refused link is moved as the link; chmod would reach its target
+        os.chmod(target, 0o600)
     report = {"file": path.name, "quarantined_at": datetime.now(timezone.utc).isoformat(),
               "errors": [i.as_dict() for i in issues if i.severity == "error"],
               "warnings": [i.as_dict() for i in issues if i.severity == "warning"]}
-    (quarantine_dir / f"{path.name}.errors.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
-                                                             encoding="utf-8")
-    (quarantine_dir / f"{path.name}.errors.txt").write_text(
-        "\n".join(str(i) for i in issues) + "\n", encoding="utf-8")
+    _write_private(quarantine_dir / f"{path.name}.errors.json", json.dumps(report, ensure_ascii=False, indent=2))
+    _write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, period: str | None,

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from slf_warehouse.contract import SourceSpec
-from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.errors import FileRejected, Issue, header_name
 
 CHUNK = 8 * 1024 * 1024
 _UTF8_IN_CP1252 = re.compile(rb"[\xc3\xc2][\x80-\xbf]")  # 'Ã¸' and friends: UTF-8 read as cp1252
@@ -147,12 +147,13 @@ def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]
         if col.name not in header:
             issues.append(Issue(name, 1, col.name, None, "required column is missing from the header"))
     seen = set()
-    for h in header:
+    for position, h in enumerate(header, start=1):
+        shown = header_name(h, position, spec.personal_data)
         if h in seen:
-            issues.append(Issue(name, 1, h, None, "column appears twice in the header"))
+            issues.append(Issue(name, 1, shown, None, "column appears twice in the header"))
         seen.add(h)
         if h not in spec.column_names:
-            issues.append(Issue(name, 1, h, None, "unknown column, ignored", severity="warning"))
+            issues.append(Issue(name, 1, shown, None, "unknown column, ignored", severity="warning"))
     return issues
 
 
@@ -197,7 +198,10 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
     except duckdb.Error as e:
         m = re.search(r"Line: (\d+)", str(e))
         detail = str(e).split("\n")
-        found = next((d for d in detail if d.startswith("Expected Number")), detail[0])
+        # DuckDB's message goes on to quote the line ("Original Line: …"): only its count of fields is
+        # passed on, and for a source with personal data nothing else of it.
+        found = next((d for d in detail if d.startswith("Expected Number")),
+                     "" if spec.personal_data else detail[0])
         if not m and (line := _stray_carriage_return(path)) is not None:
             raise FileRejected([Issue(path.name, line, None, None,
                                       "a carriage return (CR) in the middle of the line: the row cannot be read "
@@ -205,7 +209,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
                                       f"re-export the file")]) from None
         raise FileRejected([Issue(path.name, int(m.group(1)) if m else None, None, None,
                                   f"the row cannot be read as {len(header)} fields separated by "
-                                  f"{spec.delimiter!r}: {found}")]) from None
+                                  f"{spec.delimiter!r}" + (f": {found}" if found else ""))]) from None
     finally:
         utf8_copy.unlink(missing_ok=True)
         lf_copy.unlink(missing_ok=True)

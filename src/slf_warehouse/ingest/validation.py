@@ -119,14 +119,18 @@ def _rule_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Iss
     counts = con.execute("SELECT " + ", ".join(f"count_if({r.bad})" for r in rules) +
                          f" FROM {staged.table}").fetchall()[0]
     issues = []
+    # A source with personal data is checked in a process of its own, which hands back no value
+    # (errors.without_values); the value is not even selected there.
+    personal = staged.spec.personal_data
     for rule, count in zip(rules, counts):
         if not count:
             continue
-        for line, value in _examples(con, f'SELECT _line, "{rule.column}" FROM {staged.table} WHERE {rule.bad}'):
+        value_sql = "NULL" if personal else f'"{rule.column}"'
+        for line, value in _examples(con, f"SELECT _line, {value_sql} FROM {staged.table} WHERE {rule.bad}"):
             if rule.message:
                 issues.append(Issue(staged.path.name, line, rule.column, value, rule.message))
             else:
-                issues.append(Issue(staged.path.name, line, rule.column, "",
+                issues.append(Issue(staged.path.name, line, rule.column, None if personal else "",
                                     _missing_message(con, staged.table, line)))
     return issues
 
@@ -144,8 +148,9 @@ def _duplicate_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> lis
     if not key:
         return []
     cols = ", ".join(f'"{k}"' for k in key)
+    value = "NULL" if staged.spec.personal_data else f"concat_ws(' / ', {cols})"
     rows = con.execute(
-        f"SELECT min(_line), list(_line ORDER BY _line), concat_ws(' / ', {cols}) FROM {staged.table} "
+        f"SELECT min(_line), list(_line ORDER BY _line), {value} FROM {staged.table} "
         f"GROUP BY {cols} HAVING count(*) > 1 ORDER BY 1 LIMIT {MAX_EXAMPLES_PER_RULE}").fetchall()
     return [Issue(staged.path.name, lines[1], "/".join(key), value,
                   f"duplicate key: the same value is on line {first}") for first, lines, value in rows]
