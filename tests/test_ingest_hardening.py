@@ -95,3 +95,103 @@ def test_a_failure_in_the_reading_process_does_not_quote_the_file(sample_landing
     except duckdb.Error as e:
         report = _failure_report(e)
     assert "Søren" not in report and "ConversionException" in report and "withheld" in report
+
+
+# --- point 4: what goes into the landing folder -------------------------------------------------
+
+def _secret(tmp_path: Path) -> tuple[Path, str]:
+    secret = tmp_path / ".slf-pseudonym-key"
+    secret.write_text("not-the-real-key-4f1b9c2e7d\n", encoding="utf-8")
+    return secret, "not-the-real-key-4f1b9c2e7d"
+
+
+def _everything_written(report, warehouse: Path, quarantine: Path, capfd: pytest.CaptureFixture[str]) -> str:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        manifest = con.execute("SELECT concat_ws('\n', file_name, sha256, error, warnings) FROM audit.load_manifest"
+                               ).fetchall()
+    reports = [p.read_text("utf-8", "replace") for p in quarantine.iterdir() if not p.is_symlink()] \
+        if quarantine.is_dir() else []
+    return "\n".join([report.summary(), *(m[0] for m in manifest), *reports, *capfd.readouterr()])
+
+
+def test_a_link_in_the_landing_folder_is_refused_unread(sample_landing: Path, tmp_path: Path,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    secret, text = _secret(tmp_path)
+    units = sample_landing / "enheder" / "enheder.csv"
+    units.unlink()
+    units.symlink_to(Path("..") / ".." / secret.name)  # enheder/enheder.csv -> ../../.slf-pseudonym-key
+    warehouse, quarantine = tmp_path / "wh.duckdb", tmp_path / "quarantine"
+
+    report = ingest_source("enheder", sample_landing, warehouse, quarantine)
+
+    [rejected] = report.rejected
+    [error] = rejected.errors
+    assert (error.file, error.line, error.value) == ("enheder.csv", None, None)
+    assert "symbolic link" in error.message
+    assert text not in _everything_written(report, warehouse, quarantine, capfd)
+    assert raw_totals(warehouse)["enheder"] == (0,)
+    # neither the link nor what it points to was moved or changed
+    assert units.is_symlink() and secret.read_text("utf-8").strip() == text
+    assert json.loads((quarantine / "enheder.csv.errors.json").read_text("utf-8"))["errors"][0]["message"] \
+        == error.message
+
+
+def test_a_source_folder_that_is_a_link_to_elsewhere_is_refused(sample_landing: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (sample_landing / "aktiviteter").rename(elsewhere)
+    (sample_landing / "aktiviteter").symlink_to(elsewhere)
+    report = ingest_source("aktiviteter", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [rejected] = report.rejected
+    assert "real path is outside the landing folder" in rejected.errors[0].message
+    assert (elsewhere / "aktiviteter.csv").exists()  # not moved out of where it really is
+
+
+def test_a_link_put_in_place_after_the_folder_was_listed_is_not_followed(tmp_path: Path) -> None:
+    from slf_warehouse.contract import SOURCES
+    from slf_warehouse.ingest.delivery import open_delivery
+    from slf_warehouse.ingest.errors import FileRejected
+
+    secret, _ = _secret(tmp_path)
+    link = tmp_path / "enheder.csv"
+    link.symlink_to(secret)
+    with pytest.raises(FileRejected, match="symbolic link"):
+        open_delivery(link, SOURCES["enheder"])
+
+
+def test_a_file_replaced_while_it_is_read_is_recorded_as_the_version_loaded(
+        sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is swapped right after the step that hashes it and before DuckDB parses it: the
+    manifest's sha256 must be the hash of the bytes whose rows were stored (14 of 40 tries got
+    one version's hash and the other's rows)."""
+    import hashlib
+
+    import slf_warehouse.ingest.reading as reading
+
+    units = sample_landing / "enheder" / "enheder.csv"
+    first = units.read_bytes()
+    second = first + first.splitlines(keepends=True)[1].replace(b"FF-SLF", b"FF-NY", 1)
+    real_scan = reading._scan_text
+
+    def scan_then_replace(*args, **kwargs):
+        scanned = real_scan(*args, **kwargs)
+        replacement = units.with_name("enheder.csv.new")
+        replacement.write_bytes(second)
+        replacement.replace(units)  # how a delivery tool swaps a file: rename over it
+        return scanned
+
+    monkeypatch.setattr(reading, "_scan_text", scan_then_replace)
+    warehouse = tmp_path / "wh.duckdb"
+    report = ingest_source("enheder", sample_landing, warehouse)
+    assert not report.rejected
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        [(sha256, size, rows)] = con.execute("SELECT sha256, size_bytes, rows FROM audit.load_manifest").fetchall()
+        stored = con.execute("SELECT count(*), count(*) FILTER (enhed_id = 'FF-NY') FROM raw.enheder").fetchall()
+    version = {hashlib.sha256(v).hexdigest(): v for v in (first, second)}[sha256]
+    rows_of_version = len(version.splitlines()) - 1
+    assert stored == [(rows_of_version, int(b"FF-NY" in version))]
+    assert (size, rows) == (len(version), rows_of_version)
+
+    # the next run sees the file now in the folder as a change, and loads it
+    monkeypatch.setattr(reading, "_scan_text", real_scan)
+    again = ingest_source("enheder", sample_landing, warehouse)
+    assert [f.status for f in again.files] == ["skipped-duplicate" if version == second else "loaded"]

@@ -26,6 +26,18 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one delivered file may hold; beyond it the file is refused before it is parsed (a
+    10^6-column CSV took DuckDB out of memory, a 613 KB XLSX unpacked to 1,3 GB). Overridden per
+    source by SLF_INGEST_<SOURCE>_MAX_<BYTES|ROWS|COLUMNS> (ingest/delivery.py)."""
+
+    max_bytes: int = 64 * 2**20  # as delivered; for XLSX also the workbook's unpacked size
+    max_rows: int = 1_000_000
+    max_columns: int = 100  # header fields, extra columns included
+    max_line_bytes: int = 1 * 2**20  # one line of a CSV file (DuckDB's own default is 2 MB)
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     file_pattern: str  # regex on the file name; group "period" when a file carries one period
@@ -40,6 +52,10 @@ class SourceSpec:
     drop_columns: tuple[str, ...] = ()  # personal data never stored
     pseudonymise: dict[str, str] = field(default_factory=dict)  # source column -> stored column
     sheet: str | None = None
+    limits: Limits = Limits()
+    # Row rules the contract implies, over the typed columns: (the column named, SQL true for a
+    # valid row, the message). Checked at the edge so the officer gets file and line, not a dbt test.
+    row_rules: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def personal_data(self) -> bool:
@@ -97,6 +113,8 @@ POSTERINGER = SourceSpec(
     delimiter=";",
     replaces="period",
     period_column="bogfoeringsdato",
+    # a month at Børn og Unge's scale is about 100.000 lines, 8 MB
+    limits=Limits(max_bytes=1024 * 2**20, max_rows=10_000_000),
     columns=(
         Column("bilagsnr"),
         Column("bogfoeringsdato", "dk_date"),
@@ -120,6 +138,7 @@ LOEN = SourceSpec(
     delimiter=";",
     replaces="period",
     period_column="loenperiode",
+    limits=Limits(max_bytes=256 * 2**20, max_rows=2_000_000),
     columns=(
         Column("medarbejdernr"),
         Column("navn"),
@@ -144,6 +163,7 @@ SOCIAL_KAPITAL = SourceSpec(
     sheet="Besvarelser",
     replaces="period",
     period_column="aar",
+    limits=Limits(max_bytes=64 * 2**20, max_rows=1_000_000),
     columns=(Column("enhed_id"), Column("aar", "year"), *_ANSWERS),
 )
 

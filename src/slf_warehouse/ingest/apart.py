@@ -44,15 +44,17 @@ class Prepared:
     rows: int
     issues: list[Issue]
     parquet: Path | None
+    sha256: str = ""  # of the bytes the child parsed ("" when it could not read them)
+    size: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {"rows": self.rows, "issues": [i.as_dict() for i in self.issues],
-                "parquet": str(self.parquet) if self.parquet else None}
+                "parquet": str(self.parquet) if self.parquet else None, "sha256": self.sha256, "size": self.size}
 
     @classmethod
     def from_json(cls, data: dict) -> Prepared:
         return cls(data["rows"], [Issue(**i) for i in data["issues"]],
-                   Path(data["parquet"]) if data["parquet"] else None)
+                   Path(data["parquet"]) if data["parquet"] else None, data["sha256"], data["size"])
 
 
 def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Path,
@@ -68,7 +70,7 @@ def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Pa
             return Prepared(0, without_values(rejected.issues, spec.column_names), None)
         issues = without_values(validate(con, staged), spec.column_names)
         if any(i.severity == "error" for i in issues):
-            return Prepared(staged.rows, issues, None)
+            return Prepared(staged.rows, issues, None, staged.sha256, staged.size)
         join = ""
         for source_col in spec.pseudonymise:
             if key is None:
@@ -82,7 +84,7 @@ def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Pa
         selects = ", ".join(f'{expr} AS "{name}"' for name, _, expr in raw_columns(spec))
         out = tmp_dir / f"{path.name}.stored.parquet"
         con.execute(f"COPY (SELECT {selects}, _line FROM {staged.table}{join}) TO ? (FORMAT parquet)", [str(out)])
-        return Prepared(staged.rows, issues, out)
+        return Prepared(staged.rows, issues, out, staged.sha256, staged.size)
     finally:
         if staged is not None:
             drop_staged(con, staged.table)
