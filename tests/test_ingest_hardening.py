@@ -305,3 +305,87 @@ def test_a_hundred_thousand_survey_rows_load_in_bulk(sample_landing: Path, tmp_p
             "WHERE _source_file = ?", [target.name]).fetchall()[0]
     assert (count, sk1, sk2_missing, last) == (100_000, sum(r[2] for r in rows), 1, 100_001)
     assert elapsed < 60, elapsed
+
+
+# --- values that passed validation and then crashed the load ------------------------------------
+
+def _set(path: Path, encoding: str, delimiter: str, line: int, column: str, value: str) -> None:
+    lines = path.read_bytes().decode(encoding).splitlines(keepends=True)
+    header = lines[0].lstrip("\ufeff").rstrip("\r\n").split(delimiter)
+    ending = "\r\n" if lines[line - 1].endswith("\r\n") else "\n"
+    fields = lines[line - 1].rstrip("\r\n").split(delimiter)
+    fields[header.index(column)] = value
+    lines[line - 1] = delimiter.join(fields) + ending
+    path.write_bytes("".join(lines).encode(encoding))
+
+
+SOURCE_FORMAT = {"enheder": ("enheder.csv", "utf-8", ","), "aktiviteter": ("aktiviteter.csv", "utf-8", ","),
+                 "bevillinger": ("bevillinger.csv", "cp1252", ";"),
+                 "posteringer": ("posteringer_2023-03.csv", "cp1252", ";")}
+
+
+@pytest.mark.parametrize("source, line, column, value, message", [
+    ("aktiviteter", 4, "deltagere", "99999999999", "the number is too large: at most 2.147.483.647"),
+    ("bevillinger", 3, "beloeb_kr", "12345678901234567890,00", "too large to store: at most 16 digits before"),
+    ("posteringer", 9, "beloeb", "12.345.678.901.234.567.890,00", "too large to store: at most 16 digits before"),
+    ("enheder", 5, "enhed_navn", "Skole\x00med NUL", "a control character"),
+    ("aktiviteter", 3, "titel", "Læringsdag \x1b[31m", "a control character"),
+    ("posteringer", 6, "tekst", "Forældrebetaling\x1b", "a control character"),
+    ("bevillinger", 4, "bemaerkning", "en \x07 klokke", "a control character"),
+    ("enheder", 6, "enhed_navn", '"to\nlinjer"', "a control character"),
+    ("enheder", 3, "enhed_id", "SKOLE\u2010017", "an id of letters, digits and - _ . / only"),
+    ("aktiviteter", 2, "aktivitet_id", "AKT 2022", "an id of letters, digits and - _ . / only"),
+], ids=["int32-overflow", "20-digit-allocation", "20-digit-posting", "nul", "esc", "esc-cp1252", "bel-cp1252",
+        "quoted-line-break", "u2010-hyphen", "space-in-id"])
+def test_a_value_that_cannot_be_stored_is_named(source: str, line: int, column: str, value: str, message: str,
+                                                sample_landing: Path, tmp_path: Path) -> None:
+    file_name, encoding, delimiter = SOURCE_FORMAT[source]
+    warehouse = tmp_path / "wh.duckdb"
+    ingest_source(source, sample_landing, warehouse)
+    before = raw_totals(warehouse)
+    _set(sample_landing / source / file_name, encoding, delimiter, line, column, value)
+    quarantine = tmp_path / "quarantine"
+    report = ingest_source(source, sample_landing, warehouse, quarantine)
+    [rejected] = report.rejected
+    assert [(e.file, e.line, e.column) for e in rejected.errors] == [(file_name, line, column)], \
+        [str(e) for e in rejected.errors]
+    assert message in rejected.errors[0].message
+    assert (quarantine / file_name).exists() and raw_totals(warehouse) == before
+
+
+def test_an_id_in_nfc_and_nfd_is_one_id(sample_landing: Path, tmp_path: Path) -> None:
+    import unicodedata
+
+    units = sample_landing / "enheder" / "enheder.csv"
+    nfc = "FRI-Å01"
+    _set(units, "utf-8", ",", 3, "enhed_id", nfc)
+    _set(units, "utf-8", ",", 7, "enhed_id", unicodedata.normalize("NFD", nfc))
+    assert unicodedata.normalize("NFD", nfc) != nfc
+    [rejected] = ingest_source("enheder", sample_landing, tmp_path / "wh.duckdb", tmp_path / "q").rejected
+    [error] = rejected.errors
+    assert (error.line, error.column, error.message) == (7, "enhed_id", "duplicate key: the same value is on line 3")
+    # one spelling is stored, the NFC one
+    (tmp_path / "q" / "enheder.csv").replace(units)
+    _set(units, "utf-8", ",", 3, "enhed_id", "FRI-Å02")
+    ingest_source("enheder", sample_landing, tmp_path / "wh.duckdb")
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT enhed_id FROM raw.enheder WHERE _source_line = 7").fetchall()
+    assert stored == [(nfc,)]
+
+
+def test_a_header_field_over_128_kb_is_named(sample_landing: Path, tmp_path: Path) -> None:
+    units = sample_landing / "enheder" / "enheder.csv"
+    text = units.read_text("utf-8")
+    units.write_text('"' + "x" * 200_000 + '",' + text, encoding="utf-8")
+    [error] = _rejection("enheder", sample_landing, tmp_path)
+    assert error.line == 1 and "the header cannot be read" in error.message
+
+
+def test_a_100_mb_line_is_named(sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLF_INGEST_ENHEDER_MAX_BYTES", str(200 * 2**20))
+    units = sample_landing / "enheder" / "enheder.csv"
+    lines = units.read_bytes().splitlines(keepends=True)
+    lines[4] = lines[4].rstrip(b"\n") + b"y" * (100 * 2**20) + b"\n"
+    units.write_bytes(b"".join(lines))
+    [error] = _rejection("enheder", sample_landing, tmp_path)
+    assert (error.line, error.message) == (5, "the line is longer than 1.048.576 bytes (this source's limit): refused")

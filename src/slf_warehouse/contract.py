@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-ColumnType = Literal["text", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
+ColumnType = Literal["text", "id", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
                      "month", "year"]
+
+# An id ("id" columns): letters (Danish ones included), digits and - _ . /, compared after Unicode
+# NFC normalisation, so `SKOLE-017` has one spelling (no NFD twin, no U+2010 for the hyphen).
+ID_CHARACTERS = r"[0-9A-Za-zÆØÅæøå][0-9A-Za-zÆØÅæøå_./-]*"
 
 FUNDING_SOURCES = ("OPSPARING", "KOMPETENCE", "PULJE", "APMF")
 
@@ -75,7 +79,7 @@ ENHEDER = SourceSpec(
     file_pattern=r"enheder\.csv",
     file_format="csv",
     columns=(
-        Column("enhed_id"),
+        Column("enhed_id", "id"),
         Column("enhed_navn"),
         Column("enhedstype", "code", codes=("skole", "dagtilbud", "fritidstilbud", "faellesfunktion")),
         Column("distrikt", "code", codes=("Nord", "Syd", "Vest", "Øst", "Midt")),
@@ -93,7 +97,7 @@ BEVILLINGER = SourceSpec(
     encoding="cp1252",
     delimiter=";",
     columns=(
-        Column("bevilling_id"),
+        Column("bevilling_id", "id"),
         Column("finansieringskilde", "code", codes=FUNDING_SOURCES),
         Column("bevillingsdato", "dk_date"),
         Column("periode_fra", "dk_date"),
@@ -123,7 +127,7 @@ POSTERINGER = SourceSpec(
         Column("art"),
         Column("omkostningssted", "cost_centre"),
         Column("projekt", required=False),
-        Column("aktivitet_id", required=False),
+        Column("aktivitet_id", "id", required=False),
         Column("finansieringskilde", "code", required=False, codes=FUNDING_SOURCES),
         Column("beloeb", "dk_decimal"),
         Column("tekst", required=False),
@@ -164,7 +168,7 @@ SOCIAL_KAPITAL = SourceSpec(
     replaces="period",
     period_column="aar",
     limits=Limits(max_bytes=64 * 2**20, max_rows=1_000_000),
-    columns=(Column("enhed_id"), Column("aar", "year"), *_ANSWERS),
+    columns=(Column("enhed_id", "id"), Column("aar", "year"), *_ANSWERS),
 )
 
 AKTIVITETER = SourceSpec(
@@ -172,7 +176,7 @@ AKTIVITETER = SourceSpec(
     file_pattern=r"aktiviteter\.csv",
     file_format="csv",
     columns=(
-        Column("aktivitet_id"),
+        Column("aktivitet_id", "id"),
         Column("aktivitetstype", "code", codes=("laeringsdag", "introduktionsdag", "lederseminar")),
         Column("titel"),
         Column("dato", "iso_date"),
