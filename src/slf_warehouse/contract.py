@@ -88,6 +88,8 @@ ENHEDER = SourceSpec(
         Column("aktiv_til", "iso_date", required=False),
     ),
     unique_key=("enhed_id",),
+    row_rules=(("aktiv_til", "{aktiv_til} >= {aktiv_fra}", "the unit closes before it opens (aktiv_til is before "
+                                                           "aktiv_fra)"),),
 )
 
 BEVILLINGER = SourceSpec(
@@ -107,6 +109,11 @@ BEVILLINGER = SourceSpec(
         Column("bemaerkning", required=False),
     ),
     unique_key=("bevilling_id",),
+    row_rules=(
+        ("periode_til", "{periode_til} >= {periode_fra}",
+         "the period ends before it starts (periode_til is before periode_fra)"),
+        ("beloeb_kr", "{beloeb_kr} > 0", "the amount allocated must be positive"),
+    ),
 )
 
 POSTERINGER = SourceSpec(
@@ -155,6 +162,8 @@ LOEN = SourceSpec(
         Column("omkostningssted", "cost_centre"),
     ),
     drop_columns=("navn",),
+    row_rules=(("beskaeftigelsesgrad", "{beskaeftigelsesgrad} BETWEEN 0 AND 1.5",
+                "a fraction of full time is between 0 and 1,5 (e.g. 0,8000)"),),
     pseudonymise={"medarbejdernr": "medarbejder_key"},
 )
 

@@ -55,11 +55,12 @@ def typed_expression(col: Column, cast: str = "CAST") -> str:
     """The SQL that turns the staged text of a column into its stored type (`cast="try_cast"`: NULL
     where it does not fit)."""
     v = f'"{col.name}"'
+    strptime = "try_strptime" if cast == "try_cast" else "strptime"
     match col.type:
         case "iso_date":
-            return f"strptime({v}, '%Y-%m-%d')::DATE"
+            return f"{strptime}({v}, '%Y-%m-%d')::DATE"
         case "dk_date":
-            return f"strptime({v}, '%d-%m-%Y')::DATE"
+            return f"{strptime}({v}, '%d-%m-%Y')::DATE"
         case "dk_decimal":
             return f"{cast}(replace(replace({v}, '.', ''), ',', '.') AS DECIMAL(18, {col.decimals}))"
         case "integer" | "answer" | "year":
@@ -143,9 +144,18 @@ def _period_rule(staged: StagedFile) -> list[_Rule]:
                   f"belongs to another period than the file name says ({staged.period})")]
 
 
+def _row_rules(spec: SourceSpec) -> list[_Rule]:
+    """The contract's rules across a row's columns (a period that ends before it starts), over the
+    typed values; a value that is missing or malformed leaves the rule to its column's own rules."""
+    typed = {col.name: typed_expression(col, "try_cast") for col in spec.columns}
+    return [_Rule(column, f"NOT coalesce({valid.format(**typed)}, TRUE)", message)
+            for column, valid, message in spec.row_rules]
+
+
 def _rule_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
-    """All column and period rules in one scan; examples are fetched only for rules that found any."""
-    rules = [r for col in staged.spec.columns for r in _column_rules(col, staged.check_text)] + _period_rule(staged)
+    """All column, row and period rules in one scan; examples are fetched only for rules that found any."""
+    rules = [r for col in staged.spec.columns for r in _column_rules(col, staged.check_text)] + \
+        _row_rules(staged.spec) + _period_rule(staged)
     counts = con.execute("SELECT " + ", ".join(f"count_if({r.bad})" for r in rules) +
                          f" FROM {staged.table}").fetchall()[0]
     issues = []
