@@ -389,3 +389,48 @@ def test_a_100_mb_line_is_named(sample_landing: Path, tmp_path: Path, monkeypatc
     units.write_bytes(b"".join(lines))
     [error] = _rejection("enheder", sample_landing, tmp_path)
     assert (error.line, error.message) == (5, "the line is longer than 1.048.576 bytes (this source's limit): refused")
+
+
+# --- a rule only dbt catches names the rows' file and line --------------------------------------
+
+def test_an_allocation_period_ending_before_it_starts_is_refused_at_the_edge(sample_landing: Path,
+                                                                            tmp_path: Path) -> None:
+    _set(sample_landing / "bevillinger" / "bevillinger.csv", "cp1252", ";", 5, "periode_til", "31-12-2000")
+    [error] = _rejection("bevillinger", sample_landing, tmp_path)
+    assert (error.file, error.line, error.column) == ("bevillinger.csv", 5, "periode_til")
+    assert error.message == "the period ends before it starts (periode_til is before periode_fra)"
+
+
+def test_a_failed_dbt_test_names_the_failing_rows_file_and_line(raw_warehouse: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Rows that got past the edge (here written into raw directly) and fail a dbt test on a staging
+    model: the refresh's error lists their delivered file and line, not only the test's name."""
+    from conftest import PROJECT, corrupted_copy
+    from slf_warehouse.pipeline import StepFailed, dbt_build
+    from slf_warehouse.settings import Settings
+
+    build = corrupted_copy(raw_warehouse, tmp_path / "build.duckdb",
+                           "UPDATE raw.bevillinger SET periode_til = DATE '2000-12-31' WHERE _source_line IN (3, 5)")
+    monkeypatch.setenv("SLF_PROJECT_DIR", str(PROJECT))
+    monkeypatch.setenv("SLF_WAREHOUSE_PATH", str(build))  # dbt_build sets it; restored after the test
+    monkeypatch.chdir(tmp_path)  # dbt's log folder
+    settings = Settings.from_env(tmp_path / "landing", tmp_path / "out")
+    with pytest.raises(StepFailed) as failed:
+        dbt_build(settings, build, target_dir=tmp_path / "target")
+    expected = "expression_is_true_stg_budget__allocations_period_end_period_start: bevillinger.csv lines 3, 5"
+    assert expected in str(failed.value), str(failed.value)
+
+    # under Airflow the same build runs through Cosmos, whose callbacks get the project folder (with
+    # target/run_results.json) and the task, whose env names the warehouse
+    from types import SimpleNamespace
+
+    from slf_warehouse.dbt_failures import log_failing_rows
+
+    monkeypatch.delenv("SLF_WAREHOUSE_PATH")
+    (tmp_path / "project").mkdir()
+    (tmp_path / "target").rename(tmp_path / "project" / "target")
+    task = SimpleNamespace(env={"SLF_WAREHOUSE_PATH": str(build)})
+    with caplog.at_level("ERROR", logger="slf_warehouse.dbt_failures"):
+        assert log_failing_rows(tmp_path / "project", context={"task": task}) == [expected]
+    assert f"dbt test failed: {expected}" in caplog.text
