@@ -73,6 +73,26 @@ def test_a_scrambled_payroll_is_rejected_without_quoting_it(scramble: str, sampl
     assert "line " in outputs["errors.txt"] and "column " in outputs["errors.txt"]
 
 
+def test_a_payroll_with_number_and_cost_centre_swapped_stores_no_employee_number(
+        sample_landing: Path, tmp_path: Path) -> None:
+    """Both are six digits: only the unit register (loaded first) tells them apart. Loaded, the
+    employee numbers would be stored in clear as cost centres."""
+    header, rows = _payroll_rows(sample_landing)
+    _write_payroll(sample_landing, _swap(header, "medarbejdernr", "omkostningssted"), rows)
+    numbers = {r[header.index("medarbejdernr")] for r in rows}
+    warehouse = tmp_path / "wh.duckdb"
+    ingest_source("enheder", sample_landing, warehouse)
+    report = ingest_source("loen", sample_landing, warehouse, tmp_path / "quarantine")
+    [rejected] = report.rejected
+    assert rejected.file_name == PAYROLL
+    assert {(e.column, e.message, e.value) for e in rejected.errors} == \
+        {("omkostningssted", "not a known omkostningssted (none in enheder)", None)}
+    assert rejected.errors[0].line == 2
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        stored = {r[0] for r in con.execute("SELECT DISTINCT omkostningssted FROM raw.loen").fetchall()}
+    assert not stored & numbers
+
+
 def test_a_quarantined_payroll_and_its_reports_are_the_service_users_only(sample_landing: Path,
                                                                           tmp_path: Path) -> None:
     header, rows = _payroll_rows(sample_landing)

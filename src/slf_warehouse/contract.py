@@ -60,6 +60,10 @@ class SourceSpec:
     # Row rules the contract implies, over the typed columns: (the column named, SQL true for a
     # valid row, the message). Checked at the edge so the officer gets file and line, not a dbt test.
     row_rules: tuple[tuple[str, str, str], ...] = ()
+    # column -> (source, its column): a value must be one that source holds, when it is loaded
+    # (enheder loads first). For the payroll it also catches a header whose medarbejdernr and
+    # omkostningssted are swapped, both six digits, which would store employee numbers in clear.
+    references: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def personal_data(self) -> bool:
@@ -162,6 +166,7 @@ LOEN = SourceSpec(
         Column("omkostningssted", "cost_centre"),
     ),
     drop_columns=("navn",),
+    references={"omkostningssted": ("enheder", "omkostningssted")},
     row_rules=(("beskaeftigelsesgrad", "{beskaeftigelsesgrad} BETWEEN 0 AND 1.5",
                 "a fraction of full time is between 0 and 1,5 (e.g. 0,8000)"),),
     pseudonymise={"medarbejdernr": "medarbejder_key"},

@@ -58,7 +58,7 @@ class Prepared:
 
 
 def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Path,
-            key: bytes | None) -> Prepared:
+            key: bytes | None, known: dict[str, list[str]] | None = None) -> Prepared:
     """Runs in the child, on its one in-memory database (opening one per file cost ≈ 16 ms, a third
     of a small month's time): stage and validate as any file, then write the stored projection."""
     spec = SOURCES[source]
@@ -68,7 +68,7 @@ def prepare(con: duckdb.DuckDBPyConnection, source: str, path: Path, tmp_dir: Pa
             staged = stage_file(con, spec, path, tmp_dir)
         except FileRejected as rejected:
             return Prepared(0, without_values(rejected.issues, spec.column_names), None)
-        issues = without_values(validate(con, staged), spec.column_names)
+        issues = without_values(validate(con, staged, known), spec.column_names)
         if any(i.severity == "error" for i in issues):
             return Prepared(staged.rows, issues, None, staged.sha256, staged.size)
         join = ""
@@ -117,13 +117,14 @@ class PersonalDataReader:
                 return child
         return self._idle.get()
 
-    def prepare(self, source: str, path: Path, tmp_dir: Path, key: bytes | None) -> Prepared:
+    def prepare(self, source: str, path: Path, tmp_dir: Path, key: bytes | None,
+                known: dict[str, list[str]] | None = None) -> Prepared:
         child = self._borrow()
         try:
             # The key goes through the pipe, not the command line, which any local user can read.
             assert child.stdin is not None and child.stdout is not None
             child.stdin.write(json.dumps({"source": source, "path": str(path), "tmp_dir": str(tmp_dir),
-                                          "key": key.decode() if key else None}) + "\n")
+                                          "key": key.decode() if key else None, "known": known or {}}) + "\n")
             child.stdin.flush()
             answer = child.stdout.readline()
         except BrokenPipeError:
@@ -163,7 +164,7 @@ def serve() -> None:
         request = json.loads(line)
         try:
             prepared = prepare(con, request["source"], Path(request["path"]), Path(request["tmp_dir"]),
-                               request["key"].encode() if request["key"] else None)
+                               request["key"].encode() if request["key"] else None, request["known"])
             answers.write(json.dumps(prepared.as_json()) + "\n")
         except Exception as e:
             answers.write(json.dumps({"error": _failure_report(e)}) + "\n")

@@ -241,7 +241,7 @@ def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
                result: FileResult) -> _Rows:
     staged = stage_file(con, spec, path, tmp_dir)
     result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
-    result.issues = validate(con, staged)
+    result.issues = validate(con, staged, _known_values(con, spec))
     rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
     if result.errors:
         rows.discard(con)
@@ -249,11 +249,23 @@ def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
     return rows
 
 
-def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
+def _known_values(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, list[str]]:
+    """The values of loaded sources that spec.references names; a source not loaded yet is not asked."""
+    known = {}
+    for column, (source, other) in spec.references.items():
+        values = [r[0] for r in con.execute(f'SELECT DISTINCT "{other}" FROM wh.raw.{source} '
+                                            f'WHERE "{other}" IS NOT NULL').fetchall()]
+        if values:
+            known[column] = values
+    return known
+
+
+def _read_apart(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
                 personal: apart.PersonalDataReader | None, result: FileResult) -> _Rows:
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
-    prepared = personal.prepare(spec.name, path, tmp_dir, key)
+    known = _known_values(con, spec)
+    prepared = personal.prepare(spec.name, path, tmp_dir, key, known)
     result.rows, result.issues = prepared.rows, prepared.issues
     result.sha256, result.size_bytes = prepared.sha256, prepared.size or None
     if result.errors or prepared.parquet is None:
@@ -284,7 +296,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
             # The very content already loaded: no need to even parse it again.
             result.status, result.sha256 = "skipped-duplicate", sha256
         else:
-            rows = _read_apart(spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
+            rows = _read_apart(con, spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
                 else _read_here(con, spec, path, tmp_dir, result)
             result.status = "loaded"
             try:

@@ -196,10 +196,25 @@ def _duplicate_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> lis
                   f"duplicate key: the same value is on line {first}") for first, lines, value in rows]
 
 
-def validate(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Issue]:
+def _reference_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile,
+                      known: dict[str, list[str]]) -> list[Issue]:
+    """Values that must be one of another source's (spec.references), checked when that one is loaded."""
+    issues = []
+    for column, values in known.items():
+        source, other = staged.spec.references[column]
+        for (line,) in _examples(con, f'SELECT _line FROM {staged.table} WHERE "{column}" IS NOT NULL AND '
+                                      f'"{column}" NOT IN (SELECT unnest(?::VARCHAR[]))', [values]):
+            issues.append(Issue(staged.path.name, line, column, None, f"not a known {other} (none in {source})"))
+    return issues
+
+
+def validate(con: duckdb.DuckDBPyConnection, staged: StagedFile,
+             known: dict[str, list[str]] | None = None) -> list[Issue]:
+    """The file's issues; `known`: the values of loaded sources that spec.references names."""
     issues = list(staged.warnings)
     if staged.rows == 0:
         issues.append(Issue(staged.path.name, None, None, None, "the file has a header but no rows"))
     issues.extend(_rule_issues(con, staged))
     issues.extend(_duplicate_issues(con, staged))
+    issues.extend(_reference_issues(con, staged, known or {}))
     return issues
