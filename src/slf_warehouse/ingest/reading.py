@@ -1,9 +1,9 @@
 """Reading one delivered file into an in-memory staging table of text columns.
 
-DuckDB's CSV reader does the parsing (Python only streams bytes once: checking the encoding and,
-for Windows-1252, transcoding to UTF-8, which DuckDB cannot read natively here; the loader has
-hashed the file already, to skip a re-delivery without reading it; a file with blank lines is read
-once more to find them).
+DuckDB's CSV reader does the parsing (Python only streams bytes once: hashing them, checking the
+encoding and the source's limits, and writing the private UTF-8 copy DuckDB parses, transcoded
+from Windows-1252, which DuckDB cannot read natively here; a file with blank lines is read once
+more to find them, and a file DuckDB refuses once more to say where).
 The staging table lives in an in-memory database, so columns that must never be stored (the
 payroll's names) never touch the warehouse file.
 """
