@@ -208,10 +208,11 @@ def _ledger_beside_limit(ledger: Path, utf8: Path, scratch: Path, logs: Path) ->
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         landing = scratch / "landing"
-        # a folder of links: the load moves a rejected file to quarantine, never the bench's own copy
+        # a folder of hard links (the load refuses symbolic ones): it moves a rejected file to
+        # quarantine, never the bench's own copy
         (landing / "posteringer").mkdir(parents=True)
         for f in ledger.glob("*.csv"):
-            (landing / "posteringer" / f.name).symlink_to(f)
+            (landing / "posteringer" / f.name).hardlink_to(f)
         alone.append(run_stage("ledger_ingest_alone", {
             "landing": str(landing), "warehouse": str(scratch / "w.duckdb"),
             "quarantine": str(scratch / "quarantine")}, logs / f"pair{i}"))

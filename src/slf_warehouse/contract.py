@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-ColumnType = Literal["text", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
+ColumnType = Literal["text", "id", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
                      "month", "year"]
+
+# An id ("id" columns): letters (Danish ones included), digits and - _ . /, compared after Unicode
+# NFC normalisation, so `SKOLE-017` has one spelling (no NFD twin, no U+2010 for the hyphen).
+ID_CHARACTERS = r"[0-9A-Za-zÆØÅæøå][0-9A-Za-zÆØÅæøå_./-]*"
 
 FUNDING_SOURCES = ("OPSPARING", "KOMPETENCE", "PULJE", "APMF")
 
@@ -23,6 +27,18 @@ class Column:
     required: bool = True  # False: may be empty
     codes: tuple[str, ...] = ()  # for type "code": the allowed values
     decimals: int = 2  # for dk_decimal: the scale stored
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one delivered file may hold; beyond it the file is refused before it is parsed (a
+    10^6-column CSV took DuckDB out of memory, a 613 KB XLSX unpacked to 1,3 GB). Overridden per
+    source by SLF_INGEST_<SOURCE>_MAX_<BYTES|ROWS|COLUMNS> (ingest/delivery.py)."""
+
+    max_bytes: int = 64 * 2**20  # as delivered; for XLSX also the workbook's unpacked size
+    max_rows: int = 1_000_000
+    max_columns: int = 100  # header fields, extra columns included
+    max_line_bytes: int = 1 * 2**20  # one line of a CSV file (DuckDB's own default is 2 MB)
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,19 @@ class SourceSpec:
     drop_columns: tuple[str, ...] = ()  # personal data never stored
     pseudonymise: dict[str, str] = field(default_factory=dict)  # source column -> stored column
     sheet: str | None = None
+    limits: Limits = Limits()
+    # Row rules the contract implies, over the typed columns: (the column named, SQL true for a
+    # valid row, the message). Checked at the edge so the officer gets file and line, not a dbt test.
+    row_rules: tuple[tuple[str, str, str], ...] = ()
+    # column -> (source, its column): a value must be one that source holds, when it is loaded
+    # (enheder loads first). For the payroll it also catches a header whose medarbejdernr and
+    # omkostningssted are swapped, both six digits, which would store employee numbers in clear.
+    references: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def personal_data(self) -> bool:
+        """Holds names or employee numbers: read apart, and no message ever quotes its values."""
+        return bool(self.drop_columns or self.pseudonymise)
 
     @property
     def column_names(self) -> list[str]:
@@ -54,7 +83,7 @@ ENHEDER = SourceSpec(
     file_pattern=r"enheder\.csv",
     file_format="csv",
     columns=(
-        Column("enhed_id"),
+        Column("enhed_id", "id"),
         Column("enhed_navn"),
         Column("enhedstype", "code", codes=("skole", "dagtilbud", "fritidstilbud", "faellesfunktion")),
         Column("distrikt", "code", codes=("Nord", "Syd", "Vest", "Øst", "Midt")),
@@ -63,6 +92,8 @@ ENHEDER = SourceSpec(
         Column("aktiv_til", "iso_date", required=False),
     ),
     unique_key=("enhed_id",),
+    row_rules=(("aktiv_til", "{aktiv_til} >= {aktiv_fra}", "the unit closes before it opens (aktiv_til is before "
+                                                           "aktiv_fra)"),),
 )
 
 BEVILLINGER = SourceSpec(
@@ -72,7 +103,7 @@ BEVILLINGER = SourceSpec(
     encoding="cp1252",
     delimiter=";",
     columns=(
-        Column("bevilling_id"),
+        Column("bevilling_id", "id"),
         Column("finansieringskilde", "code", codes=FUNDING_SOURCES),
         Column("bevillingsdato", "dk_date"),
         Column("periode_fra", "dk_date"),
@@ -82,6 +113,11 @@ BEVILLINGER = SourceSpec(
         Column("bemaerkning", required=False),
     ),
     unique_key=("bevilling_id",),
+    row_rules=(
+        ("periode_til", "{periode_til} >= {periode_fra}",
+         "the period ends before it starts (periode_til is before periode_fra)"),
+        ("beloeb_kr", "{beloeb_kr} > 0", "the amount allocated must be positive"),
+    ),
 )
 
 POSTERINGER = SourceSpec(
@@ -92,6 +128,8 @@ POSTERINGER = SourceSpec(
     delimiter=";",
     replaces="period",
     period_column="bogfoeringsdato",
+    # a month at Børn og Unge's scale is about 100.000 lines, 8 MB
+    limits=Limits(max_bytes=1024 * 2**20, max_rows=10_000_000),
     columns=(
         Column("bilagsnr"),
         Column("bogfoeringsdato", "dk_date"),
@@ -100,7 +138,7 @@ POSTERINGER = SourceSpec(
         Column("art"),
         Column("omkostningssted", "cost_centre"),
         Column("projekt", required=False),
-        Column("aktivitet_id", required=False),
+        Column("aktivitet_id", "id", required=False),
         Column("finansieringskilde", "code", required=False, codes=FUNDING_SOURCES),
         Column("beloeb", "dk_decimal"),
         Column("tekst", required=False),
@@ -115,6 +153,7 @@ LOEN = SourceSpec(
     delimiter=";",
     replaces="period",
     period_column="loenperiode",
+    limits=Limits(max_bytes=256 * 2**20, max_rows=2_000_000),
     columns=(
         Column("medarbejdernr"),
         Column("navn"),
@@ -127,6 +166,9 @@ LOEN = SourceSpec(
         Column("omkostningssted", "cost_centre"),
     ),
     drop_columns=("navn",),
+    references={"omkostningssted": ("enheder", "omkostningssted")},
+    row_rules=(("beskaeftigelsesgrad", "{beskaeftigelsesgrad} BETWEEN 0 AND 1.5",
+                "a fraction of full time is between 0 and 1,5 (e.g. 0,8000)"),),
     pseudonymise={"medarbejdernr": "medarbejder_key"},
 )
 
@@ -139,7 +181,8 @@ SOCIAL_KAPITAL = SourceSpec(
     sheet="Besvarelser",
     replaces="period",
     period_column="aar",
-    columns=(Column("enhed_id"), Column("aar", "year"), *_ANSWERS),
+    limits=Limits(max_bytes=64 * 2**20, max_rows=1_000_000),
+    columns=(Column("enhed_id", "id"), Column("aar", "year"), *_ANSWERS),
 )
 
 AKTIVITETER = SourceSpec(
@@ -147,7 +190,7 @@ AKTIVITETER = SourceSpec(
     file_pattern=r"aktiviteter\.csv",
     file_format="csv",
     columns=(
-        Column("aktivitet_id"),
+        Column("aktivitet_id", "id"),
         Column("aktivitetstype", "code", codes=("laeringsdag", "introduktionsdag", "lederseminar")),
         Column("titel"),
         Column("dato", "iso_date"),

@@ -135,7 +135,9 @@ def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: 
                               "install_deps": False, "pool": pool,
                               # keeps run_results.json for the run history (imported when it runs)
                               "callback": ["slf_warehouse.quality.history.save_dbt_run_results",
-                                           "slf_warehouse.dbt_tasks.keep_dbt_target"]}
+                                           "slf_warehouse.dbt_tasks.keep_dbt_target",
+                                           # a failed test's rows: their delivered file and line
+                                           "slf_warehouse.dbt_failures.log_failing_rows"]}
 
     if mode == "build":
         return DbtBuildLocalOperator(task_id="dbt_build", project_dir=str(project_dir), profile_config=profile,

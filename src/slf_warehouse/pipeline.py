@@ -109,7 +109,10 @@ def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, f
     args += ["--exclude-resource-type", PRODUCTION_EXCLUDED_RESOURCE_TYPES]
     result = dbtRunner().invoke(args)
     if not result.success:
-        raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}")
+        from slf_warehouse.dbt_failures import failing_rows_lineage
+
+        rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
+        raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}{rows}")
 
 
 def quality_checks(settings: Settings, build: Path, run_id: str,

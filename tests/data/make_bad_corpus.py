@@ -155,6 +155,24 @@ def main() -> None:
         case("32-aktiviteter-header-only", "aktiviteter", "aktiviteter.csv", a[0].encode("utf-8"), None, None,
              "header but no rows")
 
+        # values that are well formed but cannot be stored, and row rules the contract implies
+        csv_case("33-bevillinger-period-ends-before-start", "bevillinger", "bevillinger.csv", "cp1252", ";", 5,
+                 "periode_til", "31-12-2000", "the period ends before it starts")
+        csv_case("34-bevillinger-negative-amount", "bevillinger", "bevillinger.csv", "cp1252", ";", 3, "beloeb_kr",
+                 "-1.000,00", "the amount allocated must be positive")
+        csv_case("35-aktiviteter-participants-overflow", "aktiviteter", "aktiviteter.csv", "utf-8", ",", 4,
+                 "deltagere", "99999999999", "the number is too large")
+        csv_case("36-bevillinger-20-digit-amount", "bevillinger", "bevillinger.csv", "cp1252", ";", 6, "beloeb_kr",
+                 "12.345.678.901.234.567.890,00", "the number is too large to store")
+        csv_case("37-enheder-escape-in-name", "enheder", "enheder.csv", "utf-8", ",", 6, "enhed_navn",
+                 "Skolen \x1b[2J", "a control character")
+        csv_case("38-enheder-look-alike-hyphen", "enheder", "enheder.csv", "utf-8", ",", 7, "enhed_id",
+                 "SKOLE\u2010017", "expected an id of letters, digits")
+        csv_case("39-loen-fte-over-one-and-a-half", "loen", lf, "utf-8-sig", ";", 5, "beskaeftigelsesgrad", "8,0000",
+                 "a fraction of full time is between 0 and 1,5")
+        csv_case("40-enheder-closes-before-it-opens", "enheder", "enheder.csv", "utf-8", ",", 4, "aktiv_til",
+                 "1999-12-31", "the unit closes before it opens")
+
     (HERE / "cases.json").write_text(json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"{len(cases)} cases written to {HERE}")
 

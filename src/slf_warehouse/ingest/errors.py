@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,28 @@ class Issue:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+# A header name shown even for a source with personal data: shaped like a column name. A file whose
+# first line is a data row has names and numbers where the header should be.
+_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def header_name(name: str, position: int, personal_data: bool) -> str:
+    """How an issue names a header field: by its name, or, for a source with personal data whose
+    header field does not look like a column name, by its position (`field 3`)."""
+    if not personal_data or _COLUMN_NAME.fullmatch(name):
+        return name
+    return f"field {position}"
+
+
+def without_values(issues: list[Issue], column_names: list[str]) -> list[Issue]:
+    """The issues of a file with personal data as they may leave the process that read it: file, line,
+    column and the kind of problem, never a value; a column is a contract column or a position."""
+    return [replace(i, value=None,
+                    column=i.column if i.column is None or i.column in column_names
+                    or _COLUMN_NAME.fullmatch(i.column) or re.fullmatch(r"field \d+", i.column) else "field ?")
+            for i in issues]
 
 
 class FileRejected(Exception):

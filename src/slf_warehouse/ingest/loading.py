@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import uuid
@@ -25,6 +26,7 @@ import duckdb
 
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.ingest import apart, pseudonym
+from slf_warehouse.ingest.delivery import open_delivery, refusal
 from slf_warehouse.ingest.errors import FileRejected, Issue
 from slf_warehouse.ingest.reading import drop_staged, stage_file
 from slf_warehouse.ingest.validation import raw_columns, validate
@@ -64,9 +66,10 @@ class FileResult:
     file_name: str
     status: str
     rows: int = 0
-    sha256: str = ""
+    sha256: str = ""  # of the bytes parsed; "" for an entry that was refused unread
     load_id: str = ""
     issues: list[Issue] = field(default_factory=list)
+    size_bytes: int | None = None  # of the bytes parsed, when they were
 
     @property
     def errors(self) -> list[Issue]:
@@ -116,27 +119,54 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Written readable by the service user only, from the first byte (no window at 0644)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w",
+                   encoding="utf-8") as f:
+        f.write(text)
+
+
 def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    """Move a rejected file aside with its error report. A quarantined payroll file is the whole
+    payroll of a month: the file and its reports are the service user's only (0600, folder 0700)."""
+    _private_folder(quarantine_dir)
     target = quarantine_dir / path.name
     shutil.move(str(path), target)
+    os.chmod(target, 0o600)
+    _write_report(path, quarantine_dir, issues)
+
+
+def _refuse_unread(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
+    """A link, or a file whose real path is elsewhere, is reported but neither moved nor removed:
+    through a linked folder, moving or removing it would act on whatever it points to."""
+    _private_folder(quarantine_dir)
+    _write_report(path, quarantine_dir, issues)
+
+
+def _private_folder(folder: Path) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+
+
+def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
     report = {"file": path.name, "quarantined_at": datetime.now(timezone.utc).isoformat(),
               "errors": [i.as_dict() for i in issues if i.severity == "error"],
               "warnings": [i.as_dict() for i in issues if i.severity == "warning"]}
-    (quarantine_dir / f"{path.name}.errors.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
-                                                             encoding="utf-8")
-    (quarantine_dir / f"{path.name}.errors.txt").write_text(
-        "\n".join(str(i) for i in issues) + "\n", encoding="utf-8")
+    _write_private(quarantine_dir / f"{path.name}.errors.json", json.dumps(report, ensure_ascii=False, indent=2))
+    _write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, period: str | None,
             run_id: str | None) -> None:
     errors = "\n".join(str(i) for i in result.errors) or None
     warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
-    stat = path.stat() if path.exists() else None
-    received = datetime.fromtimestamp(stat.st_mtime, timezone.utc) if stat else None
+    # never through a link: a refused one is not followed even to its size
+    info = path.lstat() if path.exists() and not path.is_symlink() else None
+    received = datetime.fromtimestamp(info.st_mtime, timezone.utc) if info else None
+    size = result.size_bytes if result.size_bytes is not None else info.st_size if info else None
     con.execute("INSERT INTO wh.audit.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", [
-        result.load_id, run_id, result.source, result.file_name, period, result.sha256, stat.st_size if stat else None,
+        result.load_id, run_id, result.source, result.file_name, period, result.sha256, size,
         result.rows,
         received, datetime.now(timezone.utc), result.status, errors, warnings])
 
@@ -187,25 +217,31 @@ def _replace(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | Non
         raise
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, spec: SourceSpec) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open_delivery(path, spec) as f:
         while chunk := f.read(8 * 1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _current_sha(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None) -> str | None:
-    row = con.execute("SELECT sha256 FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT DISTINCT "
-                      "FROM ? AND status = 'loaded'", [spec.name, period]).fetchall()
-    return row[0][0] if row else None
+def _unchanged(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, period: str | None) -> str | None:
+    """The file's sha256 when it is the very content already loaded for its period (or snapshot).
+    Hashed only when its size is that content's: a new month or a changed size is read, and hashed,
+    once, by the reading step (which hashes the bytes it parses)."""
+    row = con.execute("SELECT sha256, size_bytes FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT "
+                      "DISTINCT FROM ? AND status = 'loaded'", [spec.name, period]).fetchall()
+    if not row or row[0][1] != path.lstat().st_size:
+        return None
+    sha256 = file_sha256(path, spec)
+    return sha256 if sha256 == row[0][0] else None
 
 
 def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
                result: FileResult) -> _Rows:
     staged = stage_file(con, spec, path, tmp_dir)
-    result.rows = staged.rows
-    result.issues = validate(con, staged)
+    result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
+    result.issues = validate(con, staged, _known_values(con, spec))
     rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
     if result.errors:
         rows.discard(con)
@@ -213,12 +249,25 @@ def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
     return rows
 
 
-def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
+def _known_values(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, list[str]]:
+    """The values of loaded sources that spec.references names; a source not loaded yet is not asked."""
+    known = {}
+    for column, (source, other) in spec.references.items():
+        values = [r[0] for r in con.execute(f'SELECT DISTINCT "{other}" FROM wh.raw.{source} '
+                                            f'WHERE "{other}" IS NOT NULL').fetchall()]
+        if values:
+            known[column] = values
+    return known
+
+
+def _read_apart(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
                 personal: apart.PersonalDataReader | None, result: FileResult) -> _Rows:
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
-    prepared = personal.prepare(spec.name, path, tmp_dir, key)
+    known = _known_values(con, spec)
+    prepared = personal.prepare(spec.name, path, tmp_dir, key, known)
     result.rows, result.issues = prepared.rows, prepared.issues
+    result.sha256, result.size_bytes = prepared.sha256, prepared.size or None
     if result.errors or prepared.parquet is None:
         raise FileRejected(result.issues)
     return _Rows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), parquet=prepared.parquet)
@@ -226,22 +275,28 @@ def _read_apart(spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
 
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,
               tmp_dir: Path, run_id: str | None = None, key: bytes | None = None,
-              personal: apart.PersonalDataReader | None = None) -> FileResult:
-    """Load one file. A source with personal data is read by `personal`, in other processes (see `apart`)."""
+              personal: apart.PersonalDataReader | None = None, root: Path | None = None) -> FileResult:
+    """Load one file, which must really be inside `root` (by default its folder). A source with
+    personal data is read by `personal`, in other processes (see `apart`)."""
+    landing = root or path.parent
     load_id = uuid.uuid4().hex
     result = FileResult(spec.name, path.name, "rejected", load_id=load_id)
     match = spec.match(path.name)
     period = match.groupdict().get("period") if match else None
     try:
+        if refused := refusal(path, landing):
+            result.issues = [refused]
+            _refuse_unread(path, quarantine_dir, result.issues)
+            _record(con, result, path, period, run_id)
+            return result
         if not match:
             raise FileRejected([Issue(path.name, None, None, None,
                                       f"unexpected file name in {spec.name}/: expected {spec.file_pattern}")])
-        result.sha256 = file_sha256(path)
-        if _current_sha(con, spec, period) == result.sha256:
+        if sha256 := _unchanged(con, spec, path, period):
             # The very content already loaded: no need to even parse it again.
-            result.status = "skipped-duplicate"
+            result.status, result.sha256 = "skipped-duplicate", sha256
         else:
-            rows = _read_apart(spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
+            rows = _read_apart(con, spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
                 else _read_here(con, spec, path, tmp_dir, result)
             result.status = "loaded"
             try:
@@ -253,10 +308,22 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
         result.status = "rejected"
-        result.sha256 = result.sha256 or file_sha256(path)
-        _quarantine(path, quarantine_dir, result.issues)
+        result.sha256 = result.sha256 or _sha256_if_readable(path, spec)
+        if path.is_symlink():  # put in its place while it was read
+            _refuse_unread(path, quarantine_dir, result.issues)
+            result.sha256 = ""
+        else:
+            _quarantine(path, quarantine_dir, result.issues)
     _record(con, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id)
     return result
+
+
+def _sha256_if_readable(path: Path, spec: SourceSpec) -> str:
+    """The hash of a file rejected before it was read whole (the manifest wants one)."""
+    try:
+        return file_sha256(path, spec)
+    except FileRejected:
+        return ""
 
 
 def _parallel_workers(spec: SourceSpec, files: list[Path]) -> int:
@@ -282,9 +349,13 @@ def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: P
     spec = SOURCES[source]
     quarantine_dir = quarantine_dir or landing / "_quarantine" / source
     report = IngestReport()
+    # Files must really be inside the landing folder (a source folder that is a link to elsewhere
+    # refuses all its files), or inside the folder given, for a source read from somewhere else.
+    root = landing if folder is None else folder
     folder = folder or landing / source
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    # Links are listed (and refused); folders are not files. lstat: a link is not followed to decide.
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                   and (p.is_symlink() or stat.S_ISREG(p.lstat().st_mode))) if folder.is_dir() else []
     # Asked once, here: fails before touching anything when the key is missing, and the worker
     # threads below never call into Airflow (a Variable lookup is not thread-safe in a task).
     key = pseudonym.pseudonym_key() if spec.pseudonymise and files else None
@@ -293,11 +364,11 @@ def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: P
         with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp, \
                 _personal_data_reader(spec, files, workers := _parallel_workers(spec, files)) as personal:
             if workers == 1:
-                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key, personal)
+                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key, personal, root)
                                     for p in files)
             else:
                 report.files.extend(_load_in_parallel(con, spec, files, quarantine_dir, Path(tmp), run_id, key,
-                                                      workers, personal))
+                                                      workers, personal, root))
     finally:
         con.close()
     return report
@@ -312,7 +383,7 @@ def _personal_data_reader(spec: SourceSpec, files: list[Path],
 
 def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
                       tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int,
-                      personal: apart.PersonalDataReader | None) -> list[FileResult]:
+                      personal: apart.PersonalDataReader | None, root: Path) -> list[FileResult]:
     """Each worker thread has its own connection (cursor) to the same database, so its staging
     tables and its transaction are its own; DuckDB releases the GIL while it runs a query."""
     local = threading.local()
@@ -330,7 +401,7 @@ def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: l
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:
             # map keeps the files' order in the report, whichever finishes first
             return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key,
-                                                     personal), files))
+                                                     personal, root), files))
     finally:
         for c in cursors:
             c.close()
