@@ -67,6 +67,8 @@ class Deployment:
     passwords: dict[str, str]
     output: Path
     procs: ProcessGroups
+    users_file: Path
+    run_init: object  # () -> CompletedProcess: airflow-init once more
     tokens: dict[str, str] = field(default_factory=dict)
 
     def session(self, user: str) -> requests.Session:
@@ -157,8 +159,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
                     env["PYTHONPATH"] = os.environ["PYTHONPATH"]
                 return env
 
-            init = subprocess.run(_command(services["airflow-init"]), env=service_env("airflow-init"),
-                                  capture_output=True, text=True, timeout=300)
+            def run_init() -> subprocess.CompletedProcess[str]:
+                return subprocess.run(_command(services["airflow-init"]), env=service_env("airflow-init"),
+                                      capture_output=True, text=True, timeout=300)
+
+            init = run_init()
             assert init.returncode == 0, (init.stdout + init.stderr)[-5000:]
             for password in passwords.values():
                 assert password not in init.stdout + init.stderr
@@ -179,7 +184,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
 
             wait_for(api_up, 240, "the api-server answering", alive=procs.check_running)
             print(f"deployment up in {time.monotonic() - started:.1f} s (init {init_seconds:.1f} s)")
-            yield Deployment(base, passwords, Path(variables["SLF_OUTPUT_PATH"]), procs)
+            yield Deployment(base, passwords, Path(variables["SLF_OUTPUT_PATH"]), procs, users_file, run_init)
         finally:
             procs.stop_all()
             leftovers = [n for n, p in procs.procs.items() if p.poll() is None]
@@ -293,3 +298,26 @@ def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
     log = auditor.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances/publish/logs/"
                       f"{publish['try_number']}", headers={"Accept": "application/json"}, timeout=60)
     assert log.status_code == 200 and "publish" in log.text, log.text[:500]
+
+
+def _token_status(d: Deployment, user: str, password: str) -> int:
+    return requests.post(f"{d.base}/auth/token", json={"username": user, "password": password}, timeout=30).status_code
+
+
+def test_init_again_follows_the_users_file(deployment: Deployment) -> None:
+    """Every `docker compose up` runs airflow-init again: a changed password replaces the old one, a user
+    taken out of the file can no longer log in, the others stay as they were."""
+    d = deployment
+    old, new = d.passwords["finance"], secrets.token_urlsafe(18)
+    kept = {u: p for u, p in d.passwords.items() if u != "auditor"}
+    kept["finance"] = new
+    d.users_file.write_text("".join(f"{u} {USERS[u]} {p}\n" for u, p in kept.items()))
+    init = d.run_init()
+    assert init.returncode == 0, (init.stdout + init.stderr)[-3000:]
+    assert "user finance: password updated" in init.stdout and "user ops: unchanged" in init.stdout, init.stdout
+    assert "user auditor: deactivated" in init.stdout, init.stdout
+    assert new not in init.stdout + init.stderr
+    assert _token_status(d, "finance", old) == 401
+    assert _token_status(d, "finance", new) in (200, 201)
+    assert _token_status(d, "auditor", d.passwords["auditor"]) == 401
+    assert _token_status(d, "ops", d.passwords["ops"]) in (200, 201)
