@@ -36,7 +36,7 @@ WRITER_POOL = ("slf_warehouse_writer", "1", "tasks that write the DuckDB build f
 
 
 def setup_metadata_db(env: dict[str, str]) -> None:
-    """`airflow db migrate` and the project's pool (idempotent: the shared deployment's init runs it each start)."""
+    """`airflow db migrate` and the writer pool; idempotent (the shared deployment runs it at each start)."""
     airflow = Path(sys.executable).with_name("airflow")
     for command in (["db", "migrate"], ["pools", "set", *WRITER_POOL]):
         result = subprocess.run([str(airflow), *command], env=env, capture_output=True, text=True)

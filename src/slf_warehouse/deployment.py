@@ -41,7 +41,7 @@ _PLACEHOLDER = re.compile(r"change.?me|example|placeholder|password|secret|defau
 
 
 class DeploymentError(Exception):
-    """A setting or secret the shared deployment refuses to start with (the message names it, never its value)."""
+    """A setting or secret the shared deployment refuses to start with (named, its value never shown)."""
 
 
 def _weakness(value: str, minimum: int) -> str | None:
@@ -75,7 +75,7 @@ def secret_problems(env: dict[str, str]) -> list[str]:
 
         Fernet(fernet.encode())
     except (ValueError, TypeError):
-        problems.append(f"{FERNET_KEY} (encrypts Connections and Variables in the metadata database) is not a "
+        problems.append(f"{FERNET_KEY} (encrypts Connections and Variables in the metadata DB) is not a "
                         "Fernet key: generate one with `python -c \"from cryptography.fernet import Fernet; "
                         "print(Fernet.generate_key().decode())\"`")
     return problems
@@ -94,8 +94,8 @@ REFRESH_DAG, ANSWER_DAG = "slf_refresh", "slf_answer_inquiry"
 
 def _trigger(dag_id: str) -> list[tuple[str, str]]:
     """Trigger, clear and mark runs of one DAG: FAB asks for edit on the DAG and create/edit on its runs."""
-    return [("can_edit", f"DAG:{dag_id}"), ("can_create", f"DAG Run:{dag_id}"), ("can_edit", f"DAG Run:{dag_id}"),
-            ("can_edit", "Task Instances")]
+    return [("can_edit", f"DAG:{dag_id}"), ("can_create", f"DAG Run:{dag_id}"),
+            ("can_edit", f"DAG Run:{dag_id}"), ("can_edit", "Task Instances")]
 
 
 def role_permissions() -> dict[str, list[tuple[str, str]]]:
@@ -147,7 +147,7 @@ def read_users(path: Path, roles: set[str]) -> list[UserSpec]:
             raise DeploymentError(f"{where}: expected `username role password`")
         username, role, password = parts
         if not _USERNAME.match(username):
-            raise DeploymentError(f"{where}: user name {username!r} must be lower case letters, digits, . _ -")
+            raise DeploymentError(f"{where}: user name {username!r}: lower case letters, digits, . _ - only")
         if role not in roles:
             raise DeploymentError(f"{where}: unknown role {role!r} (one of {', '.join(sorted(roles))})")
         if username in users:
@@ -156,7 +156,7 @@ def read_users(path: Path, roles: set[str]) -> list[UserSpec]:
             raise DeploymentError(f"{where}: the password of {username!r} {why or 'contains the user name'}")
         users[username] = UserSpec(username, role, password)
     if not any(u.role == ADMIN for u in users.values()):
-        raise DeploymentError(f"{path}: no user with role {ADMIN} (someone must be able to manage the others)")
+        raise DeploymentError(f"{path}: no user with role {ADMIN} (someone must manage the others)")
     return list(users.values())
 
 
@@ -203,13 +203,18 @@ def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
             if not check_password_hash(user.password, spec.password):
                 sm.reset_password(user.id, spec.password)
                 changed.append("password")
-            done.append(f"user {spec.username}: " + (", ".join(changed) + " updated" if changed else "unchanged"))
+            done.append(f"user {spec.username}: "
+                        + (", ".join(changed) + " updated" if changed else "unchanged"))
         for user in sm.get_all_users():
             if user.username not in listed and user.active:
                 user.active = False
                 sm.update_user(user)
                 done.append(f"user {user.username}: deactivated (no longer in the users file)")
     return done
+
+
+def _role_names() -> list[str]:
+    return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR]
 
 
 def init_deployment(env: dict[str, str] | None = None) -> list[str]:
@@ -219,17 +224,13 @@ def init_deployment(env: dict[str, str] | None = None) -> list[str]:
     env = dict(os.environ if env is None else env)
     require_strong_secrets(env)
     if env.get("AIRFLOW__CORE__AUTH_MANAGER") != FAB_AUTH_MANAGER:
-        raise DeploymentError(f"AIRFLOW__CORE__AUTH_MANAGER must be {FAB_AUTH_MANAGER} in the shared deployment")
+        raise DeploymentError(f"AIRFLOW__CORE__AUTH_MANAGER must be {FAB_AUTH_MANAGER} when shared")
     users_file = env.get(USERS_FILE_ENV)
     if not users_file or not Path(users_file).is_file():
-        raise DeploymentError(f"{USERS_FILE_ENV} must name the users file (`username role password` per line)")
+        raise DeploymentError(f"{USERS_FILE_ENV} must name the users file (`username role password` a line)")
     users = read_users(Path(users_file), set(_role_names()))
     setup_metadata_db(env)
     return _sync_roles_and_users(users)
-
-
-def _role_names() -> list[str]:
-    return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR]
 
 
 def serve(component: list[str], env: dict[str, str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`slf airflow`: api-server, scheduler, dag-processor and triggerer on one laptop, listening on loopback only.
+"""`slf airflow`: api-server, scheduler, dag-processor and triggerer on one laptop, on loopback only.
 
 `airflow standalone` would do this too, but its scheduler and triggerer start Airflow's log servers
 on every interface (ports 8793/8794; the log server binds all addresses, with no setting for it).
