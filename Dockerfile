@@ -10,8 +10,8 @@ USER airflow
 
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md /opt/slf/
 COPY --chown=airflow:root src /opt/slf/src
+# requirements.lock has the FAB auth manager, the Celery and PostgreSQL providers and dbt-postgres.
 RUN pip install --no-cache-dir -r /opt/slf/requirements.lock \
- && pip install --no-cache-dir "dbt-postgres==1.11.0" "apache-airflow-providers-postgres==7.1.1" \
  && pip install --no-cache-dir --no-deps -e /opt/slf
 
 COPY --chown=airflow:root dags /opt/airflow/dags

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,23 @@ def _wait(predicate, timeout: float, what: str, step: float = 2.0):
             return value
         time.sleep(step)
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+
+
+def _listening(pgid: int) -> list[tuple[str, int, str]]:
+    """(address, port, process) of every listening TCP socket of the process group `pgid`."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "name"]):
+        try:
+            if os.getpgid(p.pid) != pgid:
+                continue
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.append((c.laddr.ip, c.laddr.port, " ".join(p.cmdline()[1:4])))
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return found
 
 
 @pytest.fixture()
@@ -58,7 +76,13 @@ def airflow_server(tmp_path: Path):
                 return None
 
         _wait(up, 240, "the Airflow API server answering")
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        password_file = home / "simple_auth_manager_passwords.json.generated"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600  # plain-text passwords: this user only
+        _wait(lambda: _listening(proc.pid) or None, 120, "the components listening")
+        time.sleep(5)  # the scheduler's and triggerer's log servers (if any) start after their job
+        listening = _listening(proc.pid)
+        assert listening and all(host in ("127.0.0.1", "::1") for host, _port, _name in listening), listening
+        password = json.loads(password_file.read_text())["admin"]
         token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password},
                               timeout=10).json()["access_token"]
         session = requests.Session()

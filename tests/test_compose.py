@@ -46,6 +46,32 @@ def test_services_and_profiles(compose: dict) -> None:
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
 
 
+def test_logins_secrets_and_log_servers(compose: dict) -> None:
+    from slf_warehouse.deployment import FAB_AUTH_MANAGER, SECRETS
+
+    services = compose["services"]
+    airflow = {n: s for n, s in services.items() if n.startswith("airflow-") and n != "airflow-db"}
+    for name, service in airflow.items():
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+        assert not any("SIMPLE_AUTH_MANAGER" in k for k in env), name  # no generated plain-text passwords
+        for secret in (*SECRETS, "AIRFLOW__CORE__FERNET_KEY"):
+            assert str(env[secret]).startswith("${") and ":?" in str(env[secret]), (name, secret)
+        assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"].isdigit()
+        command = service["command"]
+        # Every component checks the secrets before it starts (slf deploy serve / init).
+        assert command[:5] in (["python", "-m", "slf_warehouse.cli", "deploy", "serve"],
+                               ["python", "-m", "slf_warehouse.cli", "deploy", "init"]), (name, command)
+        # Airflow's log servers bind every interface: none runs; the api-server reads the shared log volume.
+        if command[5:6] in (["scheduler"], ["triggerer"], ["celery"]):
+            assert "--skip-serve-logs" in command, name
+        assert "airflow-logs:/opt/airflow/logs" in service["volumes"], name
+    init = services["airflow-init"]
+    assert init["secrets"] == ["slf_users"] and init["environment"]["SLF_USERS_FILE"] == "/run/secrets/slf_users"
+    assert compose["secrets"]["slf_users"]["file"].startswith("${SLF_USERS_PATH:?")
+    assert all("secrets" not in s for n, s in services.items() if n != "airflow-init")
+
+
 def test_secrets_come_from_env_file_only() -> None:
     text = (PROJECT / "docker-compose.yml").read_text(encoding="utf-8")
     referenced = set(re.findall(r"\$\{([A-Z_]+)", text))

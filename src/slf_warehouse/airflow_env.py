@@ -38,15 +38,20 @@ def airflow_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 WRITER_POOL = ("slf_warehouse_writer", "1", "tasks that write the DuckDB build file (one writer at a time)")
 
 
-def migrate_metadata_db(env: dict[str, str]) -> None:
-    """`airflow db migrate` and the project's pool, once per AIRFLOW_HOME (dag.test needs the tables)."""
-    marker = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2-pool"
-    if marker.exists():
-        return
+def setup_metadata_db(env: dict[str, str]) -> None:
+    """`airflow db migrate` and the writer pool; idempotent (the shared deployment runs it at each start)."""
     airflow = Path(sys.executable).with_name("airflow")
     for command in (["db", "migrate"], ["pools", "set", *WRITER_POOL]):
         result = subprocess.run([str(airflow), *command], env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(command)} failed:\n{result.stdout[-3000:]}\n"
                                f"{result.stderr[-3000:]}")
+
+
+def migrate_metadata_db(env: dict[str, str]) -> None:
+    """The local metadata database set up once per AIRFLOW_HOME (dag.test needs the tables)."""
+    marker = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2-pool"
+    if marker.exists():
+        return
+    setup_metadata_db(env)
     marker.touch()

@@ -137,20 +137,47 @@ def _answer(args: argparse.Namespace) -> int:
 def _airflow(args: argparse.Namespace) -> int:
     """The Airflow UI and scheduler on loopback, with the project's DAGs (foreground; Ctrl-C stops)."""
     from slf_warehouse.airflow_env import airflow_environment, migrate_metadata_db
+    from slf_warehouse.local_airflow import private_password_file, run_components
 
     env = airflow_environment()
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
     env.setdefault("AIRFLOW__API__PORT", str(args.port))
     env.setdefault("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{args.port}")
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{args.port}/execution/")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+    # One laptop, one person: the simple auth manager (the shared deployment uses FAB, docs/deploy.md).
+    env.setdefault("AIRFLOW__CORE__AUTH_MANAGER",
+                   "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
     # Under the scheduler the dbt step shows one task per model (Cosmos watcher mode: one producer
     # runs `dbt build`, one poking sensor reports each model); docs/performance.md has its cost.
     env.setdefault("SLF_DBT_MODE", "watcher")
     migrate_metadata_db(env)
-    airflow = Path(sys.executable).with_name("airflow")
+    password_file = private_password_file(env)
     print(f"Airflow UI: http://127.0.0.1:{args.port}  (user admin; the generated password is printed below "
-          f"and kept in {env['AIRFLOW_HOME']}/simple_auth_manager_passwords.json.generated)", flush=True)
-    os.execve(str(airflow), [str(airflow), "standalone"], env)
+          f"and kept in {password_file}, readable by you only)", flush=True)
+    return run_components(env)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    """The shared deployment's start-up steps (docker-compose.yml runs them)."""
+    from slf_warehouse.deployment import DeploymentError, init_deployment, require_strong_secrets, serve
+
+    try:
+        if args.step == "check":
+            require_strong_secrets(dict(os.environ))
+            print("slf deploy: secrets look strong")
+        elif args.step == "init":
+            for line in init_deployment():
+                print(f"slf deploy init: {line}")
+        else:
+            if not args.component:
+                print("slf deploy serve: name the Airflow component, e.g. `scheduler`", file=sys.stderr)
+                return 2
+            serve(args.component)
+    except DeploymentError as e:
+        print(f"slf deploy {args.step}: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("airflow", help="start Airflow (UI, API, scheduler) on loopback with the project's DAGs")
     p.add_argument("--port", type=int, default=int(os.environ.get("SLF_AIRFLOW_PORT", "8080")))
     p.set_defaults(func=_airflow)
+
+    p = sub.add_parser("deploy", help="the shared deployment: check secrets, init roles and users, serve a component")
+    p.add_argument("step", choices=["check", "init", "serve"],
+                   help="check: refuse placeholder/short secrets; init: migrate, pool, roles, users from "
+                        "SLF_USERS_FILE; serve: check, then run `airflow COMPONENT...`")
+    p.add_argument("component", nargs=argparse.REMAINDER, help="for serve: the airflow command and its options")
+    p.set_defaults(func=_deploy)
 
     args = parser.parse_args(argv)
     return args.func(args)

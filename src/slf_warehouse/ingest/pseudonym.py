@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import warnings
 
 from slf_warehouse.ingest.errors import ConfigurationError
 
 KEY_ENV = "SLF_PSEUDONYM_KEY"
-KEY_VARIABLE = "slf_pseudonym_key"
+# Airflow masks Variables whose name contains "secret" (UI, REST API, task logs); the old name did not.
+KEY_VARIABLE = "slf_pseudonym_key_secret"
+OLD_KEY_VARIABLE = "slf_pseudonym_key"
 
 
 def pseudonym_key() -> bytes:
@@ -24,6 +27,9 @@ def pseudonym_key() -> bytes:
             from airflow.sdk import Variable
 
             key = Variable.get(KEY_VARIABLE, default=None)
+            if not key and (key := Variable.get(OLD_KEY_VARIABLE, default=None)):
+                warnings.warn(f"the Airflow Variable {OLD_KEY_VARIABLE} is shown unmasked in the UI and API: "
+                              f"rename it to {KEY_VARIABLE}", FutureWarning, stacklevel=2)
         except Exception:  # outside a running Airflow task there is no Variable backend to ask
             key = None
     if not key or len(key) < 16:
