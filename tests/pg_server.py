@@ -1,0 +1,123 @@
+"""A throw-away PostgreSQL server for a test module: the `pg_server` fixture and its `PgServer`.
+
+initdb + pg_ctl from Debian's PostgreSQL 15 binaries (SLF_PG_BIN), TCP on 127.0.0.1 only at a free
+port, no Unix socket, fsync off (the server lives for one test module), SCRAM passwords; the
+superuser `slf` owns the database `slf_warehouse`. Import both names into a test module:
+
+    from pg_server import PgServer, pg_server  # noqa: F401 - pytest finds the fixture by name
+
+PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user
+(`runuser`) from a private directory under the system temp dir (pytest's tmp dirs are mode 0700
+and owned by root, so `postgres` could not enter them).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("SLF_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER, PG_DATABASE = "slf", "slf_warehouse"
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def conninfo(self, database: str | None = None) -> str:
+        from psycopg2.extensions import make_dsn
+
+        return make_dsn(host=self.host, port=self.port, user=self.user, password=self.password,
+                        dbname=database or self.database)
+
+    def env(self) -> dict[str, str]:
+        """What dbt's `postgres` target (profiles.yml) and pg_raw.conninfo_from_env read."""
+        return {"SLF_PG_HOST": self.host, "SLF_PG_PORT": str(self.port), "SLF_PG_USER": self.user,
+                "SLF_PG_PASSWORD": self.password, "SLF_PG_DATABASE": self.database}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"no PostgreSQL binaries in {PG_BIN} (set SLF_PG_BIN)")
+    as_root = os.geteuid() == 0
+    if as_root:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
+        base = Path(tempfile.mkdtemp(prefix="slf-pg-test-"))
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    else:
+        base, prefix = tmp_path_factory.mktemp("postgres"), []
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*prefix, *args], cwd=base, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(args[:1])} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result
+
+    data, log = base / "data", base / "server.log"
+    password = secrets.token_hex(16)
+    pwfile = base / "pwfile"
+    pwfile.write_text(password + "\n")
+    pwfile.chmod(0o600)
+    if as_root:
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+    started = False
+    try:
+        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C")
+        pwfile.unlink()
+        base_conf = (data / "postgresql.conf").read_text()
+        for _attempt in range(3):  # the port may be taken between free_port() and the server binding it
+            port = free_port()
+            # TCP on loopback only, no Unix socket; durability off - the server lives for one test module
+            (data / "postgresql.conf").write_text(base_conf + "\n".join([
+                "", "listen_addresses = '127.0.0.1'", f"port = {port}", "unix_socket_directories = ''",
+                "fsync = off", "synchronous_commit = off", "full_page_writes = off", ""]))
+            result = run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
+                         check=False)
+            if result.returncode == 0:
+                started = True
+                break
+        if not started:
+            pytest.fail("PostgreSQL did not start:\n" + (log.read_text() if log.exists() else result.stderr))
+
+        import psycopg2
+
+        server = PgServer("127.0.0.1", port, PG_USER, password, PG_DATABASE)
+        con = psycopg2.connect(server.conninfo("postgres"))
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute(f"create database {PG_DATABASE}")
+        finally:
+            con.close()
+        yield server
+    finally:
+        if started:
+            run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop", check=False)
+        if as_root:
+            shutil.rmtree(base, ignore_errors=True)
