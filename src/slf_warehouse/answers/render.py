@@ -187,8 +187,8 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
         figures = evaluate_figures(reader, loaded.figure_names, inquiry.parameters)
         source_files = _source_files(reader)
         described = reader.describe()
-        read_from = {"engine": _engine_text(reader), "version": reader.version, "run_id": reader.run_id,
-                     "published_at": reader.published_at}
+        read_from = {"run_id": reader.run_id, "version": reader.version, "published_at": reader.published_at,
+                     "engine": _engine_text(reader)}  # in published_run_info's order
     # what the reader knows of the version fills in what the caller did not say
     run_info = {**(run_info or {}), **{k: v for k, v in read_from.items() if v is not None and k not in (run_info or {})}}
 
