@@ -207,14 +207,16 @@ class PostgresReader(WarehouseReader):
         row = self._cur.fetchone()
         if row is None:
             if version is None:
-                raise NoPublishedWarehouse("no warehouse has been published in PostgreSQL yet: run a refresh first")
+                raise NoPublishedWarehouse("no warehouse has been published in PostgreSQL yet: "
+                                           "run a refresh first")
             self._cur.execute(f"select version from {registry} where published_at is not null "
                               "and dropped_at is null order by published_at desc")
             kept = ", ".join(r[0] for r in self._cur.fetchall()) or "none"
             raise WarehouseReadError(f"warehouse version {version!r} is not a kept published version "
                                      f"(kept: {kept})")
         published = PgPublished(row[0], row[1], row[2].isoformat())
-        self.version, self.run_id, self.published_at = published.version, published.run_id, published.published_at
+        self.version, self.run_id = published.version, published.run_id
+        self.published_at = published.published_at
         self._prefix = published.schema("")
         self._cur.execute("select nspname from pg_namespace where starts_with(nspname, %s)", (self._prefix,))
         self._layers = {name[len(self._prefix):] for (name,) in self._cur.fetchall()}

@@ -64,8 +64,8 @@ def figure_record(f: FigureResult) -> dict[str, Any]:
 
 
 def sidecar_document(inquiry_file: str, parameters: dict[str, Any], figures: dict[str, FigureResult],
-                     warehouse: str | dict[str, Any], run_info: dict[str, Any] | None, *, inquiry_sha256: str = "",
-                     official: bool = False) -> dict[str, Any]:
+                     warehouse: str | dict[str, Any], run_info: dict[str, Any] | None, *,
+                     inquiry_sha256: str = "", official: bool = False) -> dict[str, Any]:
     """``warehouse``: the reader's ``describe()`` (engine and file, or database and schema), or a
     file name."""
     info = {k: _json_value(v) if not isinstance(v, (list, tuple, set)) else sorted(str(x) for x in v)

@@ -580,7 +580,8 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
         else:
             where.append(f"{_quote(f.column)} {op} ?")
         bound.extend(values)
-    table = catalog.relation(spec.schema, spec.table) if catalog is not None else f"{_quote(spec.schema)}.{_quote(spec.table)}"
+    table = (catalog.relation(spec.schema, spec.table) if catalog is not None
+             else f"{_quote(spec.schema)}.{_quote(spec.table)}")
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     if spec.group_by:
         exprs = [_group_expression(spec, g) for g in spec.group_by]

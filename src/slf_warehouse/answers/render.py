@@ -81,7 +81,8 @@ def _source_files(reader) -> list[dict[str, Any]]:
     """The delivered files the warehouse's rows come from, as the load manifest records them."""
     if not reader.has_table("audit", "load_manifest"):
         return []
-    rows = reader.execute(f"SELECT source, file_name, sha256, rows FROM {reader.relation('audit', 'load_manifest')} "
+    manifest = reader.relation("audit", "load_manifest")
+    rows = reader.execute(f"SELECT source, file_name, sha256, rows FROM {manifest} "
                           "WHERE status = ? ORDER BY source, file_name", ["loaded"]).rows
     return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
 
@@ -162,7 +163,8 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
             "parameters_changed": changes.parameters_changed}
 
 
-def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
+def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *,
+                   run_info: dict | None = None,
                    templates_dir: Path | None = None, previous: Path | None = None,
                    limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
@@ -190,7 +192,8 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
         read_from = {"run_id": reader.run_id, "version": reader.version, "published_at": reader.published_at,
                      "engine": _engine_text(reader)}  # in published_run_info's order
     # what the reader knows of the version fills in what the caller did not say
-    run_info = {**(run_info or {}), **{k: v for k, v in read_from.items() if v is not None and k not in (run_info or {})}}
+    given = run_info or {}
+    run_info = {**given, **{k: v for k, v in read_from.items() if v is not None and k not in given}}
 
     questions = render_answers_html(loaded, figures, limits)
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
