@@ -45,7 +45,7 @@ def test_sidecar_records_every_figure(first) -> None:
     assert answer.sidecar_path == answer.pdf_path.with_name("enhedslisten-slf.figures.json")
     doc = json.loads(answer.sidecar_path.read_text(encoding="utf-8"))
     assert doc["format"] == 1 and doc["inquiry"] == "enhedslisten-slf.yaml"
-    assert doc["warehouse"] == {"file": "wh.duckdb", "version": "20240906T120000-manual",
+    assert doc["warehouse"] == {"engine": "duckdb", "file": "wh.duckdb", "version": "20240906T120000-manual",
                                 "run_id": "manual__2024-09-06"}
     assert doc["parameters"]["window_start"] == "2022-01-01"
     assert set(doc["figures"]) == set(answer.figures)

@@ -35,6 +35,20 @@ class Settings:
         return Path(os.environ.get("SLF_WAREHOUSE_DIR") or self.output_dir / "warehouse")
 
     @property
+    def warehouse_engine(self) -> str:
+        """``SLF_WAREHOUSE_ENGINE``: ``duckdb`` (the file store in warehouse_dir, the default) or
+        ``postgres`` (the server named by ``SLF_PG_*``, as dbt's postgres target)."""
+        from slf_warehouse.warehouse_reader import engine_from_env
+
+        return engine_from_env()
+
+    @property
+    def pg_conninfo(self) -> str:
+        from slf_warehouse.pg_raw import conninfo_from_env
+
+        return conninfo_from_env()
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.output_dir / "quarantine"
 

@@ -64,17 +64,20 @@ def figure_record(f: FigureResult) -> dict[str, Any]:
 
 
 def sidecar_document(inquiry_file: str, parameters: dict[str, Any], figures: dict[str, FigureResult],
-                     warehouse_file: str, run_info: dict[str, Any] | None, *, inquiry_sha256: str = "",
-                     official: bool = False) -> dict[str, Any]:
+                     warehouse: str | dict[str, Any], run_info: dict[str, Any] | None, *,
+                     inquiry_sha256: str = "", official: bool = False) -> dict[str, Any]:
+    """``warehouse``: the reader's ``describe()`` (engine and file, or database and schema), or a
+    file name."""
     info = {k: _json_value(v) if not isinstance(v, (list, tuple, set)) else sorted(str(x) for x in v)
             for k, v in (run_info or {}).items()}
+    source = {"file": warehouse} if isinstance(warehouse, str) else dict(warehouse)
     return {
         "format": FORMAT,
         "inquiry": inquiry_file,
         "inquiry_sha256": inquiry_sha256,  # the exact inquiry text the figures were answered for
         "official": official,  # the inquiry file is one of the project's (inquiries/)
         "parameters": {k: _json_value(v) for k, v in parameters.items()},
-        "warehouse": {"file": warehouse_file, "version": info.get("version"), "run_id": info.get("run_id")},
+        "warehouse": {**source, "version": info.get("version"), "run_id": info.get("run_id")},
         "run_info": info,
         "figures": {name: figure_record(f) for name, f in figures.items()},
     }

@@ -2,7 +2,9 @@
 
 A figure names a mart (``schema.table``), a column, an aggregate, filters and a unit. The SQL is
 built only from identifiers that are (1) plain names by pattern and (2) present in the warehouse's
-``information_schema``; every value, literal or parameter, is bound as a DuckDB ``?`` parameter.
+``information_schema``; every value, literal or parameter, is bound as a ``?`` parameter. The SQL
+runs unchanged on DuckDB and PostgreSQL, through ``slf_warehouse.warehouse_reader`` (which binds
+the parameters on either engine and names the tables of the version being read).
 Operators and aggregates come from fixed whitelists. Each result also says how many mart rows lie
 behind it, for the letter's "Datagrundlag".
 
@@ -27,6 +29,8 @@ from slf_warehouse.answers import formatting as fmt
 
 if TYPE_CHECKING:  # duckdb is imported where a connection is opened
     import duckdb
+
+    from slf_warehouse.warehouse_reader import WarehouseReader
 
 # --- whitelists ----------------------------------------------------------------------------------
 
@@ -517,21 +521,23 @@ def _family(value: Any) -> tuple[str, ...] | None:
 
 
 class _Catalog:
-    """Column names and types of the warehouse's tables, from information_schema (bound query)."""
+    """Column names and types of the warehouse's tables, from information_schema (bound query), and
+    the names to read them by, through the reader of one warehouse version."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        self._cache: dict[tuple[str, str], dict[str, str]] = {}
+    def __init__(self, con: duckdb.DuckDBPyConnection | WarehouseReader) -> None:
+        from slf_warehouse.warehouse_reader import reader_for_connection
+
+        self.reader = reader_for_connection(con)
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
-        key = (schema, table)
-        if key not in self._cache:
-            rows = self._con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                [schema, table]).fetchall()
-            self._cache[key] = {name: dtype.upper() for name, dtype in rows}
-        return self._cache[key]
+        return self.reader.columns(schema, table)
+
+    def relation(self, schema: str, table: str) -> str:
+        return self.reader.relation(schema, table)
+
+    def group_order(self, expression: str, dtype: str) -> str:
+        """Text groups in code-point order on every engine (ties of the value, group order)."""
+        return self.reader.text_order(expression) if dtype.startswith("VARCHAR") else expression
 
 
 def build_query(spec: FigureSpec, params: dict[str, Any],
@@ -574,12 +580,19 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
         else:
             where.append(f"{_quote(f.column)} {op} ?")
         bound.extend(values)
-    table = f"{_quote(spec.schema)}.{_quote(spec.table)}"
+    table = (catalog.relation(spec.schema, spec.table) if catalog is not None
+             else f"{_quote(spec.schema)}.{_quote(spec.table)}")
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     if spec.group_by:
         exprs = [_group_expression(spec, g) for g in spec.group_by]
         groups = ", ".join(exprs)
-        keys = ", ".join(f"{e} NULLS LAST" for e in exprs)
+        if catalog is not None:
+            types = catalog.columns(spec.schema, spec.table)
+            order_exprs = [e if spec.period_of(g) else catalog.group_order(e, types[g])
+                           for e, g in zip(exprs, spec.group_by)]
+        else:
+            order_exprs = exprs
+        keys = ", ".join(f"{e} NULLS LAST" for e in order_exprs)
         select_groups = ", ".join(e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by))
         order = f"value DESC, {keys}" if spec.order == "value" else keys
         sql = (f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
@@ -598,12 +611,12 @@ def _group_expression(spec: FigureSpec, column: str) -> str:
     return f"CAST(date_trunc('{PERIODS[period]}', {_quote(column)}) AS DATE)"
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, spec: FigureSpec, params: dict[str, Any],
+def evaluate(con: duckdb.DuckDBPyConnection | WarehouseReader, spec: FigureSpec, params: dict[str, Any],
              catalog: _Catalog | None = None) -> FigureResult:
-    """Evaluate one figure on an open connection."""
+    """Evaluate one figure on an open DuckDB connection or warehouse reader."""
     catalog = catalog or _Catalog(con)
     sql, bound = build_query(spec, params, catalog)
-    rows = con.execute(sql, bound).fetchall()
+    rows = catalog.reader.execute(sql, bound).rows
     if spec.group_by:
         n_keys = len(spec.group_by)
         items = tuple(FigureRow(dict(zip(spec.group_by, r[:n_keys])),
@@ -624,7 +637,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, spec: FigureSpec, params: dict[str,
     return FigureResult(spec, ReadOnlyMapping(params), result, sql, tuple(bound))
 
 
-def evaluate_figures(con: duckdb.DuckDBPyConnection, names: list[str], params: dict[str, Any],
+def evaluate_figures(con: duckdb.DuckDBPyConnection | WarehouseReader, names: list[str], params: dict[str, Any],
                      registry: dict[str, FigureSpec] | None = None) -> dict[str, FigureResult]:
     registry = FIGURES if registry is None else registry
     catalog = _Catalog(con)

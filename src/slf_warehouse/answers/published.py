@@ -2,7 +2,10 @@
 
 The warehouse is found through the published pointer in ``<output_dir>/warehouse`` (or
 ``SLF_WAREHOUSE_DIR``) and opened read-only; a refresh running at the same time writes only its own
-build file, so the answer is computed from one consistent published version. The letter goes to
+build file, so the answer is computed from one consistent published version. With
+``SLF_WAREHOUSE_ENGINE=postgres`` it is the version ``slf_publication.versions`` names current,
+read from that version's own schemas in one read-only REPEATABLE READ transaction
+(``warehouse_reader``), so a publication meanwhile changes nothing in the answer. The letter goes to
 ``<output_dir>/answers/``, next to the answers the refresh renders, so "what changed" compares with
 the last edition of the same inquiry wherever it was rendered.
 
@@ -15,6 +18,7 @@ called ``enhedslisten-slf.yaml`` can no longer replace the official letter.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +72,63 @@ def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir
     return target, False
 
 
+@dataclass(frozen=True)
+class PgPublishedSource:
+    """The published PostgreSQL version an answer is read from (``warehouse_pg.PgPublished`` and
+    where it lives)."""
+
+    conninfo: str
+    version: str
+    run_id: str
+    published_at: str
+
+    @property
+    def source(self):
+        from slf_warehouse.warehouse_reader import PostgresSource
+
+        return PostgresSource(self.conninfo, self.version)
+
+    def override_reason(self) -> str | None:
+        """The quality override recorded for the version's run in ``audit.runs``, if any."""
+        from slf_warehouse.warehouse_reader import open_reader
+
+        with open_reader(self.source) as reader:
+            if not reader.has_table("audit", "runs"):
+                return None
+            rows = reader.execute(f"SELECT override_reason FROM {reader.relation('audit', 'runs')} "
+                                  "WHERE run_id = ?", [self.run_id]).rows
+        return rows[0][0] if rows and rows[0][0] else None
+
+
+def published_warehouse(settings: Any) -> tuple[Any, Any]:
+    """The published version (for the appendix) and what ``render_inquiry`` reads it from, on the
+    engine ``SLF_WAREHOUSE_ENGINE`` names; NoPublishedWarehouse when there is none yet."""
+    if settings.warehouse_engine == "postgres":
+        from slf_warehouse.warehouse_pg import PgWarehouseStore
+
+        conninfo = settings.pg_conninfo
+        pg = PgWarehouseStore(conninfo).published()
+        published = PgPublishedSource(conninfo, pg.version, pg.run_id, pg.published_at)
+        return published, published.source
+    from slf_warehouse.warehouse import WarehouseStore
+
+    published = WarehouseStore(settings.warehouse_dir).published()
+    return published, published.path
+
+
 def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
     """What the appendix says about the warehouse version: run, publication and its quality status."""
     import json
 
     run_info: dict[str, Any] = {"run_id": published.run_id, "version": published.version,
                                 "published_at": published.published_at}
-    from slf_warehouse.quality.history import override_for
+    if isinstance(published, PgPublishedSource):
+        reason = published.override_reason()
+    else:
+        from slf_warehouse.quality.history import override_for
 
-    if reason := override_for(published.path, published.run_id):
+        reason = override_for(published.path, published.run_id)
+    if reason:
         run_info["override"] = reason
     quality_file = quality_dir / "quality_results.json"
     if quality_file.exists():
@@ -95,13 +147,12 @@ def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = N
     outside ``inquiries/``: ``out_dir`` or ``answers/drafts``, unofficial); a summary for XCom."""
     from slf_warehouse.answers.render import render_inquiry
     from slf_warehouse.settings import Settings
-    from slf_warehouse.warehouse import WarehouseStore
 
     settings = Settings.from_env(output_dir=output_dir)
     path = resolve_inquiry(inquiry, settings.inquiries_dir)
     target, official = answer_folder(path, settings.answers_dir, settings.inquiries_dir, out_dir)
-    published = WarehouseStore(settings.warehouse_dir).published()  # NoPublishedWarehouse: run a refresh
-    answer = render_inquiry(published.path, path, target, official=official,
+    published, source = published_warehouse(settings)  # NoPublishedWarehouse: run a refresh
+    answer = render_inquiry(source, path, target, official=official,
                             run_info=published_run_info(published, settings.quality_dir))
     return {
         "inquiry": str(path),

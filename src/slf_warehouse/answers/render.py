@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -30,11 +30,14 @@ from slf_warehouse.answers.published import is_official_inquiry
 from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError, RenderLimits, render_answer_texts
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
+if TYPE_CHECKING:
+    from slf_warehouse.warehouse_reader import WarehouseSource
+
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
 PDF_VARIANT = "pdf/ua-1"
 RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
-                   "published_at": "Publiceret", "override": "Kvalitetsundtagelse",
+                   "published_at": "Publiceret", "override": "Kvalitetsundtagelse", "engine": "Warehouse",
                    "quality": "Datakvalitet"}
 
 
@@ -74,15 +77,22 @@ def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
-def _source_files(con) -> list[dict[str, Any]]:
+def _source_files(reader) -> list[dict[str, Any]]:
     """The delivered files the warehouse's rows come from, as the load manifest records them."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'audit' "
-                         "AND table_name = 'load_manifest'").fetchall()[0][0]
-    if not exists:
+    if not reader.has_table("audit", "load_manifest"):
         return []
-    rows = con.execute("SELECT source, file_name, sha256, rows FROM audit.load_manifest WHERE status = 'loaded' "
-                       "ORDER BY source, file_name").fetchall()
+    manifest = reader.relation("audit", "load_manifest")
+    rows = reader.execute(f"SELECT source, file_name, sha256, rows FROM {manifest} "
+                          "WHERE status = ? ORDER BY source, file_name", ["loaded"]).rows
     return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
+
+
+def _engine_text(reader) -> str:
+    """The appendix's line on where the figures were read."""
+    if reader.engine == "postgres":
+        about = reader.describe()
+        return f"PostgreSQL, database {about['database']}, schema {about['schema']}"
+    return "DuckDB"
 
 
 def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult],
@@ -153,10 +163,12 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
             "parameters_changed": changes.parameters_changed}
 
 
-def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, run_info: dict | None = None,
+def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *,
+                   run_info: dict | None = None,
                    templates_dir: Path | None = None, previous: Path | None = None,
                    limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None) -> RenderedAnswer:
-    """Evaluate the inquiry's figures on the warehouse (read-only) and write
+    """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
+    ``warehouse_reader.PostgresSource`` naming a published PostgreSQL version) and write
     ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
 
     The figures are compared with ``previous`` (a ``.figures.json`` of an earlier edition), by
@@ -164,22 +176,28 @@ def render_inquiry(warehouse_path: Path, inquiry_path: Path, out_dir: Path, *, r
     inquiry file's SHA-256; a letter is official only when its inquiry file is one of the
     project's (``published.is_official_inquiry``; ``official`` may only narrow that), and an
     unofficial one says so on every page."""
-    import duckdb
+    from slf_warehouse.warehouse_reader import DuckDBSource, open_reader
 
-    warehouse_path, inquiry_path, out_dir = Path(warehouse_path), Path(inquiry_path), Path(out_dir)
+    if isinstance(warehouse, (str, Path)):
+        warehouse = DuckDBSource(Path(warehouse))
+    inquiry_path, out_dir = Path(inquiry_path), Path(out_dir)
     templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
     loaded = load_inquiry(inquiry_path)
     inquiry = loaded.inquiry
     official = is_official_inquiry(inquiry_path) and official is not False
-    if not warehouse_path.is_file():
-        raise FileNotFoundError(f"warehouse {warehouse_path} does not exist")
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        figures = evaluate_figures(con, loaded.figure_names, inquiry.parameters)
-        source_files = _source_files(con)
+    with open_reader(warehouse) as reader:  # one version, one snapshot, for every figure and the files
+        figures = evaluate_figures(reader, loaded.figure_names, inquiry.parameters)
+        source_files = _source_files(reader)
+        described = reader.describe()
+        read_from = {"run_id": reader.run_id, "version": reader.version, "published_at": reader.published_at,
+                     "engine": _engine_text(reader)}  # in published_run_info's order
+    # what the reader knows of the version fills in what the caller did not say
+    given = run_info or {}
+    run_info = {**given, **{k: v for k, v in read_from.items() if v is not None and k not in given}}
 
     questions = render_answers_html(loaded, figures, limits)
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
-    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, warehouse_path.name, run_info,
+    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, described, run_info,
                                  inquiry_sha256=loaded.sha256, official=official)
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
