@@ -25,6 +25,7 @@ from typing import Callable, ContextManager
 import duckdb
 
 from slf_warehouse.contract import SOURCES, SourceSpec
+from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.delivery import open_delivery, refusal
 from slf_warehouse.ingest.errors import FileRejected, Issue
@@ -122,7 +123,7 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
 def _write_private(path: Path, text: str) -> None:
     """Written readable by the service user only, from the first byte (no window at 0644)."""
     path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w",
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE), "w",
                    encoding="utf-8") as f:
         f.write(text)
 
@@ -133,7 +134,7 @@ def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
     _private_folder(quarantine_dir)
     target = quarantine_dir / path.name
     shutil.move(str(path), target)
-    os.chmod(target, 0o600)
+    os.chmod(target, PRIVATE_FILE_MODE)
     _write_report(path, quarantine_dir, issues)
 
 
@@ -145,8 +146,8 @@ def _refuse_unread(path: Path, quarantine_dir: Path, issues: list[Issue]) -> Non
 
 
 def _private_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(folder, PRIVATE_DIR_MODE)
 
 
 def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
