@@ -28,7 +28,7 @@ from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.delivery import open_delivery, refusal
-from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.errors import FileRejected, Issue, without_values
 from slf_warehouse.ingest.reading import drop_staged, stage_file
 from slf_warehouse.ingest.validation import raw_columns, validate
 
@@ -240,14 +240,21 @@ def _unchanged(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, per
 
 def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
                result: FileResult) -> _Rows:
-    staged = stage_file(con, spec, path, tmp_dir)
+    try:
+        staged = stage_file(con, spec, path, tmp_dir)
+    except FileRejected as rejected:
+        raise FileRejected(_as_shown(spec, rejected.issues)) from None
     result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
-    result.issues = validate(con, staged, _known_values(con, spec))
+    result.issues = _as_shown(spec, validate(con, staged, _known_values(con, spec)))
     rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
     if result.errors:
         rows.discard(con)
         raise FileRejected(result.issues)
     return rows
+
+
+def _as_shown(spec: SourceSpec, issues: list[Issue]) -> list[Issue]:
+    return issues if spec.quotes_values else without_values(issues, spec.column_names)
 
 
 def _known_values(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, list[str]]:
