@@ -454,3 +454,20 @@ def test_a_failed_dbt_test_names_the_failing_rows_file_and_line(raw_warehouse: P
     with caplog.at_level("ERROR", logger="slf_warehouse.dbt_failures"):
         assert log_failing_rows(tmp_path / "project", context={"task": task}) == [expected]
     assert f"dbt test failed: {expected}" in caplog.text
+
+
+def test_a_survey_answer_is_never_quoted(sample_landing: Path, tmp_path: Path) -> None:
+    """A survey row is one respondent's answers: a rejection names file, line and column, not the answer."""
+    import openpyxl
+
+    workbook = sample_landing / "social_kapital" / "social_kapital_2023.xlsx"
+    wb = openpyxl.load_workbook(workbook)
+    wb["Besvarelser"].cell(row=9, column=4, value=987654)
+    wb.save(workbook)
+    report = ingest_source("social_kapital", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
+    [rejected] = report.rejected
+    [error] = rejected.errors
+    assert (error.line, error.column, error.value) == (9, "sk2", None)
+    assert "expected an answer 0–4" in error.message
+    shown = [str(error), report.summary(), *(p.read_text("utf-8") for p in (tmp_path / "quarantine").glob("*.errors.*"))]
+    assert not any("987654" in text for text in shown)

@@ -116,8 +116,8 @@ def test_warehouse_files_are_readable_by_the_service_user_only(tmp_path: Path) -
              (build, tmp_path / "builds", published.path, tmp_path / "versions", tmp_path / "published.json")}
     assert modes[build] == 0o600 and modes[tmp_path / "builds"] == 0o700
     for path in (published.path, tmp_path / "published.json"):
-        assert modes[path] == 0o640, path
-    assert modes[tmp_path / "versions"] == 0o750
+        assert modes[path] == 0o600, path
+    assert modes[tmp_path / "versions"] == 0o700
 
 
 KILLED_REFRESH = """

@@ -71,6 +71,12 @@ class SourceSpec:
         return bool(self.drop_columns or self.pseudonymise)
 
     @property
+    def quotes_values(self) -> bool:
+        """Whether a message may quote a delivered value: never for personal data, nor for survey
+        answers (a row is one respondent's answers, and one answer is personal data too)."""
+        return not self.personal_data and not any(c.type == "answer" for c in self.columns)
+
+    @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from slf_warehouse.file_modes import PRIVATE_FILE_MODE
+
 LOCK_FILE = ".slf-run.lock"
 LEASE_FILE = ".slf-run.json"
 TOKEN_ENV = "SLF_RUN_LOCK_TOKEN"
@@ -76,7 +78,7 @@ def _read(path: Path) -> Holder | None:
 def _write_private(path: Path, holder: Holder) -> None:
     """Whole file or nothing (a reader never sees half a lease), mode 0600."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(asdict(holder), f)
     os.replace(tmp, path)
@@ -84,7 +86,7 @@ def _write_private(path: Path, holder: Holder) -> None:
 
 def _open_lock(out_dir: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    return os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
 
 
 def _try_flock(fd: int) -> bool:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import duckdb
 
+from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+
 POINTER = "published.json"
 KEEP_VERSIONS = 5
 BUILDING = ".building"  # beside a build in progress: whose it is; removed when the run ends
-# Readers of the published warehouse run as the service user or its group; builds are the writer's.
-FILE_MODE, DIR_MODE = 0o640, 0o750
-BUILD_FILE_MODE, BUILD_DIR_MODE = 0o600, 0o700
 # A build whose marker is this old belongs to a run that can no longer be running.
 ABANDONED_AFTER = timedelta(hours=24)
 
@@ -90,19 +89,19 @@ class WarehouseStore:
     def new_build(self, run_id: str) -> Path:
         """A new build file, starting from the published warehouse so loaded history is kept.
         A marker beside it names its run until the run publishes it or ends (`finish`)."""
-        _private_dir(self.root, DIR_MODE)
-        _private_dir(self.builds, BUILD_DIR_MODE)
+        _private_dir(self.root, PRIVATE_DIR_MODE)
+        _private_dir(self.builds, PRIVATE_DIR_MODE)
         version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{_slug(run_id)}"
         build = self.builds / f"{version}.duckdb"
         marker = {"run_id": run_id, "pid": os.getpid(), "started_at": datetime.now(timezone.utc).isoformat()}
-        fd = os.open(self._marker(build), os.O_WRONLY | os.O_CREAT | os.O_EXCL, BUILD_FILE_MODE)
+        fd = os.open(self._marker(build), os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(marker, f)
         try:
             shutil.copyfile(self.published().path, build)
         except NoPublishedWarehouse:
             duckdb.connect(str(build)).close()
-        os.chmod(build, BUILD_FILE_MODE)
+        os.chmod(build, PRIVATE_FILE_MODE)
         return build
 
     def _marker(self, build: Path) -> Path:
@@ -169,19 +168,19 @@ class WarehouseStore:
         # just checked to exist; check_build again below proves the moved file is still whole).
         with duckdb.connect(str(build)) as con:
             con.execute("CHECKPOINT")
-        _private_dir(self.versions, DIR_MODE)
+        _private_dir(self.versions, PRIVATE_DIR_MODE)
         target = self.versions / build.name
         os.replace(build, target)
         self._marker(build).unlink(missing_ok=True)
-        os.chmod(target, FILE_MODE)
+        os.chmod(target, PRIVATE_FILE_MODE)
         self._check_version(target, run_id)
         record = {"path": str(target.relative_to(self.root)), "version": build.stem, "run_id": run_id,
                   "published_at": datetime.now(timezone.utc).isoformat()}
         tmp = self.root / f".{POINTER}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(json.dumps(record, indent=2))
-        os.chmod(tmp, FILE_MODE)  # an older pointer file kept its mode through O_TRUNC
+        os.chmod(tmp, PRIVATE_FILE_MODE)  # an older pointer file kept its mode through O_TRUNC
         os.replace(tmp, self.root / POINTER)
         self._prune(keep=target)
         return self.published()

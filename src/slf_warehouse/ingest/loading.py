@@ -25,9 +25,10 @@ from typing import Callable, ContextManager
 import duckdb
 
 from slf_warehouse.contract import SOURCES, SourceSpec
+from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.delivery import open_delivery, refusal
-from slf_warehouse.ingest.errors import FileRejected, Issue
+from slf_warehouse.ingest.errors import FileRejected, Issue, without_values
 from slf_warehouse.ingest.reading import drop_staged, stage_file
 from slf_warehouse.ingest.validation import raw_columns, validate
 
@@ -122,7 +123,7 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
 def _write_private(path: Path, text: str) -> None:
     """Written readable by the service user only, from the first byte (no window at 0644)."""
     path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w",
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE), "w",
                    encoding="utf-8") as f:
         f.write(text)
 
@@ -133,7 +134,7 @@ def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
     _private_folder(quarantine_dir)
     target = quarantine_dir / path.name
     shutil.move(str(path), target)
-    os.chmod(target, 0o600)
+    os.chmod(target, PRIVATE_FILE_MODE)
     _write_report(path, quarantine_dir, issues)
 
 
@@ -145,8 +146,8 @@ def _refuse_unread(path: Path, quarantine_dir: Path, issues: list[Issue]) -> Non
 
 
 def _private_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(folder, PRIVATE_DIR_MODE)
 
 
 def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
@@ -239,14 +240,21 @@ def _unchanged(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, per
 
 def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
                result: FileResult) -> _Rows:
-    staged = stage_file(con, spec, path, tmp_dir)
+    try:
+        staged = stage_file(con, spec, path, tmp_dir)
+    except FileRejected as rejected:
+        raise FileRejected(_as_shown(spec, rejected.issues)) from None
     result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
-    result.issues = validate(con, staged, _known_values(con, spec))
+    result.issues = _as_shown(spec, validate(con, staged, _known_values(con, spec)))
     rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
     if result.errors:
         rows.discard(con)
         raise FileRejected(result.issues)
     return rows
+
+
+def _as_shown(spec: SourceSpec, issues: list[Issue]) -> list[Issue]:
+    return issues if spec.quotes_values else without_values(issues, spec.column_names)
 
 
 def _known_values(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, list[str]]:

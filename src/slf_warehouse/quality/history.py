@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 
+from slf_warehouse.file_modes import PRIVATE_FILE_MODE
 from slf_warehouse.quality.reconciliations import ensure_table as ensure_reconciliations_table
 
 log = logging.getLogger(__name__)
@@ -386,7 +387,7 @@ def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     history_dir.mkdir(parents=True, exist_ok=True)
     path = history_dir / HISTORY_FILE
     line = json.dumps(summary, ensure_ascii=False, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
