@@ -265,9 +265,16 @@ class PostgresSession(RawSession):
                 self._insert_manifest(cur, manifest_row)
             self.pg.commit()
         except BaseException:
-            if not self.pg.closed:
-                self.pg.rollback()
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        import psycopg2
+
+        try:
+            self.pg.rollback()
+        except (psycopg2.InterfaceError, psycopg2.OperationalError):
+            pass  # the connection is gone, and with it the transaction: the server rolled it back
 
     def worker(self) -> PostgresSession:
         return PostgresSession(self.target, self.staging.cursor(), self.target.connect())
