@@ -59,9 +59,11 @@ class StoredRows:
     staged_table: str | None = None  # read here: the staging view
     parquet: Path | None = None  # read apart: the child's hand-over
 
-    def query(self, period: str | None, file_name: str, load_id: str) -> tuple[str, list[object]]:
-        """The stored columns then the lineage columns (schema.LINEAGE_COLUMNS), with their parameters."""
-        return (f"SELECT {self.selects}, ?::VARCHAR, ?::VARCHAR, _line, ?::VARCHAR FROM {self.relation}",
+    def query(self, period: str | None, file_name: str, load_id: str, typed: bool = False) -> tuple[str, list[object]]:
+        """The stored columns then the lineage columns (schema.LINEAGE_COLUMNS), with their parameters;
+        `typed` casts the parameters (a COPY has no target column to take their types from)."""
+        param = "?::VARCHAR" if typed else "?"
+        return (f"SELECT {self.selects}, {param}, {param}, _line, {param} FROM {self.relation}",
                 [period, file_name, load_id, *([str(self.parquet)] if self.parquet else [])])
 
     def discard(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -250,7 +252,7 @@ class PostgresSession(RawSession):
     def replace(self, spec: SourceSpec, period: str | None, file_name: str, rows: StoredRows, load_id: str,
                 manifest_row: list[object]) -> None:
         columns = raw_table_columns(spec)
-        select, params = rows.query(period, file_name, load_id)
+        select, params = rows.query(period, file_name, load_id, typed=True)
         copy = (f"COPY raw.{spec.name} ({', '.join(f'{_pg_ident(c.name)}' for c in columns)}) "
                 f"FROM STDIN WITH (FORMAT csv)")
         try:
