@@ -40,18 +40,21 @@ def dk_amount(text: str) -> Decimal:
     return Decimal(text.replace(".", "").replace(",", "."))
 
 
+# Row counts and money per raw table (plain SQL: also run on PostgreSQL, test_ingest_postgres).
+RAW_TOTALS = {
+    "enheder": "SELECT count(*) FROM raw.enheder",
+    "bevillinger": "SELECT count(*), sum(beloeb_kr) FROM raw.bevillinger",
+    "posteringer": "SELECT count(*), sum(beloeb) FROM raw.posteringer",
+    "loen": "SELECT count(*), sum(beloeb) FROM raw.loen",
+    "social_kapital": "SELECT count(*), sum(sk1) FROM raw.social_kapital",
+    "aktiviteter": "SELECT count(*), sum(deltagere) FROM raw.aktiviteter",
+}
+
+
 def raw_totals(warehouse: Path) -> dict[str, tuple]:
     """Row counts and money per raw table: what a re-delivery must not change."""
-    queries = {
-        "enheder": "SELECT count(*) FROM raw.enheder",
-        "bevillinger": "SELECT count(*), sum(beloeb_kr) FROM raw.bevillinger",
-        "posteringer": "SELECT count(*), sum(beloeb) FROM raw.posteringer",
-        "loen": "SELECT count(*), sum(beloeb) FROM raw.loen",
-        "social_kapital": "SELECT count(*), sum(sk1) FROM raw.social_kapital",
-        "aktiviteter": "SELECT count(*), sum(deltagere) FROM raw.aktiviteter",
-    }
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {name: tuple(con.execute(sql).fetchall()[0]) for name, sql in queries.items()}
+        return {name: tuple(con.execute(sql).fetchall()[0]) for name, sql in RAW_TOTALS.items()}
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,44 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-# DuckDB type (as duckdb_columns().data_type spells it) -> PostgreSQL type. DECIMAL is handled apart.
-_TYPES = {
-    "VARCHAR": "text",
-    "BOOLEAN": "boolean",
-    "TINYINT": "smallint",
-    "SMALLINT": "smallint",
-    "INTEGER": "integer",
-    "BIGINT": "bigint",
-    "UTINYINT": "smallint",
-    "USMALLINT": "integer",
-    "UINTEGER": "bigint",
-    "UBIGINT": "numeric(20, 0)",
-    "HUGEINT": "numeric(39, 0)",
-    "FLOAT": "real",
-    "DOUBLE": "double precision",
-    "DATE": "date",
-    "TIME": "time",
-    "TIMESTAMP": "timestamp",
-    "TIMESTAMP WITH TIME ZONE": "timestamptz",
-    "INTERVAL": "interval",
-    "UUID": "uuid",
-}
-_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
-
-
-class UnsupportedType(ValueError):
-    """A raw column has a DuckDB type this copy does not carry across (BLOB, LIST, STRUCT, ...)."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    duckdb_type: str
-    nullable: bool
-
-    @property
-    def pg_type(self) -> str:
-        return pg_type(self.duckdb_type)
+from slf_warehouse.pg_types import Column, UnsupportedType, pg_type  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -78,16 +40,6 @@ class CopiedTable:
     table: str
     rows: int
     recreated: bool  # True when the table was (re)created, False when truncated and refilled
-
-
-def pg_type(duckdb_type: str) -> str:
-    """The PostgreSQL type for a DuckDB column type."""
-    if match := _DECIMAL.fullmatch(duckdb_type.strip()):
-        return f"numeric({match.group(1)}, {match.group(2)})"
-    try:
-        return _TYPES[duckdb_type.strip().upper()]
-    except KeyError:
-        raise UnsupportedType(f"no PostgreSQL type for DuckDB type {duckdb_type!r}") from None
 
 
 def conninfo_from_env(environ: Mapping[str, str] | None = None) -> str:

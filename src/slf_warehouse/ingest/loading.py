@@ -2,7 +2,8 @@
 
 Per file: stage (in memory) → validate → reject whole into quarantine, or skip an unchanged
 re-delivery, or replace its period (or the whole snapshot) in one transaction. A file is never half
-loaded and a re-delivered month replaces, never adds.
+loaded and a re-delivered month replaces, never adds. Where the rows go - the DuckDB warehouse file
+or PostgreSQL - is the caller's `RawTarget` (targets.py); staging and validation are the same.
 """
 
 from __future__ import annotations
@@ -22,43 +23,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, ContextManager
 
-import duckdb
-
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.delivery import open_delivery, refusal
 from slf_warehouse.ingest.errors import FileRejected, Issue, without_values
-from slf_warehouse.ingest.reading import drop_staged, stage_file
+from slf_warehouse.ingest.reading import stage_file
+from slf_warehouse.ingest.schema import manifest_ddl
+from slf_warehouse.ingest.targets import LOAD_ROW_GROUP_SIZE, DuckDBTarget, RawSession, RawTarget, StoredRows
 from slf_warehouse.ingest.validation import raw_columns, validate
 
-# DuckDB writes an insert's full row groups straight to the database file, compressed, as the
-# insert runs; rows short of a full group go through the WAL and are compressed again at the next
-# checkpoint. A month of the ledger at Børn og Unge's scale is about 100.000 lines, under the
-# default 122.880 rows a group, so every month went the slow way twice (WAL, then checkpoint):
-# with groups of 32.768 all but a few hundred lines of a month are written once. Measured on the
-# scale-100 ledger: 7,5 s → 6,2 s. It applies to this session only; dbt's tables keep the default.
-LOAD_ROW_GROUP_SIZE = 32_768
+__all__ = ["LOAD_ROW_GROUP_SIZE", "MANIFEST_DDL"]  # besides what ingest/__init__ exports
 
 LOAD_ORDER = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
 
-MANIFEST_DDL = """
-CREATE TABLE IF NOT EXISTS wh.audit.load_manifest (
-    load_id VARCHAR NOT NULL,
-    run_id VARCHAR,
-    source VARCHAR NOT NULL,
-    file_name VARCHAR NOT NULL,
-    period VARCHAR,
-    sha256 VARCHAR NOT NULL,
-    size_bytes BIGINT,
-    rows BIGINT,
-    received_at TIMESTAMP,
-    loaded_at TIMESTAMP NOT NULL,
-    status VARCHAR NOT NULL,      -- loaded | skipped-duplicate | replaced | rejected
-    replaced_by VARCHAR,          -- the load that superseded this one
-    error VARCHAR,
-    warnings VARCHAR
-)"""
+MANIFEST_DDL = manifest_ddl("duckdb", "wh.")
 
 
 @dataclass
@@ -101,23 +80,9 @@ class IngestFailed(Exception):
                          f"was loaded:\n{details}")
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS wh.raw")
-    con.execute("CREATE SCHEMA IF NOT EXISTS wh.audit")
-    con.execute(MANIFEST_DDL)
-    for spec in SOURCES.values():
-        cols = ", ".join(f'"{name}" {typ}' for name, typ, _ in raw_columns(spec))
-        con.execute(f"CREATE TABLE IF NOT EXISTS wh.raw.{spec.name} ({cols}, _period VARCHAR, "
-                    f"_source_file VARCHAR NOT NULL, _source_line INTEGER NOT NULL, _load_id VARCHAR NOT NULL)")
-
-
-def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory session with the warehouse attached as `wh`: staging stays in memory."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute(f"ATTACH ? AS wh (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})", [str(warehouse)])
-    ensure_schema(con)
-    return con
+def as_target(target: RawTarget | Path) -> RawTarget:
+    """A path is a DuckDB warehouse file (the embedded engine, and every caller before PostgreSQL)."""
+    return target if isinstance(target, RawTarget) else DuckDBTarget(Path(target))
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -158,64 +123,20 @@ def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None
     _write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
 
 
-def _record(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, period: str | None,
-            run_id: str | None) -> None:
+def _manifest_row(result: FileResult, path: Path, period: str | None, run_id: str | None) -> list[object]:
+    """The file's audit.load_manifest row (schema.MANIFEST_COLUMNS' order)."""
     errors = "\n".join(str(i) for i in result.errors) or None
     warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
     # never through a link: a refused one is not followed even to its size
     info = path.lstat() if path.exists() and not path.is_symlink() else None
     received = datetime.fromtimestamp(info.st_mtime, timezone.utc) if info else None
     size = result.size_bytes if result.size_bytes is not None else info.st_size if info else None
-    con.execute("INSERT INTO wh.audit.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", [
-        result.load_id, run_id, result.source, result.file_name, period, result.sha256, size,
-        result.rows,
-        received, datetime.now(timezone.utc), result.status, errors, warnings])
+    return [result.load_id, run_id, result.source, result.file_name, period, result.sha256, size, result.rows,
+            received, datetime.now(timezone.utc), result.status, None, errors, warnings]
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """The rows a file stores: a relation and the select list over it, and what to discard after."""
-
-    relation: str
-    selects: str
-    staged_table: str | None = None  # read here: the staging view
-    parquet: Path | None = None  # read apart: the child's hand-over
-
-    @property
-    def params(self) -> list[object]:
-        return [str(self.parquet)] if self.parquet else []
-
-    def discard(self, con: duckdb.DuckDBPyConnection) -> None:
-        if self.staged_table:
-            drop_staged(con, self.staged_table)
-        if self.parquet:
-            self.parquet.unlink(missing_ok=True)
-
-
-def _replace(con: duckdb.DuckDBPyConnection, spec: SourceSpec, period: str | None, file_name: str, rows: _Rows,
-             load_id: str, record: Callable[[], None]) -> None:
-    """Replace the file's period (or the whole snapshot) and `record` its manifest row, in one
-    transaction: the rows and the manifest that says they are loaded commit together."""
-    names = ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec))
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if spec.replaces == "period":
-            con.execute(f"DELETE FROM wh.raw.{spec.name} WHERE _period = ?", [period])
-            previous = "source = ? AND period = ? AND status = 'loaded'"
-            previous_params: list[object] = [spec.name, period]
-        else:
-            con.execute(f"DELETE FROM wh.raw.{spec.name}")
-            previous, previous_params = "source = ? AND status = 'loaded'", [spec.name]
-        con.execute(f"INSERT INTO wh.raw.{spec.name} ({names}, _period, _source_file, _source_line, _load_id) "
-                    f"SELECT {rows.selects}, ?, ?, _line, ? FROM {rows.relation}",
-                    [period, file_name, load_id, *rows.params])
-        con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? WHERE {previous}",
-                    [load_id, *previous_params])
-        record()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+def _record(session: RawSession, result: FileResult, path: Path, period: str | None, run_id: str | None) -> None:
+    session.record(_manifest_row(result, path, period, run_id))
 
 
 def file_sha256(path: Path, spec: SourceSpec) -> str:
@@ -226,27 +147,27 @@ def file_sha256(path: Path, spec: SourceSpec) -> str:
     return digest.hexdigest()
 
 
-def _unchanged(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, period: str | None) -> str | None:
+def _unchanged(session: RawSession, spec: SourceSpec, path: Path, period: str | None) -> str | None:
     """The file's sha256 when it is the very content already loaded for its period (or snapshot).
     Hashed only when its size is that content's: a new month or a changed size is read, and hashed,
     once, by the reading step (which hashes the bytes it parses)."""
-    row = con.execute("SELECT sha256, size_bytes FROM wh.audit.load_manifest WHERE source = ? AND period IS NOT "
-                      "DISTINCT FROM ? AND status = 'loaded'", [spec.name, period]).fetchall()
-    if not row or row[0][1] != path.lstat().st_size:
+    loaded = session.loaded(spec.name, period)
+    if not loaded or loaded[1] != path.lstat().st_size:
         return None
     sha256 = file_sha256(path, spec)
-    return sha256 if sha256 == row[0][0] else None
+    return sha256 if sha256 == loaded[0] else None
 
 
-def _read_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path,
-               result: FileResult) -> _Rows:
+def _read_here(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path, result: FileResult) -> StoredRows:
+    con = session.staging
     try:
         staged = stage_file(con, spec, path, tmp_dir)
     except FileRejected as rejected:
         raise FileRejected(_as_shown(spec, rejected.issues)) from None
     result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
-    result.issues = _as_shown(spec, validate(con, staged, _known_values(con, spec)))
-    rows = _Rows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), staged_table=staged.table)
+    result.issues = _as_shown(spec, validate(con, staged, _known_values(session, spec)))
+    rows = StoredRows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), tmp_dir,
+                      staged_table=staged.table)
     if result.errors:
         rows.discard(con)
         raise FileRejected(result.issues)
@@ -257,31 +178,30 @@ def _as_shown(spec: SourceSpec, issues: list[Issue]) -> list[Issue]:
     return issues if spec.quotes_values else without_values(issues, spec.column_names)
 
 
-def _known_values(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, list[str]]:
+def _known_values(session: RawSession, spec: SourceSpec) -> dict[str, list[str]]:
     """The values of loaded sources that spec.references names; a source not loaded yet is not asked."""
     known = {}
     for column, (source, other) in spec.references.items():
-        values = [r[0] for r in con.execute(f'SELECT DISTINCT "{other}" FROM wh.raw.{source} '
-                                            f'WHERE "{other}" IS NOT NULL').fetchall()]
-        if values:
+        if values := session.known_values(source, other):
             known[column] = values
     return known
 
 
-def _read_apart(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
-                personal: apart.PersonalDataReader | None, result: FileResult) -> _Rows:
+def _read_apart(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
+                personal: apart.PersonalDataReader | None, result: FileResult) -> StoredRows:
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
-    known = _known_values(con, spec)
+    known = _known_values(session, spec)
     prepared = personal.prepare(spec.name, path, tmp_dir, key, known)
     result.rows, result.issues = prepared.rows, prepared.issues
     result.sha256, result.size_bytes = prepared.sha256, prepared.size or None
     if result.errors or prepared.parquet is None:
         raise FileRejected(result.issues)
-    return _Rows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), parquet=prepared.parquet)
+    return StoredRows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), tmp_dir,
+                      parquet=prepared.parquet)
 
 
-def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quarantine_dir: Path,
+def load_file(session: RawSession, spec: SourceSpec, path: Path, quarantine_dir: Path,
               tmp_dir: Path, run_id: str | None = None, key: bytes | None = None,
               personal: apart.PersonalDataReader | None = None, root: Path | None = None) -> FileResult:
     """Load one file, which must really be inside `root` (by default its folder). A source with
@@ -295,23 +215,23 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
         if refused := refusal(path, landing):
             result.issues = [refused]
             _refuse_unread(path, quarantine_dir, result.issues)
-            _record(con, result, path, period, run_id)
+            _record(session, result, path, period, run_id)
             return result
         if not match:
             raise FileRejected([Issue(path.name, None, None, None,
                                       f"unexpected file name in {spec.name}/: expected {spec.file_pattern}")])
-        if sha256 := _unchanged(con, spec, path, period):
+        if sha256 := _unchanged(session, spec, path, period):
             # The very content already loaded: no need to even parse it again.
             result.status, result.sha256 = "skipped-duplicate", sha256
         else:
-            rows = _read_apart(con, spec, path, tmp_dir, key, personal, result) if apart.holds_personal_data(spec) \
-                else _read_here(con, spec, path, tmp_dir, result)
+            rows = _read_apart(session, spec, path, tmp_dir, key, personal, result) \
+                if apart.holds_personal_data(spec) else _read_here(session, spec, path, tmp_dir, result)
             result.status = "loaded"
             try:
-                _replace(con, spec, period, path.name, rows, load_id,
-                         lambda: _record(con, result, path, period, run_id))
+                # the rows and the manifest that says they are loaded commit together
+                session.replace(spec, period, path.name, rows, load_id, _manifest_row(result, path, period, run_id))
             finally:
-                rows.discard(con)
+                rows.discard(session.staging)
             return result
     except FileRejected as rejected:
         result.issues = rejected.issues if not result.issues else result.issues
@@ -322,7 +242,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, quar
             result.sha256 = ""
         else:
             _quarantine(path, quarantine_dir, result.issues)
-    _record(con, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id)
+    _record(session, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id)
     return result
 
 
@@ -350,10 +270,11 @@ def _parallel_workers(spec: SourceSpec, files: list[Path]) -> int:
     return max(1, min(os.cpu_count() or 1, 4, len(files)))
 
 
-def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: Path | None = None,
+def ingest_source(source: str, landing: Path, target: RawTarget | Path, quarantine_dir: Path | None = None,
                   run_id: str | None = None, folder: Path | None = None) -> IngestReport:
-    """Load every delivered file of one source (in `folder`, by default `landing/<source>`);
-    rejected files go to quarantine, the rest load."""
+    """Load every delivered file of one source (in `folder`, by default `landing/<source>`) into
+    `target` (a DuckDB warehouse file's path, or a RawTarget); rejected files go to quarantine, the
+    rest load."""
     spec = SOURCES[source]
     quarantine_dir = quarantine_dir or landing / "_quarantine" / source
     report = IngestReport()
@@ -367,18 +288,18 @@ def ingest_source(source: str, landing: Path, warehouse: Path, quarantine_dir: P
     # Asked once, here: fails before touching anything when the key is missing, and the worker
     # threads below never call into Airflow (a Variable lookup is not thread-safe in a task).
     key = pseudonym.pseudonym_key() if spec.pseudonymise and files else None
-    con = connect(warehouse)
+    session = as_target(target).open()
     try:
         with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp, \
                 _personal_data_reader(spec, files, workers := _parallel_workers(spec, files)) as personal:
             if workers == 1:
-                report.files.extend(load_file(con, spec, p, quarantine_dir, Path(tmp), run_id, key, personal, root)
+                report.files.extend(load_file(session, spec, p, quarantine_dir, Path(tmp), run_id, key, personal, root)
                                     for p in files)
             else:
-                report.files.extend(_load_in_parallel(con, spec, files, quarantine_dir, Path(tmp), run_id, key,
+                report.files.extend(_load_in_parallel(session, spec, files, quarantine_dir, Path(tmp), run_id, key,
                                                       workers, personal, root))
     finally:
-        con.close()
+        session.close()
     return report
 
 
@@ -389,21 +310,21 @@ def _personal_data_reader(spec: SourceSpec, files: list[Path],
     return apart.PersonalDataReader(workers)
 
 
-def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
+def _load_in_parallel(session: RawSession, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
                       tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int,
                       personal: apart.PersonalDataReader | None, root: Path) -> list[FileResult]:
-    """Each worker thread has its own connection (cursor) to the same database, so its staging
-    tables and its transaction are its own; DuckDB releases the GIL while it runs a query."""
+    """Each worker thread has a session of its own (session.worker()), so its staging tables and
+    its transaction are its own; DuckDB and psycopg2 release the GIL while they work."""
     local = threading.local()
-    cursors: list[duckdb.DuckDBPyConnection] = []
+    workers_made: list[RawSession] = []
     lock = threading.Lock()
 
-    def cursor() -> duckdb.DuckDBPyConnection:
-        if not hasattr(local, "con"):
-            local.con = con.cursor()
+    def cursor() -> RawSession:
+        if not hasattr(local, "session"):
+            local.session = session.worker()
             with lock:
-                cursors.append(local.con)
-        return local.con
+                workers_made.append(local.session)
+        return local.session
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:
@@ -411,14 +332,14 @@ def _load_in_parallel(con: duckdb.DuckDBPyConnection, spec: SourceSpec, files: l
             return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key,
                                                      personal, root), files))
     finally:
-        for c in cursors:
-            c.close()
+        for worker in workers_made:
+            worker.close()
 
 
-def ingest_landing(landing: Path, warehouse: Path, quarantine_root: Path | None = None,
+def ingest_landing(landing: Path, target: RawTarget | Path, quarantine_root: Path | None = None,
                    run_id: str | None = None) -> IngestReport:
     report = IngestReport()
     for source in LOAD_ORDER:
         quarantine = (quarantine_root / source) if quarantine_root else None
-        report.files.extend(ingest_source(source, landing, warehouse, quarantine, run_id).files)
+        report.files.extend(ingest_source(source, landing, target, quarantine, run_id).files)
     return report
