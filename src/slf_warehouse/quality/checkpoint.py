@@ -5,13 +5,16 @@ file or a PostgreSQL build), opened read-only.
 
 - DuckDB: the result is handed to GE as a pandas dataframe (GE's SQL data source over duckdb-engine
   fails every expectation here, see shared notes/stack.md).
-- PostgreSQL: GE's SQL data source (`add_postgres`), one query asset per suite whose query is the
-  batch query with the layers mapped to the build's schemas (PgConnection.sql); GE's SQL execution
-  engine computes every metric in the server, and only aggregates and GE's few unexpected examples
-  (none for a personal-data suite) come back. Before GE runs, the batch is probed in the server
-  (`LIMIT 0` for its columns, `count(*)` for its rows): no row is fetched by the step itself. The
-  connection string reaches GE through the environment variable GX_CONNECTION_ENV (`${...}` in
-  GE's config), so the password is never written into the GE project under out_dir. GE keeps a file-mode project under `out_dir/gx`
+- PostgreSQL: GE's SQL data source (`add_postgres`), one table asset per suite: a view
+  `b_<version>_quality.<suite>` of the batch query with the layers mapped to the build's schemas
+  (PgConnection.sql), made by the step in the build's own `quality` schema (dropped with the build).
+  GE's SQL execution engine computes every metric in the server, and only aggregates and GE's few
+  unexpected examples (none for a personal-data suite) come back. A view, not a query asset: for a
+  query asset GE 1.24 reads the column names by running the whole query unlimited
+  (metrics/util.py column_reflection_fallback), which sends every row of the batch to the client;
+  for a table it asks the catalogue. The step itself reads only the view's columns (`LIMIT 0`) and
+  row count. The connection string reaches GE through the environment variable GX_CONNECTION_ENV
+  (`${...}` in GE's config), so the password is never written into the GE project under out_dir. GE keeps a file-mode project under `out_dir/gx`
 (suites, validation definitions, checkpoints, the validation results of the last few runs) and
 builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run on the index page, which
 works offline: see data_docs.py). The outcome is also written as plain JSON to
@@ -167,9 +170,10 @@ def read_batch(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> Any:
 
 @dataclass(frozen=True)
 class SqlBatch:
-    """A suite's batch on PostgreSQL: the query GE runs in the server, and its row count."""
+    """A suite's batch on PostgreSQL: the view GE validates in the server, and its row count."""
 
-    query: str
+    schema: str
+    view: str
     rows: int
 
     def __len__(self) -> int:
@@ -192,15 +196,21 @@ def _pg_batch_error(spec: SuiteSpec, exc: Exception) -> str:
 
 
 def probe_batch(con: PgConnection, spec: SuiteSpec) -> SqlBatch | str:
-    """The suite's batch on PostgreSQL, checked in the server without fetching a row (its columns
-    from `LIMIT 0`, its size from `count(*)`), or an error message (str) when it cannot be used."""
+    """The suite's batch on PostgreSQL as a view in the build's quality schema, checked in the
+    server without fetching a row (its columns from `LIMIT 0`, its size from `count(*)`), or an
+    error message (str) when it cannot be used."""
     import psycopg2
+    from psycopg2 import sql
 
-    query = f"SELECT * FROM (\n{spec.batch_query}\n) AS batch"
+    schema = con.target.quality_schema()
+    view = sql.Identifier(schema, spec.name).as_string(con.raw)
     try:
-        con.execute(query + " LIMIT 0")
+        con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(con.raw))
+        con.execute(f"DROP VIEW IF EXISTS {view}")  # last run's may have other columns
+        con.execute(f"CREATE VIEW {view} AS\n{spec.batch_query}")
+        con.execute(f"SELECT * FROM {view} LIMIT 0")
         columns = [d[0] for d in con.description]
-        rows = con.execute(f"SELECT count(*) FROM (\n{spec.batch_query}\n) AS batch").fetchall()[0][0]
+        rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
     except psycopg2.Error as exc:
         return _pg_batch_error(spec, exc)
     personal = sorted(c for c in columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
@@ -210,7 +220,7 @@ def probe_batch(con: PgConnection, spec: SuiteSpec) -> SqlBatch | str:
     absent = [c for c in spec.row_id_columns if c not in columns]
     if absent:
         return f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
-    return SqlBatch(con.sql(query), int(rows))
+    return SqlBatch(schema, spec.name, int(rows))
 
 
 def open_warehouse(warehouse_path: Path) -> duckdb.DuckDBPyConnection:
@@ -477,7 +487,7 @@ def _prune_history(gx_root: Path, keep: int) -> None:
 def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_identifier: Any) -> Any:
     suite = ctx.suites.add(_build_suite(spec))
     if isinstance(df, SqlBatch):  # GE's SQL engine: the metrics are computed in the server
-        asset = datasource.add_query_asset(name=spec.name, query=df.query)
+        asset = datasource.add_table_asset(name=spec.name, table_name=df.view, schema_name=df.schema)
         batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION_NAME)
         batch_parameters: dict[str, Any] | None = None
     else:
@@ -535,8 +545,8 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
         con = open_warehouse(target.path)
     elif not target.exists():
         raise FileNotFoundError(f"no build at {target.describe()}")
-    else:
-        con = target.connect(read_only=True)
+    else:  # read-write: the batches' views are made in the build's quality schema
+        con = target.connect()
     previous_url = os.environ.get(GX_CONNECTION_ENV)
     if isinstance(target, PgTarget):
         os.environ[GX_CONNECTION_ENV] = target.sqlalchemy_url()

@@ -14,7 +14,8 @@ schema names are composed with ``psycopg2.sql.Identifier``; string literals, quo
 comments are left as they are; values are only ever bound parameters.
 
 Which schemas a PostgreSQL build owns: dbt's layers (staging, intermediate, marts, snapshots) are
-the build's own (``PgBuild.schema(layer)``). ``raw`` and ``audit`` are shared by every build on the
+the build's own (``PgBuild.schema(layer)``), and so is ``b_<version>_quality``, where the quality
+step puts one view per suite for Great Expectations (checkpoint.py). ``raw`` and ``audit`` are shared by every build on the
 server: ingestion loads ``raw.*`` and ``audit.load_manifest`` once for all builds, and the run
 history (``audit.runs``, ``run_files``, ``dbt_results``, ``expectation_results``,
 ``reconciliations``) keeps every run, published, refused or failed, keyed by run id, with the
@@ -98,6 +99,10 @@ class PgTarget:
         if layer in BUILD_LAYERS:
             return self.build.schema(layer)
         raise KeyError(f"no such layer: {layer!r}")
+
+    def quality_schema(self) -> str:
+        """The build's own schema for the quality step's views of the suites' batches."""
+        return self.build.schema("quality")
 
     def describe(self) -> str:
         from psycopg2.extensions import parse_dsn
@@ -195,6 +200,11 @@ class PgConnection:
     @property
     def description(self) -> Any:
         return self._cur.description
+
+    @property
+    def raw(self) -> Any:
+        """The psycopg2 connection (for psycopg2.sql's quoting)."""
+        return self._con
 
     def close(self) -> None:
         self._con.close()
