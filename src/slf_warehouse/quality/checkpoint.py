@@ -487,7 +487,9 @@ def _prune_history(gx_root: Path, keep: int) -> None:
 def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_identifier: Any) -> Any:
     suite = ctx.suites.add(_build_suite(spec))
     if isinstance(df, SqlBatch):  # GE's SQL engine: the metrics are computed in the server
-        asset = datasource.add_table_asset(name=spec.name, table_name=df.view, schema_name=df.schema)
+        # the schema comes from the connection's search_path (PgTarget.sqlalchemy_url): GE 1.24
+        # deprecates a table asset's schema_name
+        asset = datasource.add_table_asset(name=spec.name, table_name=df.view)
         batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION_NAME)
         batch_parameters: dict[str, Any] | None = None
     else:
@@ -549,7 +551,7 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
         con = target.connect()
     previous_url = os.environ.get(GX_CONNECTION_ENV)
     if isinstance(target, PgTarget):
-        os.environ[GX_CONNECTION_ENV] = target.sqlalchemy_url()
+        os.environ[GX_CONNECTION_ENV] = target.sqlalchemy_url(search_path=target.quality_schema())
     try:
         return _run_checks(target, con, out_dir, run_id, specs, keep_runs, started, started_at, timings)
     finally:

@@ -119,14 +119,20 @@ class PgTarget:
     def connect(self, read_only: bool = False) -> PgConnection:
         return PgConnection(self, read_only=read_only)
 
-    def sqlalchemy_url(self) -> str:
-        """The connection as a SQLAlchemy URL (for Great Expectations' SQL data source)."""
+    def sqlalchemy_url(self, search_path: str | None = None) -> str:
+        """The connection as a SQLAlchemy URL (for Great Expectations' SQL data source), its
+        sessions' search_path set to `search_path` when given."""
         from psycopg2.extensions import parse_dsn
         from sqlalchemy.engine import URL
 
         dsn = parse_dsn(self.conninfo)
         query = {k: v for k, v in dsn.items() if k not in ("host", "port", "user", "password", "dbname")}
-        query["options"] = "-c DateStyle=ISO,YMD"  # what CAST(date AS VARCHAR) gives, as on DuckDB
+        options = "-c DateStyle=ISO,YMD"  # what CAST(date AS VARCHAR) gives, as on DuckDB
+        if search_path is not None:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", search_path):  # PgBuild schemas always are
+                raise ValueError(f"not a plain schema name for search_path: {search_path!r}")
+            options += f" -c search_path={search_path}"
+        query["options"] = options
         return URL.create("postgresql+psycopg2", username=dsn.get("user"), password=dsn.get("password"),
                           host=dsn.get("host"), port=int(dsn["port"]) if dsn.get("port") else None,
                           database=dsn.get("dbname"), query=query).render_as_string(hide_password=False)
