@@ -121,6 +121,19 @@ def limit_of(statement: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def test_layers_map_to_the_build_schemas_and_nothing_else_is_rewritten(pg_server: PgServer) -> None:
+    build = PgBuild("20260101000000000000_abcdef", "run-x")
+    with PgTarget(pg_server.conninfo(), build).connect() as con:
+        text = con.sql("SELECT m.x, 'marts.x ?', \"marts\".y, raw.z, audit.runs /* staging.a */ "
+                       "FROM marts.fct AS m JOIN Staging . b ON information_schema.tables.t = ? -- marts.c",
+                       with_params=True)
+        assert text == ("SELECT m.x, 'marts.x ?', \"marts\".y, \"raw\".z, \"audit\".runs /* staging.a */ "
+                        'FROM "b_20260101000000000000_abcdef_marts".fct AS m JOIN '
+                        '"b_20260101000000000000_abcdef_staging" . b ON information_schema.tables.t = %s -- marts.c')
+        # a value is bound, never formatted into the statement (quotes and % survive as data)
+        assert con.execute("SELECT ? || '%', ?", ["it's 100", "raw.x"]).fetchall() == [("it's 100%", "raw.x")]
+
+
 @pytest.fixture(scope="module")
 def pg(pg_server: PgServer, raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("pg-quality")

@@ -7,7 +7,8 @@ file or a PostgreSQL build), opened read-only.
   fails every expectation here, see shared notes/stack.md).
 - PostgreSQL: GE's SQL data source (`add_postgres`), one table asset per suite: a view
   `b_<version>_quality.<suite>` of the batch query with the layers mapped to the build's schemas
-  (PgConnection.sql), made by the step in the build's own `quality` schema (dropped with the build).
+  (PgConnection.sql), made by the step in the build's own `quality` schema (dropped with the build;
+  GE finds it through the connection's search_path).
   GE's SQL execution engine computes every metric in the server, and only aggregates and GE's few
   unexpected examples (none for a personal-data suite) come back. A view, not a query asset: for a
   query asset GE 1.24 reads the column names by running the whole query unlimited
