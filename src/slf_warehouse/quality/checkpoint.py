@@ -1,8 +1,21 @@
 """The quality gate: every suite in expectations/ run through a Great Expectations 1.x Checkpoint.
 
-Each suite's batch is the result of its DuckDB query (`meta.batch_query`) on the warehouse, opened
-read-only, handed to GE as a pandas dataframe (GE's SQL data source over duckdb-engine fails every
-expectation here, see shared notes/stack.md). GE keeps a file-mode project under `out_dir/gx`
+Each suite's batch is the result of its query (`meta.batch_query`) on the build (target.py: a DuckDB
+file or a PostgreSQL build), opened read-only.
+
+- DuckDB: the result is handed to GE as a pandas dataframe (GE's SQL data source over duckdb-engine
+  fails every expectation here, see shared notes/stack.md).
+- PostgreSQL: GE's SQL data source (`add_postgres`), one table asset per suite: a view
+  `b_<version>_quality.<suite>` of the batch query with the layers mapped to the build's schemas
+  (PgConnection.sql), made by the step in the build's own `quality` schema (dropped with the build;
+  GE finds it through the connection's search_path).
+  GE's SQL execution engine computes every metric in the server, and only aggregates and GE's few
+  unexpected examples (none for a personal-data suite) come back. A view, not a query asset: for a
+  query asset GE 1.24 reads the column names by running the whole query unlimited
+  (metrics/util.py column_reflection_fallback), which sends every row of the batch to the client;
+  for a table it asks the catalogue. The step itself reads only the view's columns (`LIMIT 0`) and
+  row count. The connection string reaches GE through the environment variable GX_CONNECTION_ENV
+  (`${...}` in GE's config), so the password is never written into the GE project under out_dir. GE keeps a file-mode project under `out_dir/gx`
 (suites, validation definitions, checkpoints, the validation results of the last few runs) and
 builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run on the index page, which
 works offline: see data_docs.py). The outcome is also written as plain JSON to
@@ -39,6 +52,7 @@ import duckdb
 from slf_warehouse.quality.data_docs import add_static_summary
 from slf_warehouse.quality.suites import (PERSONAL_DATA_COLUMNS, SuiteSpec, default_suites_dir, load_suites,
                                           severity_of)
+from slf_warehouse.quality.target import DuckDBTarget, PgConnection, PgTarget, as_target
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +65,7 @@ BATCH_DEFINITION_NAME = "whole_batch"
 KEEP_RUNS = 10  # validation results kept per suite (Data Docs shows this much history)
 MAX_EXAMPLES = 5
 PARTIAL_UNEXPECTED_COUNT = 20
+GX_CONNECTION_ENV = "SLF_GX_PG_CONNECTION"  # GE's config names it; the value lives only in the process
 # What a personal-data suite's results may keep: counts of rows, never a row's values.
 COUNT_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
               "unexpected_percent_total", "unexpected_percent_nonmissing")
@@ -154,6 +169,61 @@ def read_batch(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> Any:
     return df
 
 
+@dataclass(frozen=True)
+class SqlBatch:
+    """A suite's batch on PostgreSQL: the view GE validates in the server, and its row count."""
+
+    schema: str
+    view: str
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def _pg_batch_error(spec: SuiteSpec, exc: Exception) -> str:
+    from psycopg2 import errors
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
+        step = "dbt build" if spec.layer != "raw" else "ingestion"
+        return (f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?")
+    if isinstance(exc, (errors.UndefinedColumn, errors.UndefinedFunction, errors.DatatypeMismatch,
+                        errors.GroupingError)):
+        return f"the batch query does not fit the table ({first}); is a column missing or renamed?"
+    if spec.personal:  # a conversion error quotes the value it could not convert
+        return f"the batch query failed ({type(exc).__name__}; details withheld: personal data)"
+    return f"the batch query failed ({first})"
+
+
+def probe_batch(con: PgConnection, spec: SuiteSpec) -> SqlBatch | str:
+    """The suite's batch on PostgreSQL as a view in the build's quality schema, checked in the
+    server without fetching a row (its columns from `LIMIT 0`, its size from `count(*)`), or an
+    error message (str) when it cannot be used."""
+    import psycopg2
+    from psycopg2 import sql
+
+    schema = con.target.quality_schema()
+    view = sql.Identifier(schema, spec.name).as_string(con.raw)
+    try:
+        con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(con.raw))
+        con.execute(f"DROP VIEW IF EXISTS {view}")  # last run's may have other columns
+        con.execute(f"CREATE VIEW {view} AS\n{spec.batch_query}")
+        con.execute(f"SELECT * FROM {view} LIMIT 0")
+        columns = [d[0] for d in con.description]
+        rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+    except psycopg2.Error as exc:
+        return _pg_batch_error(spec, exc)
+    personal = sorted(c for c in columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
+    if personal:
+        return (f"the batch query selects personal data ({', '.join(personal)}); "
+                "compute what the checks need inside the query instead")
+    absent = [c for c in spec.row_id_columns if c not in columns]
+    if absent:
+        return f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
+    return SqlBatch(schema, spec.name, int(rows))
+
+
 def open_warehouse(warehouse_path: Path) -> duckdb.DuckDBPyConnection:
     if not Path(warehouse_path).is_file():
         raise FileNotFoundError(f"no warehouse at {warehouse_path}")
@@ -208,14 +278,22 @@ def _forget(factory: Any, name: str) -> None:
         pass
 
 
-def _reset_project(ctx: Any) -> Any:
-    """Suites, validation definitions and checkpoints are rebuilt from expectations/ on every run."""
+def _reset_project(ctx: Any, engine: str = "duckdb") -> Any:
+    """Suites, validation definitions and checkpoints are rebuilt from expectations/ on every run;
+    the data source is the engine's (pandas for DuckDB, GE's PostgreSQL source for PostgreSQL)."""
     for checkpoint in list(ctx.checkpoints.all()):
         _forget(ctx.checkpoints, checkpoint.name)
     for definition in list(ctx.validation_definitions.all()):
         _forget(ctx.validation_definitions, definition.name)
     for suite in list(ctx.suites.all()):
         _forget(ctx.suites, suite.name)
+    existing = ctx.data_sources.all().get(DATASOURCE_NAME)
+    wanted = "postgres" if engine == "postgres" else "pandas"
+    if existing is not None and (wanted == "postgres" or existing.type != wanted):
+        ctx.data_sources.delete(DATASOURCE_NAME)  # its assets are last run's suites
+    if wanted == "postgres":
+        return ctx.data_sources.add_postgres(name=DATASOURCE_NAME, connection_string=f"${{{GX_CONNECTION_ENV}}}",
+                                             create_temp_table=False)
     return ctx.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
 
 
@@ -409,8 +487,16 @@ def _prune_history(gx_root: Path, keep: int) -> None:
 
 def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_identifier: Any) -> Any:
     suite = ctx.suites.add(_build_suite(spec))
-    asset = datasource.add_dataframe_asset(name=spec.name)
-    batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    if isinstance(df, SqlBatch):  # GE's SQL engine: the metrics are computed in the server
+        # the schema comes from the connection's search_path (PgTarget.sqlalchemy_url): GE 1.24
+        # deprecates a table asset's schema_name
+        asset = datasource.add_table_asset(name=spec.name, table_name=df.view)
+        batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION_NAME)
+        batch_parameters: dict[str, Any] | None = None
+    else:
+        asset = datasource.add_dataframe_asset(name=spec.name)
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+        batch_parameters = {"dataframe": df}
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
     result_format: dict[str, Any]
@@ -422,13 +508,20 @@ def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_
             result_format["unexpected_index_column_names"] = spec.row_id_columns
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
         name=spec.name, validation_definitions=[definition], actions=[], result_format=result_format))
-    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run_identifier)
+    checkpoint_result = checkpoint.run(batch_parameters=batch_parameters, run_id=run_identifier)
     ((key, validation_result),) = checkpoint_result.run_results.items()
     if spec.personal:
         # BASIC still returns an aggregate's observed value (a column's max, say): GE has stored
         # the result already, so the stripped one replaces it before Data Docs are built from it.
         ctx.validation_results_store.set(key, strip_row_values(validation_result))
     return validation_result
+
+
+def _restore_env(previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop(GX_CONNECTION_ENV, None)
+    else:
+        os.environ[GX_CONNECTION_ENV] = previous
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,17 +532,35 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
                        suites: Sequence[str] | None = None, keep_runs: int = KEEP_RUNS) -> QualityResult:
     """Run the suites on the warehouse; build Data Docs and quality_results.json under out_dir.
 
-    `suites` selects suites by name or glob (e.g. ["raw_*"]); all suites in suites_dir by default.
+    `warehouse_path` is a DuckDB build file or a QualityTarget (target.py). `suites` selects suites
+    by name or glob (e.g. ["raw_*"]); all suites in suites_dir by default.
     The result's `success` is False when any error-severity expectation fails or a suite cannot run.
     """
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
-    warehouse_path, out_dir = Path(warehouse_path), Path(out_dir)
+    target, out_dir = as_target(warehouse_path), Path(out_dir)
     specs = load_suites(Path(suites_dir) if suites_dir else default_suites_dir(), suites)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    con = open_warehouse(warehouse_path)  # before the slow import: a wrong path fails at once
+    # before the slow import: a wrong path or build fails at once
+    if isinstance(target, DuckDBTarget):
+        con = open_warehouse(target.path)
+    elif not target.exists():
+        raise FileNotFoundError(f"no build at {target.describe()}")
+    else:  # read-write: the batches' views are made in the build's quality schema
+        con = target.connect()
+    previous_url = os.environ.get(GX_CONNECTION_ENV)
+    if isinstance(target, PgTarget):
+        os.environ[GX_CONNECTION_ENV] = target.sqlalchemy_url(search_path=target.quality_schema())
+    try:
+        return _run_checks(target, con, out_dir, run_id, specs, keep_runs, started, started_at, timings)
+    finally:
+        _restore_env(previous_url)
+
+
+def _run_checks(target: Any, con: Any, out_dir: Path, run_id: str, specs: list[SuiteSpec], keep_runs: int,
+                started: float, started_at: datetime, timings: dict[str, float]) -> QualityResult:
     try:
         mark = time.perf_counter()
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -459,7 +570,7 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
 
         mark = time.perf_counter()
         ctx = _open_context(gx, out_dir)
-        datasource = _reset_project(ctx)
+        datasource = _reset_project(ctx, target.engine)
         run_identifier = RunIdentifier(run_name=run_id, run_time=started_at)
     except BaseException:
         con.close()
@@ -468,9 +579,9 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
     outcomes: list[SuiteOutcome] = []
     timings["read_batches"] = 0.0
     with con:
-        for spec in specs:  # one batch in memory at a time
+        for spec in specs:  # one batch in memory at a time (DuckDB); none at all (PostgreSQL)
             query_started = time.perf_counter()
-            batch = read_batch(con, spec)
+            batch = probe_batch(con, spec) if isinstance(con, PgConnection) else read_batch(con, spec)
             query_seconds = time.perf_counter() - query_started
             timings["read_batches"] += query_seconds
             error: str | None = batch if isinstance(batch, str) else None
@@ -523,7 +634,7 @@ def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_
     results_path = out_dir / RESULTS_FILE
     report = {
         "run_id": run_id,
-        "warehouse": str(warehouse_path),
+        "warehouse": target.describe(),
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "success": success,

@@ -17,13 +17,25 @@ Tables (all keyed by `run_id`; a step that runs again for the same run replaces 
 `status`: `running` → `passed` (gate passed) or `passed_with_override` or `refused` (gate refused)
 → `published`; `failed` when a step before the gate failed.
 
-Where history lives. A refresh builds a new file copied from the last *published* one, so the
+Where history lives (DuckDB). A refresh builds a new file copied from the last *published* one, so the
 history of every published run accumulates in the published warehouse. A run that is not published
 (refused at the gate, or failed) keeps its history only in its own build file
 (`<warehouse_dir>/builds/<version>.duckdb`), which the next publication deletes. So every run's
 summary is also appended to `OUT/quality/history.jsonl` (one JSON object per line; a run may have
 several lines as its status changes, the last one counts): failed runs stay visible there, and the
 quality report's trend reads it.
+
+Where history lives (PostgreSQL, target.PgTarget). ``audit`` is one schema shared by every build on
+the server, like ``raw`` and ``audit.load_manifest`` that ingestion writes there: a build's own
+schemas hold only what dbt builds. So every run's rows (published, refused, failed) stay in
+``audit.*`` keyed by run id, ``audit.runs.build_file`` naming the build's schema prefix
+(``b_<version>``); dropping a build's schemas (a refused build discarded, an old version pruned)
+loses no history. history.jsonl is written as on DuckDB. The reader role cannot read ``audit``.
+On PostgreSQL ``audit.expectation_results`` has one more, trailing column ``seq`` (an identity),
+which orders the rows as they were written (DuckDB uses its rowid).
+
+Every function taking ``build_path`` / ``warehouse_path`` takes a build file's path or a
+QualityTarget (target.as_target).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import duckdb
 
 from slf_warehouse.file_modes import PRIVATE_FILE_MODE
 from slf_warehouse.quality.reconciliations import ensure_table as ensure_reconciliations_table
+from slf_warehouse.quality.target import as_target, is_postgres, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +99,7 @@ CREATE TABLE IF NOT EXISTS audit.dbt_results (
     unique_id VARCHAR NOT NULL,
     resource_type VARCHAR,
     status VARCHAR,
-    execution_time DOUBLE,
+    execution_time DOUBLE PRECISION,
     message VARCHAR,
     failures INTEGER,
     invocation_id VARCHAR,
@@ -118,14 +131,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, table]).fetchall()[0][0])
+_exists = table_exists
+# PostgreSQL has no rowid: an identity column orders the rows as written (INSERT ... VALUES with the
+# twelve columns above leaves it to its default).
+_PG_EXPECTATION_RESULTS_DDL = EXPECTATION_RESULTS_DDL[:-1].rstrip() + \
+    ",\n    seq BIGINT GENERATED ALWAYS AS IDENTITY\n)"
 
 
 def ensure_audit_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-    for ddl in (RUNS_DDL, RUN_FILES_DDL, DBT_RESULTS_DDL, EXPECTATION_RESULTS_DDL):
+    expectation_results = _PG_EXPECTATION_RESULTS_DDL if is_postgres(con) else EXPECTATION_RESULTS_DDL
+    for ddl in (RUNS_DDL, RUN_FILES_DDL, DBT_RESULTS_DDL, expectation_results):
         con.execute(ddl)
     ensure_reconciliations_table(con)
 
@@ -160,11 +176,12 @@ def record_run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         return 0
     rows = con.execute("""
         SELECT ?, source, file_name, period, sha256, rows,
-               CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END,
-               CASE WHEN error IS NULL THEN 0 ELSE len(string_split(error, chr(10))) END
+               CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, error
         FROM audit.load_manifest WHERE run_id = ? ORDER BY source, file_name, loaded_at""",
                        [run_id, run_id]).fetchall()
-    _replace_rows(con, "run_files", run_id, [list(r) for r in rows])
+    # error lines of a rejected file: one per line of the manifest's error text
+    rows = [[*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))] for r in rows]
+    _replace_rows(con, "run_files", run_id, rows)
     return len(rows)
 
 
@@ -193,7 +210,7 @@ def record_dbt_results(build_path: Path, run_id: str, run_results: Path) -> int:
                          r.get("execution_time"), r.get("message"),
                          int(failures) if isinstance(failures, (int, float)) else None,
                          metadata.get("invocation_id"), metadata.get("generated_at")])
-    with duckdb.connect(str(build_path)) as con:
+    with as_target(build_path).connect() as con:
         ensure_audit_tables(con)
         _replace_rows(con, "dbt_results", run_id, rows)
     return len(rows)
@@ -254,13 +271,13 @@ def _withheld(suite: str, expectation_type: str) -> bool:
 def _forget_personal_values(con: duckdb.DuckDBPyConnection) -> None:
     """Values of personal-data suites that runs before they were withheld stored (every build is a
     copy of the published warehouse, so its old rows would otherwise live on)."""
-    rows = con.execute("SELECT rowid, suite, expectation_type FROM audit.expectation_results WHERE "
+    rows = con.execute("SELECT DISTINCT suite, expectation_type FROM audit.expectation_results WHERE "
                        "observed_value IS NOT NULL OR unexpected_examples IS NOT NULL "
                        "OR unexpected_rows IS NOT NULL").fetchall()
-    stale = [[rowid] for rowid, suite, kind in rows if _withheld(suite, kind)]
+    stale = [[suite, kind] for suite, kind in rows if _withheld(suite, kind)]
     if stale:
         con.executemany("UPDATE audit.expectation_results SET observed_value = NULL, unexpected_examples = NULL, "
-                        "unexpected_rows = NULL WHERE rowid = ?", stale)
+                        "unexpected_rows = NULL WHERE suite = ? AND expectation_type = ?", stale)
 
 
 def record_expectation_results(con: duckdb.DuckDBPyConnection, run_id: str, records: Iterable[Any]) -> int:
@@ -329,13 +346,13 @@ def record_run(build_path: Path, run_id: str, *, status: str, started_at: dateti
     Returns the summary."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: expected one of {', '.join(STATUSES)}")
-    build_path = Path(build_path)
-    with duckdb.connect(str(build_path)) as con:
+    target = as_target(build_path)
+    with target.connect() as con:
         ensure_audit_tables(con)
         record_run_files(con, run_id)
         row = _read_run(con, run_id) or {c: None for c in _RUN_COLUMNS}
         row.update(_counts(con, run_id))
-        row.update(run_id=run_id, status=status, build_file=build_path.name)
+        row.update(run_id=run_id, status=status, build_file=target.name)
         if row["started_at"] is None:
             row["started_at"] = started_at or _now()
         if finished:
@@ -361,7 +378,7 @@ def _summary(row: dict[str, Any], failed: list[str]) -> dict[str, Any]:
 
 def run_summary(warehouse_path: Path, run_id: str) -> dict[str, Any] | None:
     """The run's audit.runs row (as history.jsonl has it), read-only; None when the run is not there."""
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    with as_target(warehouse_path).connect(read_only=True) as con:
         if not _exists(con, "audit", "runs"):
             return None
         row = _read_run(con, run_id)
@@ -370,7 +387,7 @@ def run_summary(warehouse_path: Path, run_id: str) -> dict[str, Any] | None:
 
 def override_for(warehouse_path: Path, run_id: str) -> str | None:
     """The override reason recorded for the run (what the answer letters print), or None."""
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    with as_target(warehouse_path).connect(read_only=True) as con:
         if not _exists(con, "audit", "runs"):
             return None
         rows = con.execute("SELECT override_reason FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()
@@ -400,8 +417,9 @@ def read_history(history_dir: Path | None = None, warehouse_path: Path | None = 
     """Runs oldest first: history.jsonl's last line per run, plus runs only audit.runs of
     `warehouse_path` knows (e.g. when history.jsonl was removed). The last `limit` runs."""
     runs: dict[str, dict[str, Any]] = {}
-    if warehouse_path is not None and Path(warehouse_path).is_file():
-        with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    target = as_target(warehouse_path) if warehouse_path is not None else None
+    if target is not None and target.exists():
+        with target.connect(read_only=True) as con:
             if _exists(con, "audit", "runs"):
                 rows = con.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM audit.runs").fetchall()
                 for r in rows:

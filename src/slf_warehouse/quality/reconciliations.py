@@ -45,6 +45,8 @@ from typing import Any
 
 import duckdb
 
+from slf_warehouse.quality.target import as_target, db_errors, table_exists
+
 log = logging.getLogger(__name__)
 
 SALARY_TOLERANCE = Decimal("0.005")  # 0,5 % of the payroll total of the month
@@ -137,7 +139,8 @@ def _lines(rows: list[tuple[str, int]], total: int) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The four checks. Each returns its rows; a query that cannot run raises duckdb.Error.
+# The four checks. Each returns its rows; a query that cannot run raises one of db_errors().
+# The SQL runs on DuckDB and on PostgreSQL as written (target.py maps the schemas).
 # ------------------------------------------------------------------------------------------------
 
 def salaries_vs_payroll(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
@@ -145,10 +148,11 @@ def salaries_vs_payroll(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
         WITH ledger_files AS (SELECT DISTINCT _period AS period FROM raw.posteringer),
         payroll_files AS (SELECT DISTINCT _period AS period FROM raw.loen),
         ledger AS (
-            SELECT strftime(posting_month, '%Y-%m') AS period, sum(amount_dkk) AS amount, count(*) AS postings
+            SELECT left(CAST(posting_month AS VARCHAR), 7) AS period, sum(amount_dkk) AS amount,
+                   count(*) AS postings
             FROM marts.fct_programme_postings WHERE main_type = 1 GROUP BY 1),
         payroll AS (
-            SELECT strftime(payroll_month, '%Y-%m') AS period, sum(cost_dkk) AS amount,
+            SELECT left(CAST(payroll_month AS VARCHAR), 7) AS period, sum(cost_dkk) AS amount,
                    count(DISTINCT employee_key) AS people
             FROM marts.fct_payroll GROUP BY 1),
         months AS (
@@ -189,10 +193,10 @@ def spending_within_allocation(con: duckdb.DuckDBPyConnection) -> list[Reconcili
     rows = con.execute("""
         WITH spent AS (
             SELECT funding_source, budget_year, sum(amount_dkk) AS amount
-            FROM marts.fct_programme_postings WHERE flow = 'expense' GROUP BY ALL),
+            FROM marts.fct_programme_postings WHERE flow = 'expense' GROUP BY 1, 2),
         allocated AS (
             SELECT funding_source, budget_year, sum(amount_dkk) AS amount
-            FROM marts.fct_allocations GROUP BY ALL)
+            FROM marts.fct_allocations GROUP BY 1, 2)
         SELECT coalesce(s.funding_source, a.funding_source) AS funding_source,
                coalesce(s.budget_year, a.budget_year) AS budget_year, s.amount, a.amount
         FROM spent AS s
@@ -277,7 +281,7 @@ def compute_reconciliations(con: duckdb.DuckDBPyConnection) -> list[Reconciliati
     for check, compute in COMPUTE.items():
         try:
             out.extend(compute(con))
-        except duckdb.Error as exc:
+        except db_errors() as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.error("reconciliation %s could not be computed: %s", check, first)
             out.append(Reconciliation(check, "-", "", None, "", None, None, None, "", False, SEVERITY[check],
@@ -321,20 +325,18 @@ def run_reconciliations(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Rec
 
 
 def run_reconciliations_on(warehouse_path: Path, run_id: str) -> list[Reconciliation]:
-    """run_reconciliations on a warehouse file (opened read-write for the time of the call)."""
-    with duckdb.connect(str(warehouse_path)) as con:
+    """run_reconciliations on a warehouse file or QualityTarget (opened read-write for the call)."""
+    with as_target(warehouse_path).connect() as con:
         return run_reconciliations(con, run_id)
 
 
 def read_reconciliations(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Reconciliation]:
     """The run's rows as stored (empty when the table or the run is not there)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'audit' "
-                         "AND table_name = 'reconciliations'").fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "audit", "reconciliations"):
         return []
     rows = con.execute("SELECT check_name, key, left_label, left_value, right_label, right_value, "
                        "difference, tolerance, tolerance_rule, passed, severity, detail "
-                       "FROM audit.reconciliations "
-                       "WHERE run_id = ? ORDER BY list_position(?, check_name), key",
-                       [run_id, list(CHECKS)]).fetchall()
+                       "FROM audit.reconciliations WHERE run_id = ?", [run_id]).fetchall()
+    order = {check: i for i, check in enumerate(CHECKS)}  # the checks in their order, then by key
+    rows.sort(key=lambda r: (order.get(r[0], len(order)), r[1]))
     return [Reconciliation(*r) for r in rows]

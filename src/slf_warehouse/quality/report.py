@@ -32,6 +32,7 @@ from markupsafe import Markup
 from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
 from slf_warehouse.quality.suites import is_personal_suite
+from slf_warehouse.quality.target import as_target, insertion_order, table_exists
 
 TEMPLATE = "quality_report.html.j2"
 STYLESHEETS = ("house.css", "quality.css")
@@ -104,9 +105,7 @@ def _fmt_time(value: Any) -> str:
     return value.strftime("%d-%m-%Y %H:%M") + " UTC"
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, table]).fetchall()[0][0])
+_exists = table_exists
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,11 +120,11 @@ def _run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, An
             return [dict(zip(("source", "file", "period", "rows", "status", "errors"), r)) for r in rows]
     if _exists(con, "audit", "load_manifest"):
         rows = con.execute("SELECT source, file_name, period, rows, "
-                           "CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, "
-                           "CASE WHEN error IS NULL THEN 0 ELSE "
-                           "len(string_split(error, chr(10))) END FROM audit.load_manifest WHERE run_id = ? "
+                           "CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, error "
+                           "FROM audit.load_manifest WHERE run_id = ? "
                            "ORDER BY source, file_name", [run_id]).fetchall()
-        return [dict(zip(("source", "file", "period", "rows", "status", "errors"), r)) for r in rows]
+        return [dict(zip(("source", "file", "period", "rows", "status", "errors"),
+                         (*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))))) for r in rows]
     return []
 
 
@@ -215,7 +214,8 @@ def _checks(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | Non
         return None
     rows = con.execute("SELECT suite, expectation_type, column_name, success, severity, unexpected_count, "
                        "observed_value, unexpected_examples, unexpected_rows, notes, message "
-                       "FROM audit.expectation_results WHERE run_id = ? ORDER BY rowid", [run_id]).fetchall()
+                       f"FROM audit.expectation_results WHERE run_id = ? ORDER BY {insertion_order(con)}",
+                       [run_id]).fetchall()
     if not rows:
         return None
     suites: dict[str, dict[str, Any]] = {}
@@ -408,8 +408,8 @@ def _environment(templates_dir: Path):
 def report_context(warehouse_path: Path, quality_dir: Path, run_id: str,
                    quarantine_dir: Path | None = None) -> dict[str, Any]:
     """Everything the template shows (plain values; the charts are SVG markup)."""
-    warehouse_path, quality_dir = Path(warehouse_path), Path(quality_dir)
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    target, quality_dir = as_target(warehouse_path), Path(quality_dir)
+    with target.connect(read_only=True) as con:
         run = None
         if _exists(con, "audit", "runs"):
             found = con.execute("SELECT started_at, finished_at, status, quality_success, override_reason "
@@ -430,7 +430,7 @@ def report_context(warehouse_path: Path, quality_dir: Path, run_id: str,
     warned_recs = sum(1 for g in reconciliations for r in g["rows"] if r["status"] == "advarsel")
     return {
         "run_id": run_id,
-        "warehouse_file": warehouse_path.name,
+        "warehouse_file": target.name,
         "created": datetime.now(timezone.utc),
         "started": _fmt_time((run or {}).get("started_at")),
         "finished": _fmt_time((run or {}).get("finished_at")),
@@ -469,9 +469,9 @@ def render_quality_report_full(warehouse_path: Path, out_dir: Path, run_id: str,
                                templates_dir: Path | None = None) -> QualityReport:
     from slf_warehouse.warehouse import _slug
 
-    warehouse_path, out_dir = Path(warehouse_path), Path(out_dir)
-    if not warehouse_path.is_file():
-        raise FileNotFoundError(f"no warehouse at {warehouse_path}")
+    warehouse_path, out_dir = as_target(warehouse_path), Path(out_dir)
+    if not warehouse_path.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse_path.describe()}")
     templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
     if quarantine_dir is None and (out_dir.parent / "quarantine").is_dir():
         quarantine_dir = out_dir.parent / "quarantine"

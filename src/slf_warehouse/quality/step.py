@@ -6,8 +6,12 @@
     mark_published(build, quality_dir, run_id)     before WarehouseStore.publish(build, ...)
     finish_failed_run(...)                         a run that stopped before publication (final task)
 
-Everything here writes only the build file of the run (never a published warehouse) and files
-under quality_dir (OUT/quality).
+Everything here writes only the build of the run (never a published warehouse) and files under
+quality_dir (OUT/quality).
+
+`build` is where the build is (target.py): a DuckDB build file's path, or a
+`PgTarget(conninfo, pg_build)` for a warehouse_pg.PgBuild. On PostgreSQL the checks read the build's
+schemas and the history is written to the server's shared `audit` schema (history.py).
 """
 
 from __future__ import annotations
@@ -17,17 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from slf_warehouse.file_modes import make_private, private_outputs
 from slf_warehouse.quality import history
 from slf_warehouse.quality.gate import GateDecision, InvalidOverride, QualityGateRefused, quality_gate
 from slf_warehouse.quality.reconciliations import run_reconciliations
+from slf_warehouse.quality.target import QualityTarget, as_target
 
 log = logging.getLogger(__name__)
 
 
-def _report(build: Path, quality_dir: Path, run_id: str, quarantine_dir: Path | None) -> Path | None:
+def _report(build: Path | QualityTarget, quality_dir: Path, run_id: str, quarantine_dir: Path | None) -> Path | None:
     """Render the report; a rendering failure is logged, it never hides the gate's decision."""
     from slf_warehouse.quality.report import render_quality_report
 
@@ -38,7 +41,7 @@ def _report(build: Path, quality_dir: Path, run_id: str, quarantine_dir: Path | 
         return None
 
 
-def check_build(build: Path, quality_dir: Path, run_id: str, *, expectations_dir: Path | None = None,
+def check_build(build: Path | QualityTarget, quality_dir: Path, run_id: str, *, expectations_dir: Path | None = None,
                 override_reason: str | None = None, dbt_run_results: Path | None = None,
                 quarantine_dir: Path | None = None, render_report: bool = True) -> GateDecision:
     """The whole quality step on a build file:
@@ -54,13 +57,13 @@ def check_build(build: Path, quality_dir: Path, run_id: str, *, expectations_dir
     Raises QualityGateRefused (or InvalidOverride) after all of that has been recorded."""
     from slf_warehouse.quality.checkpoint import run_quality_checks
 
-    build, quality_dir = Path(build), Path(quality_dir)
+    build, quality_dir = as_target(build), Path(quality_dir)
     started = time.perf_counter()
     private_outputs()
     make_private(quality_dir)  # what runs under a looser umask left there
     result = run_quality_checks(build, quality_dir, run_id, expectations_dir)
     checks_done = time.perf_counter()
-    with duckdb.connect(str(build)) as con:
+    with build.connect() as con:
         history.ensure_audit_tables(con)
         reconciliations = run_reconciliations(con, run_id)
         history.record_expectation_results(con, run_id, result.results)
@@ -85,17 +88,17 @@ def check_build(build: Path, quality_dir: Path, run_id: str, *, expectations_dir
     return decision
 
 
-def mark_published(build: Path, quality_dir: Path, run_id: str, *, quarantine_dir: Path | None = None,
+def mark_published(build: Path | QualityTarget, quality_dir: Path, run_id: str, *, quarantine_dir: Path | None = None,
                    render_report: bool = True) -> dict[str, Any]:
     """Record the run as published in its build file (call just before WarehouseStore.publish moves
     it), append to history.jsonl, and render the report again so it says "offentliggjort"."""
     summary = history.record_run(build, run_id, status="published", finished=True, history_dir=quality_dir)
     if render_report:
-        _report(Path(build), Path(quality_dir), run_id, quarantine_dir)
+        _report(as_target(build), Path(quality_dir), run_id, quarantine_dir)
     return summary
 
 
-def finish_failed_run(quality_dir: Path, run_id: str, *, build: Path | None = None,
+def finish_failed_run(quality_dir: Path, run_id: str, *, build: Path | QualityTarget | None = None,
                       failed_steps: list[str] | None = None, quarantine_dir: Path | None = None,
                       render_report: bool = True) -> dict[str, Any]:
     """For a run that ended without publication (a final task with trigger_rule all_done calls it
@@ -103,12 +106,12 @@ def finish_failed_run(quality_dir: Path, run_id: str, *, build: Path | None = No
     `refused`), history.jsonl gets the summary, and the report is rendered from the build so the
     files received and rejected are shown even when no check ran."""
     quality_dir = Path(quality_dir)
-    if build is not None and Path(build).is_file():
+    if build is not None and as_target(build).exists():
         existing = history.run_summary(build, run_id)
         status = "refused" if existing and existing.get("status") == "refused" else "failed"
         summary = history.record_run(build, run_id, status=status, finished=True)
         if render_report:
-            _report(Path(build), quality_dir, run_id, quarantine_dir)
+            _report(as_target(build), quality_dir, run_id, quarantine_dir)
     else:
         from datetime import datetime, timezone
 
