@@ -50,3 +50,19 @@ def test_duckdb_reader_is_read_only_and_keeps_names(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         with open_reader(tmp_path / "missing.duckdb"):
             pass
+
+
+def test_a_refresh_on_an_engine_it_cannot_write_is_refused_before_it_starts(tmp_path) -> None:
+    """SLF_WAREHOUSE_ENGINE=postgres reaches the answers only: `slf run` says so at once instead of
+    quietly refreshing a DuckDB file, and claims no output folder."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "landing").mkdir()
+    env = {**os.environ, "SLF_WAREHOUSE_ENGINE": "postgres"}
+    done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(tmp_path / "landing"),
+                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "SLF_WAREHOUSE_ENGINE=postgres: the refresh writes the DuckDB warehouse only" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

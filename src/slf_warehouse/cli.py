@@ -29,9 +29,17 @@ def _run(args: argparse.Namespace) -> int:
     output folder's lock throughout (its Airflow process shares it, so it outlives a killed CLI)."""
     from slf_warehouse.run_lock import RunInProgress, hold_output
 
+    from slf_warehouse.pipeline import StepFailed, check_refresh_engine
+    from slf_warehouse.settings import Settings
+
     landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
     if not landing.is_dir():
         print(f"slf run: landing folder {landing} does not exist", file=sys.stderr)
+        return 2
+    try:
+        check_refresh_engine(Settings.from_env(landing, out))
+    except (StepFailed, ValueError) as refused:
+        print(f"slf run: {refused}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -23,11 +23,23 @@ class StepFailed(Exception):
     """A step whose failure must stop publication; the message says what to fix."""
 
 
+def check_refresh_engine(settings: Settings) -> None:
+    """StepFailed unless the refresh can write the chosen warehouse engine. On PostgreSQL the
+    ingestion target, the build store, the quality step and the answers exist and are tested
+    (ingest.targets, warehouse_pg, quality.target, warehouse_reader), but the refresh does not use
+    them yet: refusing is better than a run that quietly writes a DuckDB file instead."""
+    if settings.warehouse_engine != "duckdb":
+        raise StepFailed(f"SLF_WAREHOUSE_ENGINE={settings.warehouse_engine}: the refresh writes the DuckDB "
+                         f"warehouse only in this version; unset SLF_WAREHOUSE_ENGINE (answers can already "
+                         f"read a published PostgreSQL warehouse)")
+
+
 def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Path:
     """Claim the output folder for the run (run_lock.RunInProgress if another refresh holds it; a
     run that held it and is gone is recorded as failed and its build removed), then a new build."""
     from slf_warehouse.quality.history import start_run
 
+    check_refresh_engine(settings)
     orphan = run_lock.claim(settings.output_dir, run_id, dagrun_alive)
     if orphan is not None:
         retire_orphan(settings, orphan, found_by=run_id)
