@@ -68,12 +68,9 @@ def dump_audit_tables(warehouse: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture()
-def checked(built_warehouse: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    """The quality step run on a build with a payroll warning and a staff-mart failure."""
-    build = corrupted_copy(
-        built_warehouse, tmp_path / "build.duckdb",
-        # the sektionsleder's pay of the month turned negative: the cost_dkk > 0 warning fires ...
+# The sektionsleder's pay of the month turned negative: the cost_dkk > 0 warning fires, the staff
+# mart fails (fte 1,5 for one person) ...
+SMALL_GROUP_PAY_SHOWN = (
         f"UPDATE marts.fct_payroll SET cost_dkk = -cost_dkk WHERE role = 'sektionsleder' "
         f"AND payroll_month = DATE '{MONTH}'",
         f"UPDATE marts.rpt_staff_by_role_month SET cost_dkk = -cost_dkk, fte = 1.5 "
@@ -83,10 +80,22 @@ def checked(built_warehouse: Path, tmp_path: Path, caplog: pytest.LogCaptureFixt
                 SELECT -cost_dkk FROM marts.fct_payroll WHERE role = 'sektionsleder'
                 AND payroll_month = DATE '{MONTH}')
             WHERE posting_id = (SELECT min(posting_id) FROM marts.fct_programme_postings
-                                WHERE main_type = 1 AND posting_month = DATE '{MONTH}')""")
-    suites = tmp_path / "expectations"
+                                WHERE main_type = 1 AND posting_month = DATE '{MONTH}')""",
+)
+
+
+def suites_with_small_groups(suites: Path) -> Path:
+    """The project's suites plus one over groups under five people that no name marks as personal."""
     shutil.copytree(default_suites_dir(), suites, ignore=shutil.ignore_patterns("*.md"))
     (suites / "marts_small_groups.json").write_text(json.dumps(SMALL_GROUPS_SUITE), encoding="utf-8")
+    return suites
+
+
+@pytest.fixture()
+def checked(built_warehouse: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """The quality step run on a build with a payroll warning and a staff-mart failure."""
+    build = corrupted_copy(built_warehouse, tmp_path / "build.duckdb", *SMALL_GROUP_PAY_SHOWN)
+    suites = suites_with_small_groups(tmp_path / "expectations")
     quality = tmp_path / "out" / "quality"
     caplog.set_level(logging.DEBUG)
     with pytest.raises(QualityGateRefused) as refused:

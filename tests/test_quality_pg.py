@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from decimal import Decimal
@@ -24,7 +23,7 @@ import psycopg2
 import pytest
 from leak_scan import amount_forms, files_under, find_leaks
 from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
-from test_quality_personal_data import MONTH, SMALL_GROUPS_SUITE, payroll_identities
+from test_quality_personal_data import SMALL_GROUP_PAY_SHOWN, payroll_identities, suites_with_small_groups
 from test_warehouse_pg import dbt_build
 
 from slf_warehouse.pg_raw import copy_raw_to_postgres
@@ -308,20 +307,8 @@ def test_the_gate_refuses_apmf_money_on_salaries(pg, passed, tmp_path: Path) -> 
 def test_no_quality_output_shows_small_group_pay_on_postgres(pg, passed, sample_landing_master: Path,
                                                             tmp_path: Path) -> None:
     server, store, build, work = pg
-    broken, target = _next_build(
-        pg, "run-pii",
-        f"UPDATE marts.fct_payroll SET cost_dkk = -cost_dkk WHERE role = 'sektionsleder' "
-        f"AND payroll_month = DATE '{MONTH}'",
-        f"UPDATE marts.rpt_staff_by_role_month SET cost_dkk = -cost_dkk, fte = 1.5 "
-        f"WHERE role = 'sektionsleder' AND payroll_month = DATE '{MONTH}'",
-        f"""UPDATE marts.fct_programme_postings SET amount_dkk = amount_dkk - 2 * (
-                SELECT -cost_dkk FROM marts.fct_payroll WHERE role = 'sektionsleder'
-                AND payroll_month = DATE '{MONTH}')
-            WHERE posting_id = (SELECT min(posting_id) FROM marts.fct_programme_postings
-                                WHERE main_type = 1 AND posting_month = DATE '{MONTH}')""")
-    suites = tmp_path / "expectations"
-    shutil.copytree(default_suites_dir(), suites, ignore=shutil.ignore_patterns("*.md"))
-    (suites / "marts_small_groups.json").write_text(json.dumps(SMALL_GROUPS_SUITE), encoding="utf-8")
+    broken, target = _next_build(pg, "run-pii", *SMALL_GROUP_PAY_SHOWN)
+    suites = suites_with_small_groups(tmp_path / "expectations")
     quality = tmp_path / "out" / "quality"
     with StatementLog(server) as log:
         with pytest.raises(QualityGateRefused) as refused:
