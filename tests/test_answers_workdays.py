@@ -8,7 +8,7 @@ nytårsaftensdag (the municipality's choice, documented in workdays.py).
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,28 @@ def test_store_bededag_until_2023_only() -> None:
     assert public_holidays(2023)[date(2023, 5, 5)] == "Store bededag"
     assert date(2024, 4, 26) not in days_off(2024) and is_working_day(date(2024, 4, 26))
     assert "Store bededag" not in public_holidays(2025).values()
+
+
+@pytest.mark.parametrize("year", range(2024, 2036))
+def test_no_store_bededag_from_2024(year: int) -> None:
+    # The fourth Friday after Easter: a day off up to 2023, a working day from 2024 on.
+    fourth_friday = easter_sunday(year) + timedelta(days=26)
+    assert fourth_friday.weekday() == 4
+    assert "Store bededag" not in days_off(year).values()
+    assert is_working_day(fourth_friday)
+
+
+@pytest.mark.parametrize("year", [1990, 2000, 2015, 2022, 2023])
+def test_store_bededag_before_2024(year: int) -> None:
+    fourth_friday = easter_sunday(year) + timedelta(days=26)
+    assert public_holidays(year)[fourth_friday] == "Store bededag"
+    assert not is_working_day(fourth_friday)
+
+
+def test_first_of_may_is_a_working_day() -> None:
+    # Not a public holiday, and not one of the municipality's days off (the calendar package lists
+    # it among Denmark's optional days: the project does not take those).
+    assert is_working_day(date(2024, 5, 1)) and is_working_day(date(2025, 5, 1))
 
 
 def test_municipal_days_off() -> None:

@@ -4,12 +4,10 @@ A council member's 10-dages forespørgsel is answered within ten working days of
 day it is received is day 0; the deadline is the tenth working day after it. A working day is a
 Monday–Friday that is not a day off:
 
-Public holidays (helligdage, fixed by law; the Easter-based ones computed from Easter Sunday):
-
-- nytårsdag (1 January), skærtorsdag, langfredag, påskedag, 2. påskedag, Kristi himmelfartsdag,
-  pinsedag, 2. pinsedag, juledag (25 December), 2. juledag (26 December);
-- store bededag (the fourth Friday after Easter) up to and including 2023 only: Folketinget
-  abolished it as a public holiday from 2024 (the law was passed in February 2023).
+Public holidays (helligdage, fixed by law) come from the ``holidays`` package's calendar of
+Denmark: nytårsdag, skærtorsdag, langfredag, påskedag, 2. påskedag, Kristi himmelfartsdag,
+pinsedag, 2. pinsedag, juledag, 2. juledag, and store bededag up to and including 2023 only
+(Folketinget abolished it as a public holiday from 2024; the package knows the law).
 
 Days off in the municipality although they are not public holidays — our choice: the
 administration that writes the answer is closed on them (grundlovsdag is a day off for most
@@ -19,51 +17,45 @@ days an answer can be worked on:
 - grundlovsdag (5 June), juleaftensdag (24 December) and nytårsaftensdag (31 December).
 
 ``DAYS_OFF_IN_THE_MUNICIPALITY`` lists them; removing one there changes every deadline computed
-after it, and the tests pin the choice.
+after it, and the tests pin the choice. (The package's "optional" Danish category is not used for
+them: it also holds 1 May, which is a working day here.)
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
-STORE_BEDEDAG_LAST_YEAR = 2023
+import holidays
+
 DAYS_OFF_IN_THE_MUNICIPALITY = {(6, 5): "Grundlovsdag", (12, 24): "Juleaftensdag", (12, 31): "Nytårsaftensdag"}
 ANSWER_WORKING_DAYS = 10
+# The package writes the second day of a feast out ("Anden påskedag"); letters and the council's
+# calendar write the ordinal ("2. påskedag").
+_SECOND_DAY_PREFIX = ("Anden ", "2. ")
+
+
+@lru_cache(maxsize=64)
+def _public_holidays(year: int) -> tuple[tuple[date, str], ...]:
+    # Cached per year: a deadline asks about every day it counts. A tuple, so no caller can change
+    # the cached calendar.
+    calendar = holidays.country_holidays("DK", years=year, language="da")
+    return tuple(sorted((day, name.replace(*_SECOND_DAY_PREFIX)) for day, name in calendar.items()))
 
 
 def easter_sunday(year: int) -> date:
-    """Easter Sunday in the Gregorian calendar (the anonymous algorithm, Meeus/Jones/Butcher)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l) // 451
-    month, day = divmod(h + l - 7 * m + 114, 31)
-    return date(year, month, day + 1)
+    """Easter Sunday (påskedag), as the Danish calendar has it."""
+    return next(day for day, name in _public_holidays(year) if name == "Påskedag")
 
 
 def public_holidays(year: int) -> dict[date, str]:
     """The Danish public holidays (helligdage) of a year."""
-    easter = easter_sunday(year)
-    days = {
-        date(year, 1, 1): "Nytårsdag",
-        easter - timedelta(days=3): "Skærtorsdag",
-        easter - timedelta(days=2): "Langfredag",
-        easter: "Påskedag",
-        easter + timedelta(days=1): "2. påskedag",
-        easter + timedelta(days=39): "Kristi himmelfartsdag",
-        easter + timedelta(days=49): "Pinsedag",
-        easter + timedelta(days=50): "2. pinsedag",
-        date(year, 12, 25): "Juledag",
-        date(year, 12, 26): "2. juledag",
-    }
-    if year <= STORE_BEDEDAG_LAST_YEAR:
-        days[easter + timedelta(days=26)] = "Store bededag"
-    return dict(sorted(days.items()))
+    return dict(_public_holidays(year))
+
+
+@lru_cache(maxsize=64)
+def _days_off_set(year: int) -> frozenset[date]:
+    return frozenset(days_off(year))
 
 
 def days_off(year: int) -> dict[date, str]:
@@ -75,7 +67,7 @@ def days_off(year: int) -> dict[date, str]:
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in days_off(day.year)
+    return day.weekday() < 5 and day not in _days_off_set(day.year)
 
 
 def add_working_days(start: date, n: int) -> date:
