@@ -21,8 +21,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from slf_warehouse.ingest.loading import LOAD_ORDER
+
+# A stage's row, a task instance, a refresh's summary: JSON read from a child process or its log,
+# or built from such JSON (numbers, lists and text mixed, as bench.json holds them).
+Record = dict[str, Any]
 
 MONTHLY_SOURCES = ("posteringer", "loen")
 SAMPLE_INTERVAL = 0.1
@@ -79,7 +84,7 @@ def incremental_totals(warehouse: Path) -> dict[str, bool]:
     return {"ledger_totals_equal_raw": bool(ledger), "payroll_totals_equal_raw": bool(payroll)}
 
 
-def run_stage(stage: str, args: dict[str, object], log_dir: Path) -> dict[str, object]:
+def run_stage(stage: str, args: dict[str, object], log_dir: Path) -> Record:
     """One stage in a child process; its peak memory is the child's own (max RSS from wait4)."""
     code = f"import json, sys; from pathlib import Path; a = json.loads(sys.argv[1]); {STAGE_CODE[stage]}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +131,7 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def run_refresh(landing: Path, out: Path) -> tuple[dict[str, object], list[tuple[float, float]], float]:
+def run_refresh(landing: Path, out: Path) -> tuple[Record, list[tuple[float, float]], float]:
     """`slf run` with its process tree's memory sampled; returns (summary, samples (time, MB), seconds)."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(landing),
@@ -153,15 +158,15 @@ def run_refresh(landing: Path, out: Path) -> tuple[dict[str, object], list[tuple
     return summary, samples, seconds
 
 
-def _row(name: str, r: dict[str, object]) -> dict[str, object]:
+def _row(name: str, r: Record) -> Record:
     rows = r.get("rows")
     rate = round(rows / r["seconds"]) if isinstance(rows, int) and rows and r["seconds"] else None
     return {"stage": name, "rows": rows, "seconds": r["seconds"], "rows_per_second": rate,
             "peak_mb": r.get("peak_mb"), **{k: v for k, v in r.items() if k not in ("rows", "seconds", "peak_mb")}}
 
 
-def _task_rows(summary: dict, samples: list[tuple[float, float]], warehouse: Path,
-               answers_index: Path) -> list[dict[str, object]]:
+def _task_rows(summary: Record, samples: list[tuple[float, float]], warehouse: Path,
+               answers_index: Path) -> list[Record]:
     """One row per stage of the refresh, from its task instances."""
     import duckdb
 
@@ -171,7 +176,7 @@ def _task_rows(summary: dict, samples: list[tuple[float, float]], warehouse: Pat
         inside = [mb for t, mb in samples if start - SAMPLE_INTERVAL <= t <= end + SAMPLE_INTERVAL]
         return round(max(inside), 1) if inside else None
 
-    def stage(name: str, chosen: list[dict], **extra: object) -> dict[str, object]:
+    def stage(name: str, chosen: list[Record], **extra: object) -> Record:
         seconds = sum(t["end"] - t["start"] for t in chosen)
         start, end = min(t["start"] for t in chosen), max(t["end"] for t in chosen)
         return _row(name, {"seconds": round(seconds, 3), "peak_mb": peak(start, end),
@@ -198,7 +203,7 @@ def _task_rows(summary: dict, samples: list[tuple[float, float]], warehouse: Pat
     return rows
 
 
-def _ledger_beside_limit(ledger: Path, utf8: Path, scratch: Path, logs: Path) -> tuple[dict, dict]:
+def _ledger_beside_limit(ledger: Path, utf8: Path, scratch: Path, logs: Path) -> tuple[Record, Record]:
     """The ledger load alone and DuckDB's read_csv of the same files, in LIMIT_PAIRS back-to-back
     pairs; returns their rows (median seconds of each, the median of the pairs' ratios)."""
     from statistics import median
@@ -222,7 +227,7 @@ def _ledger_beside_limit(ledger: Path, utf8: Path, scratch: Path, logs: Path) ->
     # same rows in both, so the ratio of rates is the inverse ratio of seconds
     ratios = [lim["seconds"] / a["seconds"] for a, lim in zip(alone, limit)]
 
-    def summary(runs: list[dict]) -> dict[str, object]:
+    def summary(runs: list[Record]) -> Record:
         return {"rows": runs[0]["rows"], "seconds": round(median(r["seconds"] for r in runs), 3),
                 "peak_mb": max(r["peak_mb"] for r in runs), "runs_seconds": [r["seconds"] for r in runs]}
 
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     landing, run_out, logs = out / "landing", out / "run", out / "logs"
     out.mkdir(parents=True)
-    rows: list[dict[str, object]] = []
+    rows: list[Record] = []
 
     gen = run_stage("generate", {"landing": str(landing), "scale": opts.scale}, logs)
     rows.append(_row("generate sample data", gen))

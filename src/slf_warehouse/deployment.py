@@ -110,7 +110,7 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
         FabAirflowSecurityManagerOverride as Fab,
     )
 
-    viewer = [tuple(p) for p in Fab.VIEWER_PERMISSIONS]
+    viewer = [(action, resource) for action, resource in Fab.VIEWER_PERMISSIONS]
     return {
         FINANCE: viewer + _trigger(REFRESH_DAG),
         ANSWER_WRITER: viewer + _trigger(ANSWER_DAG),

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +36,7 @@ def write_csv(path: Path, spec: SourceSpec, rows: list[list[str]], *, line_endin
     path.write_bytes(buffer.getvalue().encode(spec.encoding))
 
 
-def write_xlsx(path: Path, spec: SourceSpec, rows: list[list[object]]) -> None:
+def write_xlsx(path: Path, spec: SourceSpec, rows: Sequence[Sequence[object]]) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()

@@ -259,7 +259,7 @@ class Activity:
 
 
 def build_activities(cfg: SampleConfig, rng: random.Random) -> list[Activity]:
-    activities = []
+    activities: list[Activity] = []
     months = _months(cfg.window_start, cfg.window_end)
     for i, month in enumerate(months):
         if month.month in (7, 12):
@@ -334,10 +334,10 @@ def build_postings(cfg: SampleConfig, rng: random.Random, units: list[Unit], all
         postings[month] = month_lines
 
     # Competence activities are paid by the donation: venue and food, booked in the month held.
-    apmf_by_year = {}
+    apmf_by_year: dict[int, Decimal] = {}
     for a in allocations:
         if a.source == APMF:
-            apmf_by_year[a.period_from.year] = apmf_by_year.get(a.period_from.year, 0) + a.amount
+            apmf_by_year[a.period_from.year] = apmf_by_year.get(a.period_from.year, Decimal(0)) + a.amount
     per_year: dict[int, list[Activity]] = {}
     for act in activities:
         per_year.setdefault(act.held_on.year, []).append(act)

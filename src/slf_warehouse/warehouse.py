@@ -110,7 +110,8 @@ class WarehouseStore:
     def build_run(self, build: Path) -> str | None:
         """The run a build in progress belongs to (None once finished)."""
         try:
-            return json.loads(self._marker(build).read_text(encoding="utf-8"))["run_id"]
+            run_id: str = json.loads(self._marker(build).read_text(encoding="utf-8"))["run_id"]
+            return run_id
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return None
 

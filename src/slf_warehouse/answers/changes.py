@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,7 +47,7 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def _group(f: FigureResult, keys: dict[str, Any]) -> str:
+def _group(f: FigureResult, keys: Mapping[str, Any]) -> str:
     """A table row's name as the appendix writes it ("1. kvt. 2022", "OPSPARING · Centralt …")."""
     return " · ".join(key_label(v, k, f.spec, {}) for k, v in keys.items())
 
@@ -154,7 +155,8 @@ def _part_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[PartChange,
         o, n = old_parts.get(key), new_parts.get(key)
         if o is not None and n is not None and o.get("value") == n.get("value"):
             continue
-        changes.append(PartChange((n or o)["group"], o and o.get("exact"), n and n.get("exact")))
+        part = n if n is not None else old_parts[key]
+        changes.append(PartChange(part["group"], o and o.get("exact"), n and n.get("exact")))
     return tuple(changes)
 
 

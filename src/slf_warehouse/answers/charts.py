@@ -87,7 +87,7 @@ def _nice_step(span: float, ticks: int = 5) -> float:
     if span <= 0:
         return 1.0
     raw = span / ticks
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))  # int ** int is typed Any (a negative power is a float)
     for m in (1, 2, 2.5, 5, 10):
         if raw <= m * power:
             return m * power

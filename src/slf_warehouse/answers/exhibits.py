@@ -26,7 +26,7 @@ group values, in the ``labels`` order where one is given). Dates are written by 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -54,7 +54,7 @@ class ExhibitError(ValueError):
     """A table or chart does not fit its figure, or its rows do not fit the layout."""
 
 
-def _normalise_labels(labels: dict[str, dict[Any, str]]) -> dict[str, dict[str | None, str]]:
+def _normalise_labels(labels: Mapping[str, Any]) -> dict[str, dict[str | None, str]]:  # as the YAML gave it
     out: dict[str, dict[str | None, str]] = {}
     for column, mapping in labels.items():
         if not isinstance(mapping, dict):
@@ -163,7 +163,7 @@ def key_label(value: Any, column: str, spec: FigureSpec, labels: dict[str, dict[
     return str(value)
 
 
-def _sort_key(value: Any, column: str, labels: dict[str, dict[str | None, str]]) -> tuple:
+def _sort_key(value: Any, column: str, labels: dict[str, dict[str | None, str]]) -> tuple[int, int, Any]:
     mapping = list(labels.get(column, {}))
     key = None if value is None else _key_string(value)
     if key in mapping:
@@ -173,7 +173,7 @@ def _sort_key(value: Any, column: str, labels: dict[str, dict[str | None, str]])
     return (1, 0, value) if not isinstance(value, str) else (1, 0, value.casefold())
 
 
-def _ordered(values: Iterable[Any], column: str, labels: dict) -> list[Any]:
+def _ordered(values: Iterable[Any], column: str, labels: dict[str, dict[str | None, str]]) -> list[Any]:
     distinct = list(dict.fromkeys(values))
     try:
         return sorted(distinct, key=lambda v: _sort_key(v, column, labels))
@@ -214,8 +214,8 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
                 "value": VALUE_HEADINGS.get(unit, "Værdi"), **exhibit.headings}
     total_label = exhibit.total if _additive(spec) else None
 
-    cells: dict[tuple, dict[Any, Decimal]] = {}
-    row_values: dict[tuple, Decimal] = {}
+    cells: dict[tuple[Any, ...], dict[Any, Decimal]] = {}
+    row_values: dict[tuple[Any, ...], Decimal] = {}
     for r in table.rows:
         row_key = tuple(r.keys[c] for c in row_cols)
         col_key = r.keys[exhibit.columns] if exhibit.columns else None
@@ -269,7 +269,8 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
 
 # --- charts --------------------------------------------------------------------------------------
 
-def _chart_label(value: Any, column: str, spec: FigureSpec, labels: dict, previous: Any) -> tuple[str, ...]:
+def _chart_label(value: Any, column: str, spec: FigureSpec, labels: dict[str, dict[str | None, str]],
+                 previous: Any) -> tuple[str, ...]:
     """One or two lines under (or beside) a bar. Quarters and months name the year once a year."""
     key = None if value is None else _key_string(value)
     if isinstance(value, date) and key not in labels.get(column, {}):
@@ -300,7 +301,7 @@ def render_chart(exhibit: ChartSpec, result: FigureResult, number: int) -> Marku
     column = exhibit.category_column(spec)
     labels = exhibit.labels
     rows = list(table.rows)
-    seen: set = set()
+    seen: set[Any] = set()
     for r in rows:
         if r.keys[column] in seen:
             raise ExhibitError(f"chart of {spec.name!r}: two rows have the same {column} "

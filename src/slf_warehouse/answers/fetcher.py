@@ -29,7 +29,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 log = logging.getLogger(__name__)
 
 
-class ResourceRefused(FatalURLFetchingError):
+class ResourceRefused(FatalURLFetchingError):  # type: ignore[misc]  # weasyprint ships no type hints
     """The letter asked WeasyPrint for a URL outside the project's templates folder."""
 
 
@@ -38,7 +38,7 @@ def url_digest(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-class ProjectFilesFetcher(URLFetcher):
+class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships no type hints
     """Serves ``file:`` URLs whose real path is inside ``root``; refuses everything else."""
 
     def __init__(self, root: Path) -> None:
@@ -54,7 +54,7 @@ class ProjectFilesFetcher(URLFetcher):
             return path
         return None
 
-    def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
         path = self._allowed(url)
         if path is None:
             scheme = urlsplit(url).scheme.lower() or "relative"

@@ -64,7 +64,7 @@ class FigureError(Exception):
     """A figure cannot be evaluated against this warehouse (missing table or column, ambiguity)."""
 
 
-def _check_identifier(name: str, what: str, figure: str) -> str:
+def _check_identifier(name: object, what: str, figure: str) -> str:  # name: as the YAML gave it
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise ValueError(f"figure {figure!r}: {what} {name!r} is not a plain lower-case SQL identifier")
     return name
@@ -85,7 +85,7 @@ class Filter:
     value: Any = None
     param: str | None = None
 
-    def describe(self, params: dict[str, Any] | None = None) -> str:
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
         if self.param:
             shown = f":{self.param}"
             if params is not None and self.param in params:
@@ -180,7 +180,7 @@ class FigureSpec:
     def table(self) -> str:
         return self.mart.split(".")[1]
 
-    def describe(self, params: dict[str, Any] | None = None) -> str:
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
         """E.g. "sum(amount_dkk) fra marts.fct_allocations hvor period_start >= :window_start
         (2022-01-01)"."""
         text = f"{self.aggregate}({self.column}) fra {self.mart}"
@@ -313,11 +313,12 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
 # objects feed the answer texts, the tables, the appendix and the sidecar, so nothing a template
 # does may change them.
 
-class ReadOnlyMapping(Mapping):
+class ReadOnlyMapping(Mapping[str, Any]):
     """A mapping that cannot be changed (a ``MappingProxyType`` cannot be pickled to the process that
     renders the answers)."""
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
@@ -334,7 +335,7 @@ class ReadOnlyMapping(Mapping):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a figure's mapping is read-only")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ReadOnlyMapping], tuple[dict[str, Any]]]:
         return (ReadOnlyMapping, (dict(self._data),))
 
     def __repr__(self) -> str:
@@ -458,7 +459,7 @@ class FigureTable:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[FigureRow]:
         return iter(self.items)
 
     def __str__(self) -> str:

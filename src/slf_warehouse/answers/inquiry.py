@@ -26,6 +26,7 @@ figures sidecar name the exact inquiry text the answer was made from.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
@@ -157,12 +159,12 @@ def _answer_line(text: str, index: int, template_line: int) -> int | None:
     """The file line of line ``template_line`` of ``questions[index].answer``: exact for a literal
     block (``answer: |``) and a one-line value; the line the answer starts on otherwise."""
     try:
-        root = yaml.compose(text)
+        root: Any = yaml.compose(text)  # walked without checks: a wrong shape is caught below
         questions = next(v for k, v in root.value if k.value == "questions")
         answer = next(v for k, v in questions.value[index].value if k.value == "answer")
     except (yaml.YAMLError, StopIteration, AttributeError, IndexError, TypeError):
         return None
-    first = answer.start_mark.line + 1  # 1-based line of the value's first character
+    first: int = answer.start_mark.line + 1  # 1-based line of the value's first character
     if answer.style == "|":
         value = str(answer.value)  # leading blank lines are stripped from the template, not the file
         skipped = value[:len(value) - len(value.lstrip())].count("\n")
@@ -180,7 +182,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     field = _loc(tuple(p for p in error["loc"] if p not in ("function-after",)))
     kind = error["type"]
     value = error.get("input")
@@ -244,7 +246,9 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
             raise InquiryError(f"{path}: {field}: unknown figure {', '.join(repr(n) for n in unknown)} "
                                f"(known figures: {', '.join(FIGURES)})")
         used.extend(n for n in names if n in FIGURES)
-        for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
+        groups: tuple[tuple[str, Sequence[TableSpec | ChartSpec]], ...] = (
+            ("tables", q.tables), ("charts", q.charts))
+        for kind, exhibits in groups:
             for j, exhibit in enumerate(exhibits):
                 where = f"questions[{i}].{kind}[{j}] (question {q.number})"
                 if exhibit.figure not in FIGURES:

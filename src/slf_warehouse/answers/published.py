@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slf_warehouse.answers.inquiry import InquiryError
+
+if TYPE_CHECKING:
+    from slf_warehouse.warehouse_reader import PostgresSource
 
 
 def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
@@ -59,7 +62,7 @@ def is_official_inquiry(path: Path, inquiries_dir: Path | None = None) -> bool:
     return real.is_file() and real.parent == Path(inquiries_dir).resolve()
 
 
-def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir: Path | None = None) -> tuple[Path, bool]:
+def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir: str | Path | None = None) -> tuple[Path, bool]:
     """Where an inquiry's letter goes and whether it is official: the project's inquiries to
     ``answers/`` (or ``out_dir``), any other to ``out_dir`` or ``answers/drafts/``, never ``answers/``."""
     official = is_official_inquiry(inquiry, inquiries_dir)
@@ -83,7 +86,7 @@ class PgPublishedSource:
     published_at: str
 
     @property
-    def source(self):
+    def source(self) -> PostgresSource:
         from slf_warehouse.warehouse_reader import PostgresSource
 
         return PostgresSource(self.conninfo, self.version)
@@ -112,8 +115,8 @@ def published_warehouse(settings: Any) -> tuple[Any, Any]:
         return published, published.source
     from slf_warehouse.warehouse import WarehouseStore
 
-    published = WarehouseStore(settings.warehouse_dir).published()
-    return published, published.path
+    version = WarehouseStore(settings.warehouse_dir).published()
+    return version, version.path
 
 
 def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:

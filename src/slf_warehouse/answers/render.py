@@ -31,7 +31,9 @@ from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError,
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
 if TYPE_CHECKING:
-    from slf_warehouse.warehouse_reader import WarehouseSource
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from slf_warehouse.warehouse_reader import WarehouseReader, WarehouseSource
 
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
@@ -58,7 +60,7 @@ def default_templates_dir() -> Path:
     return project_dir() / "report_templates"
 
 
-def _letter_environment(templates_dir: Path):
+def _letter_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -77,7 +79,7 @@ def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
-def _source_files(reader) -> list[dict[str, Any]]:
+def _source_files(reader: WarehouseReader) -> list[dict[str, Any]]:
     """The delivered files the warehouse's rows come from, as the load manifest records them."""
     if not reader.has_table("audit", "load_manifest"):
         return []
@@ -87,7 +89,7 @@ def _source_files(reader) -> list[dict[str, Any]]:
     return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
 
 
-def _engine_text(reader) -> str:
+def _engine_text(reader: WarehouseReader) -> str:
     """The appendix's line on where the figures were read."""
     if reader.engine == "postgres":
         about = reader.describe()
@@ -164,7 +166,7 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
 
 
 def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *,
-                   run_info: dict | None = None,
+                   run_info: dict[str, Any] | None = None,
                    templates_dir: Path | None = None, previous: Path | None = None,
                    limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a

@@ -94,7 +94,8 @@ def render_answer_texts(answers: list[str], context: dict[str, Any],
         elif "error" in message:
             raise AnswerRenderError(message["error"]["index"], message["error"]["reason"])
         elif "answers" in message and proc.returncode == 0 and not timed_out:
-            return message["answers"]
+            rendered: list[str] = message["answers"]  # what the child process printed as JSON
+            return rendered
     if timed_out or proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise AnswerRenderError(started, f"stopped: rendering took longer than the limit of {limits.seconds:g} s")
     raise AnswerRenderError(started, f"the rendering process ended without a result (exit status {proc.returncode})")

@@ -21,6 +21,7 @@ into the letter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jinja2 import nodes
@@ -50,11 +51,12 @@ _REFUSED_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
 _JINJA_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "self", "super"})
 
 
-def names_used(ast: nodes.Template, provided: frozenset[str] | set[str]) -> list[str]:
+def names_used(ast: nodes.Template, provided: Iterable[str]) -> list[str]:
     """The names a template reads that it does not set itself and that are not ``provided`` (the
     environment's globals): the figures and context names it needs. Scoping is not followed (a name
     set anywhere counts as set); a name read before it is set still fails when rendering."""
-    loaded, stored = set(), set()
+    loaded: set[str] = set()
+    stored: set[str] = set()
     for node in ast.find_all(nodes.Name):
         (loaded if node.ctx == "load" else stored).add(node.name)
     return sorted(loaded - stored - set(provided) - _JINJA_NAMES)

@@ -26,6 +26,7 @@ Markup after rendering: a blank line separates paragraphs; a line starting with 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -43,7 +44,7 @@ from slf_warehouse.answers import formatting as fmt
 class EscapeTemplateText(Extension):
     """Escape the template's literal text, so an answer is plain text throughout."""
 
-    def filter_stream(self, stream: TokenStream):
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
         for token in stream:
             if token.type == "data":
                 yield Token(token.lineno, "data", str(escape(token.value)))

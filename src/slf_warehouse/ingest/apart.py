@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import duckdb
 
@@ -52,7 +53,7 @@ class Prepared:
                 "parquet": str(self.parquet) if self.parquet else None, "sha256": self.sha256, "size": self.size}
 
     @classmethod
-    def from_json(cls, data: dict) -> Prepared:
+    def from_json(cls, data: dict[str, Any]) -> Prepared:
         return cls(data["rows"], [Issue(**i) for i in data["issues"]],
                    Path(data["parquet"]) if data["parquet"] else None, data["sha256"], data["size"])
 

@@ -324,7 +324,8 @@ def _load_in_parallel(session: RawSession, spec: SourceSpec, files: list[Path], 
             local.session = session.worker()
             with lock:
                 workers_made.append(local.session)
-        return local.session
+        mine: RawSession = local.session  # threading.local's attributes are typed Any
+        return mine
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:

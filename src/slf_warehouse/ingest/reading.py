@@ -73,7 +73,8 @@ def _decode_cp1252(chunk: bytes, control_seen: bool) -> tuple[str, bool]:
     was seen, so far or in this chunk, which validation then names by line and column."""
     if not control_seen:
         try:
-            return codecs.charmap_decode(chunk, "strict", _CP1252_NO_CONTROL)[0], False
+            # A str decoding table, as encodings.cp1252 itself passes; typeshed lists only the map forms.
+            return codecs.charmap_decode(chunk, "strict", _CP1252_NO_CONTROL)[0], False  # type: ignore[arg-type]
         except UnicodeDecodeError as e:
             if chunk[e.start] not in _CONTROL_BYTES:
                 raise
@@ -118,7 +119,8 @@ def _scan_text(path: Path, spec: SourceSpec, private_copy: Path) -> _Scan:
                 raise FileRejected([Issue(name, _line_of(chunk[:e.start], newlines), None,
                                           f"byte 0x{chunk[e.start]:02X}",
                                           f"not valid {expected}{hint}")]) from None
-            out.write(text if transcode else chunk)
+            # `out` is the text file exactly when transcoding (mypy types the `with` target as either).
+            out.write(text if transcode else chunk)  # type: ignore[arg-type]
             newlines += chunk.count(b"\n")
             if newlines > limits.max_rows + 1:  # the header and one line more than allowed
                 raise FileRejected([Issue(name, limits.max_rows + 2, None, None,

@@ -28,12 +28,17 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from slf_warehouse.contract import SourceSpec
 from slf_warehouse.ingest.reading import drop_staged
 from slf_warehouse.ingest.schema import MANIFEST_COLUMNS, create_statements, raw_table_columns
+
+# psycopg2's connection and cursor: it ships no type hints (and types-psycopg2 is not installed).
+PgConnection = Any
+PgCursor = Any
 
 # DuckDB writes an insert's full row groups straight to the database file, compressed, as the
 # insert runs; rows short of a full group go through the WAL and are compressed again at the next
@@ -200,7 +205,7 @@ class PostgresTarget(RawTarget):
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
 
-    def connect(self):  # noqa: ANN201 - psycopg2 is imported on use
+    def connect(self) -> PgConnection:  # psycopg2 is imported on use
         import psycopg2
 
         pg = psycopg2.connect(self.conninfo)
@@ -224,13 +229,14 @@ class PostgresTarget(RawTarget):
 
 
 class PostgresSession(RawSession):
-    def __init__(self, target: PostgresTarget, staging: duckdb.DuckDBPyConnection, pg) -> None:  # noqa: ANN001
+    def __init__(self, target: PostgresTarget, staging: duckdb.DuckDBPyConnection, pg: PgConnection) -> None:
         self.target, self.staging, self.pg = target, staging, pg
 
-    def _fetch(self, query: str, params: list[object]) -> list[tuple]:
+    def _fetch(self, query: str, params: list[object]) -> list[tuple[Any, ...]]:
         with self.pg, self.pg.cursor() as cur:  # a transaction of its own, ended at once
             cur.execute(query, params)
-            return cur.fetchall()
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
 
     def loaded(self, source: str, period: str | None) -> tuple[str, int | None] | None:
         row = self._fetch("SELECT sha256, size_bytes FROM audit.load_manifest WHERE source = %s AND "
@@ -241,7 +247,7 @@ class PostgresSession(RawSession):
         return [r[0] for r in self._fetch(f'SELECT DISTINCT "{column}" FROM raw.{source} '
                                           f'WHERE "{column}" IS NOT NULL', [])]
 
-    def _insert_manifest(self, cur, manifest_row: list[object]) -> None:  # noqa: ANN001
+    def _insert_manifest(self, cur: PgCursor, manifest_row: list[object]) -> None:
         cur.execute(f"INSERT INTO audit.load_manifest VALUES ({', '.join(['%s'] * len(MANIFEST_COLUMNS))})",
                     manifest_row)
 
@@ -292,8 +298,8 @@ def _pg_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stream_copy(staging: duckdb.DuckDBPyConnection, select: str, params: list[object], cur, copy: str,  # noqa: ANN001
-                 folder: Path) -> int:
+def _stream_copy(staging: duckdb.DuckDBPyConnection, select: str, params: list[object], cur: PgCursor,
+                 copy: str, folder: Path) -> int:
     """Run `copy` (… FROM STDIN) on `cur` with the rows of `select`, which DuckDB writes as CSV
     into a FIFO that psycopg2 reads: returns the rows PostgreSQL took.
 
@@ -331,10 +337,11 @@ def _stream_copy(staging: duckdb.DuckDBPyConnection, select: str, params: list[o
             raise
         writer.join()
         if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
+            raise outcome["error"]  # type: ignore[misc]  # only the BaseException above is stored there
         if outcome.get("rows") != cur.rowcount:
             raise RuntimeError(f"DuckDB wrote {outcome.get('rows')} rows, PostgreSQL took {cur.rowcount}")
-        return cur.rowcount
+        taken: int = cur.rowcount
+        return taken
 
 
 def _drain(fifo: Path, writer: threading.Thread) -> None:

@@ -6,7 +6,9 @@ line numbers, so a bad file costs one scan per rule rather than a Python loop ov
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -41,10 +43,12 @@ _CONTROL = r"[\x{00}-\x{08}\x{0A}-\x{1F}\x{7F}]"
 
 # The length above which a well-formed number may not fit its stored type: only those are cast
 # (a cast of every amount of the ledger costs more than the rule is worth).
-_MAY_NOT_FIT = {"integer": lambda col: 9, "dk_decimal": lambda col: 18 - col.decimals}
+_MAY_NOT_FIT: dict[str, Callable[[Column], int]] = {
+    "integer": lambda col: 9, "dk_decimal": lambda col: 18 - col.decimals,
+}
 
 # What a well-formed number that does not fit its stored type is told.
-_FITS = {
+_FITS: dict[str, Callable[[Column], str]] = {
     "integer": lambda col: "the number is too large: at most 2.147.483.647",
     "dk_decimal": lambda col: f"the number is too large to store: at most {18 - col.decimals} digits before the "
                               f"decimal comma",
@@ -88,7 +92,8 @@ def raw_columns(spec: SourceSpec) -> list[tuple[str, str, str]]:
     return result
 
 
-def _examples(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list[tuple]:
+def _examples(con: duckdb.DuckDBPyConnection, sql: str,
+              params: list[object] | None = None) -> list[tuple[Any, ...]]:
     return con.execute(sql + f" ORDER BY _line LIMIT {MAX_EXAMPLES_PER_RULE}", params or []).fetchall()
 
 

@@ -52,7 +52,7 @@ import duckdb
 from slf_warehouse.quality.data_docs import add_static_summary
 from slf_warehouse.quality.suites import (PERSONAL_DATA_COLUMNS, SuiteSpec, default_suites_dir, load_suites,
                                           severity_of)
-from slf_warehouse.quality.target import DuckDBTarget, PgConnection, PgTarget, as_target
+from slf_warehouse.quality.target import DuckDBTarget, PgConnection, PgTarget, QualityTarget, as_target
 
 log = logging.getLogger(__name__)
 
@@ -528,8 +528,9 @@ def _restore_env(previous: str | None) -> None:
 # The gate
 # ---------------------------------------------------------------------------------------------
 
-def run_quality_checks(warehouse_path: Path, out_dir: Path, run_id: str, suites_dir: Path | None = None,
-                       suites: Sequence[str] | None = None, keep_runs: int = KEEP_RUNS) -> QualityResult:
+def run_quality_checks(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str,
+                       suites_dir: Path | None = None, suites: Sequence[str] | None = None,
+                       keep_runs: int = KEEP_RUNS) -> QualityResult:
     """Run the suites on the warehouse; build Data Docs and quality_results.json under out_dir.
 
     `warehouse_path` is a DuckDB build file or a QualityTarget (target.py). `suites` selects suites

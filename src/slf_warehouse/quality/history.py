@@ -53,7 +53,7 @@ import duckdb
 
 from slf_warehouse.file_modes import PRIVATE_FILE_MODE
 from slf_warehouse.quality.reconciliations import ensure_table as ensure_reconciliations_table
-from slf_warehouse.quality.target import as_target, is_postgres, table_exists
+from slf_warehouse.quality.target import QualityTarget, as_target, is_postgres, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,9 @@ def record_run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         FROM audit.load_manifest WHERE run_id = ? ORDER BY source, file_name, loaded_at""",
                        [run_id, run_id]).fetchall()
     # error lines of a rejected file: one per line of the manifest's error text
-    rows = [[*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))] for r in rows]
-    _replace_rows(con, "run_files", run_id, rows)
-    return len(rows)
+    counted = [[*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))] for r in rows]
+    _replace_rows(con, "run_files", run_id, counted)
+    return len(counted)
 
 
 def _run_results_files(run_results: Path) -> list[Path]:
@@ -192,7 +192,7 @@ def _run_results_files(run_results: Path) -> list[Path]:
     return [run_results] if run_results.is_file() else []
 
 
-def record_dbt_results(build_path: Path, run_id: str, run_results: Path) -> int:
+def record_dbt_results(build_path: Path | QualityTarget, run_id: str, run_results: Path) -> int:
     """audit.dbt_results from dbt's run_results.json (`run_results` is the file, or a folder of them,
     e.g. one per Cosmos task as save_dbt_run_results leaves them). Returns the number of nodes."""
     rows: list[list[Any]] = []
@@ -337,9 +337,10 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | N
     return dict(zip(_RUN_COLUMNS, rows[0])) if rows else None
 
 
-def record_run(build_path: Path, run_id: str, *, status: str, started_at: datetime | None = None,
-               finished: bool = False, quality_success: bool | None = None,
-               override_reason: str | None = None, history_dir: Path | None = None) -> dict[str, Any]:
+def record_run(build_path: Path | QualityTarget, run_id: str, *, status: str,
+               started_at: datetime | None = None, finished: bool = False,
+               quality_success: bool | None = None, override_reason: str | None = None,
+               history_dir: Path | None = None) -> dict[str, Any]:
     """Write (or update) the run's row in audit.runs, with audit.run_files refreshed from the load
     manifest and the summary counted from the other audit tables; fields given as None keep what the
     row had. With `history_dir` (OUT/quality) the summary is appended to history.jsonl too.
@@ -376,7 +377,7 @@ def _summary(row: dict[str, Any], failed: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_summary(warehouse_path: Path, run_id: str) -> dict[str, Any] | None:
+def run_summary(warehouse_path: Path | QualityTarget, run_id: str) -> dict[str, Any] | None:
     """The run's audit.runs row (as history.jsonl has it), read-only; None when the run is not there."""
     with as_target(warehouse_path).connect(read_only=True) as con:
         if not _exists(con, "audit", "runs"):
@@ -412,7 +413,7 @@ def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-def read_history(history_dir: Path | None = None, warehouse_path: Path | None = None,
+def read_history(history_dir: Path | None = None, warehouse_path: Path | QualityTarget | None = None,
                  limit: int | None = None) -> list[dict[str, Any]]:
     """Runs oldest first: history.jsonl's last line per run, plus runs only audit.runs of
     `warehouse_path` knows (e.g. when history.jsonl was removed). The last `limit` runs."""

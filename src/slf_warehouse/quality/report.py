@@ -32,7 +32,7 @@ from markupsafe import Markup
 from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
 from slf_warehouse.quality.suites import is_personal_suite
-from slf_warehouse.quality.target import as_target, insertion_order, table_exists
+from slf_warehouse.quality.target import QualityTarget, as_target, insertion_order, table_exists
 
 TEMPLATE = "quality_report.html.j2"
 STYLESHEETS = ("house.css", "quality.css")
@@ -354,7 +354,7 @@ def trend_chart(title: str, points: list[tuple[str, str, int, str]]) -> Markup:
     return Markup("\n".join([head, f"<title>{escape(alt)}</title>", *body, "</svg>"]))
 
 
-def _trend(quality_dir: Path, warehouse_path: Path, run_id: str) -> dict[str, Any]:
+def _trend(quality_dir: Path, warehouse_path: Path | QualityTarget, run_id: str) -> dict[str, Any]:
     runs = history.read_history(quality_dir, warehouse_path, limit=TREND_RUNS)
     rows, failed_points, loaded_points = [], [], []
     for e in runs:
@@ -405,7 +405,7 @@ def _environment(templates_dir: Path):
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def report_context(warehouse_path: Path, quality_dir: Path, run_id: str,
+def report_context(warehouse_path: Path | QualityTarget, quality_dir: Path, run_id: str,
                    quarantine_dir: Path | None = None) -> dict[str, Any]:
     """Everything the template shows (plain values; the charts are SVG markup)."""
     target, quality_dir = as_target(warehouse_path), Path(quality_dir)
@@ -455,7 +455,7 @@ def _prune_archive(archive: Path, keep: int) -> None:
         old.with_suffix(".html").unlink(missing_ok=True)
 
 
-def render_quality_report(warehouse_path: Path, out_dir: Path, run_id: str, *,
+def render_quality_report(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str, *,
                           quarantine_dir: Path | None = None, templates_dir: Path | None = None) -> Path:
     """Write out_dir/report.pdf and report.html for the run (and a copy under out_dir/reports/);
     returns the PDF's path. `out_dir` is OUT/quality (history.jsonl is read from there);
@@ -464,7 +464,7 @@ def render_quality_report(warehouse_path: Path, out_dir: Path, run_id: str, *,
                                       templates_dir=templates_dir).pdf_path
 
 
-def render_quality_report_full(warehouse_path: Path, out_dir: Path, run_id: str, *,
+def render_quality_report_full(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str, *,
                                quarantine_dir: Path | None = None,
                                templates_dir: Path | None = None) -> QualityReport:
     from slf_warehouse.warehouse import _slug

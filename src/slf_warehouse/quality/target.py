@@ -44,7 +44,9 @@ _LAYER_QUALIFIER = re.compile(r"(?<![\w.\"$])(%s)(?=\s*\.)" % "|".join(BUILD_LAY
 
 @runtime_checkable
 class QualityTarget(Protocol):
-    engine: str  # "duckdb" or "postgres"
+    @property
+    def engine(self) -> str:  # "duckdb" or "postgres" (read-only: the targets are frozen dataclasses)
+        ...
 
     @property
     def name(self) -> str:
