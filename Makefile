@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core postgresql redis-server chromium
 KEY_FILE := .slf-pseudonym-key
 
-.PHONY: setup system-deps demo test run clean help airflow bench
+.PHONY: setup system-deps demo test lint typecheck run clean help airflow bench
 
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
 	@echo "make test   - set up and run the tests"
+	@echo "make lint   - ruff (lint and format check) and mypy"
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -61,6 +62,15 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Style and types, with the versions pinned in the test extra; the same checks run in pre-commit.
+lint: $(STAMP)
+	$(BIN)/ruff check src dags tests
+	$(BIN)/ruff format --check src dags tests
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 clean:
 	rm -rf landing output .airflow
