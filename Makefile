@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core postgresql redis-server chromium
 KEY_FILE := .slf-pseudonym-key
 
-.PHONY: setup system-deps demo test lint typecheck run clean help airflow bench
+.PHONY: setup system-deps demo test test-fast lint typecheck run clean help airflow bench
 
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
 	@echo "make test   - set up and run the tests"
+	@echo "make test-fast - the tests that need no Airflow, dbt build, PostgreSQL or browser (about 2,5 min)"
 	@echo "make lint   - ruff (lint and format check) and mypy"
 
 system-deps:
@@ -62,6 +63,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The loop between edits: tests/conftest.py marks every test that uses an Airflow run, a dbt build, a
+# PostgreSQL server or a browser (by the fixtures it uses) and the `slow` ones; this leaves those out.
+FAST_TESTS := not slow and not airflow and not dbt and not postgres and not browser
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(FAST_TESTS)"
 
 # Style and types, with the versions pinned in the test extra; the same checks run in pre-commit.
 lint: $(STAMP)

@@ -109,3 +109,21 @@ def failed_checks(result) -> set[tuple[str, str, str | None]]:
     """(suite, expectation, column) of every error-severity check that failed."""
     return {(r.suite, r.expectation_type, r.column) for r in result.results
             if not r.success and r.severity == "error"}
+
+
+# What a test needs, by the fixtures it uses (directly or through other fixtures): `make test-fast`
+# leaves out the tests marked so (and `slow` ones), so a new test that uses one of these fixtures
+# leaves the fast set by itself. A new fixture that starts Airflow, runs dbt, starts PostgreSQL or a
+# browser belongs here; a test that does so itself carries the marker (`@pytest.mark.dbt`).
+NEEDS_BY_FIXTURE = {
+    "airflow_db": "airflow", "dagbag": "airflow", "dag": "airflow", "airflow_server": "airflow",
+    "built_warehouse": "dbt",
+    "pg_server": "postgres",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in NEEDS_BY_FIXTURE:
+                item.add_marker(NEEDS_BY_FIXTURE[fixture])

@@ -228,6 +228,7 @@ def test_the_dag_frees_the_folder_in_a_teardown_that_does_not_decide_the_runs_st
     assert set(dag.task_ids) - {"end_run"} <= end.get_flat_relative_ids(upstream=True)
 
 
+@pytest.mark.airflow  # imports airflow.sdk
 def test_a_scheduler_runs_lease_holds_while_its_dagrun_is_queued_or_running(tmp_path: Path) -> None:
     """Under the scheduler each task is its own process: the lease, not a process, is the run."""
     from airflow.sdk import DagRunState

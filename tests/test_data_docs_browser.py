@@ -19,7 +19,7 @@ import pytest
 from conftest import corrupted_copy
 from slf_warehouse.quality import load_suites, run_quality_checks
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = PROJECT / "expectations"

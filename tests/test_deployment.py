@@ -96,6 +96,7 @@ def test_users_file(tmp_path: Path) -> None:
         assert expected in str(caught.value) and strong not in str(caught.value), (expected, str(caught.value))
 
 
+@pytest.mark.airflow  # imports FAB's security manager
 def test_roles_trigger_only_their_dag() -> None:
     roles = role_permissions()
     assert ("can_edit", "DAG:slf_refresh") in roles[FINANCE] and ("can_create", "DAG Run:slf_refresh") in roles[FINANCE]
@@ -108,6 +109,7 @@ def test_roles_trigger_only_their_dag() -> None:
     assert ("can_read", "Audit Logs") in roles[AUDITOR]
 
 
+@pytest.mark.airflow  # imports Airflow's secrets masker
 def test_pseudonym_key_variable_is_masked() -> None:
     """Airflow redacts a Variable by its name (UI, REST API, task logs): the old name was shown in clear."""
     from airflow._shared.secrets_masker import redact

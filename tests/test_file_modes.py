@@ -77,6 +77,7 @@ def test_slf_writes_owner_only_files(sample_landing: Path, tmp_path: Path) -> No
         assert not stat.S_IMODE(path.lstat().st_mode) & 0o077, (oct(path.lstat().st_mode), path)
 
 
+@pytest.mark.airflow  # reads Airflow's configuration in a child process
 @pytest.mark.parametrize("name", ["FILE", "FOLDER"])
 def test_airflow_task_logs_are_owner_only(name: str) -> None:
     """Airflow creates its task log files and folders with these modes (not the umask)."""

@@ -303,6 +303,7 @@ def _sheet_xml(rows: list[list]) -> bytes:
             f"{body}</sheetData></worksheet>").encode()
 
 
+@pytest.mark.slow  # a bulk-load timing: about 20 s alone
 def test_a_hundred_thousand_survey_rows_load_in_bulk(sample_landing: Path, tmp_path: Path) -> None:
     """Row-by-row inserts took 120 s for these (218 s on a busy machine); in batches about 20 s."""
     import time
@@ -421,6 +422,7 @@ def test_an_allocation_period_ending_before_it_starts_is_refused_at_the_edge(sam
     assert error.message == "the period ends before it starts (periode_til is before periode_fra)"
 
 
+@pytest.mark.dbt  # runs dbt build on the corrupted copy
 def test_a_failed_dbt_test_names_the_failing_rows_file_and_line(raw_warehouse: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
