@@ -29,11 +29,19 @@ PROJECT = Path(__file__).resolve().parents[1]
 GOOD = yaml.safe_load((PROJECT / "inquiries" / "enhedslisten-slf.yaml").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize(("year", "easter"), [
-    (2000, date(2000, 4, 23)), (2019, date(2019, 4, 21)), (2022, date(2022, 4, 17)),
-    (2023, date(2023, 4, 9)), (2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)),
-    (2026, date(2026, 4, 5)), (2038, date(2038, 4, 25)),
-])
+@pytest.mark.parametrize(
+    ("year", "easter"),
+    [
+        (2000, date(2000, 4, 23)),
+        (2019, date(2019, 4, 21)),
+        (2022, date(2022, 4, 17)),
+        (2023, date(2023, 4, 9)),
+        (2024, date(2024, 3, 31)),
+        (2025, date(2025, 4, 20)),
+        (2026, date(2026, 4, 5)),
+        (2038, date(2038, 4, 25)),
+    ],
+)
 def test_easter_sunday(year: int, easter: date) -> None:
     assert easter_sunday(year) == easter
 
@@ -91,26 +99,29 @@ def test_municipal_days_off() -> None:
     assert is_working_day(date(2024, 5, 10))  # the Friday after Kristi himmelfart is a working day
 
 
-@pytest.mark.parametrize(("received", "deadline"), [
-    # Enhedslisten's inquiry: two ordinary weeks
-    (date(2024, 8, 26), date(2024, 9, 9)),
-    # received on a Saturday: counting starts on Monday
-    (date(2024, 8, 24), date(2024, 9, 6)),
-    # Easter 2024: skærtorsdag 28/3, langfredag 29/3 and 2. påskedag 1/4 are skipped
-    (date(2024, 3, 22), date(2024, 4, 10)),
-    (date(2024, 3, 27), date(2024, 4, 15)),
-    # received on skærtorsdag itself
-    (date(2024, 3, 28), date(2024, 4, 15)),
-    # store bededag: a day off in 2023 (5/5), a working day in 2024 (26/4)
-    (date(2023, 4, 28), date(2023, 5, 15)),
-    (date(2024, 4, 19), date(2024, 5, 3)),
-    # grundlovsdag (Wednesday 5/6/2024) is skipped
-    (date(2024, 5, 29), date(2024, 6, 13)),
-    # Christmas 2024: 24, 25, 26 and 31 December and 1 January are skipped
-    (date(2024, 12, 18), date(2025, 1, 8)),
-    # Christmas 2023: 24/12 was a Sunday; 25, 26/12 and 1/1 are skipped
-    (date(2023, 12, 20), date(2024, 1, 8)),
-])
+@pytest.mark.parametrize(
+    ("received", "deadline"),
+    [
+        # Enhedslisten's inquiry: two ordinary weeks
+        (date(2024, 8, 26), date(2024, 9, 9)),
+        # received on a Saturday: counting starts on Monday
+        (date(2024, 8, 24), date(2024, 9, 6)),
+        # Easter 2024: skærtorsdag 28/3, langfredag 29/3 and 2. påskedag 1/4 are skipped
+        (date(2024, 3, 22), date(2024, 4, 10)),
+        (date(2024, 3, 27), date(2024, 4, 15)),
+        # received on skærtorsdag itself
+        (date(2024, 3, 28), date(2024, 4, 15)),
+        # store bededag: a day off in 2023 (5/5), a working day in 2024 (26/4)
+        (date(2023, 4, 28), date(2023, 5, 15)),
+        (date(2024, 4, 19), date(2024, 5, 3)),
+        # grundlovsdag (Wednesday 5/6/2024) is skipped
+        (date(2024, 5, 29), date(2024, 6, 13)),
+        # Christmas 2024: 24, 25, 26 and 31 December and 1 January are skipped
+        (date(2024, 12, 18), date(2025, 1, 8)),
+        # Christmas 2023: 24/12 was a Sunday; 25, 26/12 and 1/1 are skipped
+        (date(2023, 12, 20), date(2024, 1, 8)),
+    ],
+)
 def test_deadline_hand_checked(received: date, deadline: date) -> None:
     assert answer_deadline(received) == deadline
     assert working_days_between(received, deadline) == 10
@@ -126,6 +137,7 @@ def test_add_working_days_edges() -> None:
 
 # --- the inquiry schema ---------------------------------------------------------------------------
 
+
 def _write(tmp_path: Path, **fields) -> Path:
     data = copy.deepcopy(GOOD)
     for key, value in fields.items():
@@ -139,7 +151,9 @@ def _write(tmp_path: Path, **fields) -> Path:
 
 
 def test_deadline_is_computed_when_absent(tmp_path: Path) -> None:
-    inquiry = load_inquiry(_write(tmp_path, deadline=None, received="2024-03-22", answer_date="2024-04-09")).inquiry
+    inquiry = load_inquiry(
+        _write(tmp_path, deadline=None, received="2024-03-22", answer_date="2024-04-09")
+    ).inquiry
     assert inquiry.deadline == date(2024, 4, 10)
     assert inquiry.letter_date == date(2024, 4, 9)
     # without an answer date the letter is dated on the deadline
@@ -149,8 +163,11 @@ def test_deadline_is_computed_when_absent(tmp_path: Path) -> None:
 
 def test_a_given_deadline_must_be_the_computed_one(tmp_path: Path) -> None:
     assert load_inquiry(_write(tmp_path, deadline="2024-09-09")).inquiry.deadline == date(2024, 9, 9)
-    with pytest.raises(InquiryError, match=r"inq.yaml: deadline 2024-09-10 is not 10 working days after 2024-08-26 "
-                                           r"\(received\): that is 2024-09-09"):
+    with pytest.raises(
+        InquiryError,
+        match=r"inq.yaml: deadline 2024-09-10 is not 10 working days after 2024-08-26 "
+        r"\(received\): that is 2024-09-09",
+    ):
         load_inquiry(_write(tmp_path, deadline="2024-09-10"))
     # Easter: the naive count (5 April) is wrong
     with pytest.raises(InquiryError, match=r"that is 2024-04-10"):

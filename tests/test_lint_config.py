@@ -28,8 +28,13 @@ def _ruff() -> str:
 
 
 def _tid253_findings(root: Path) -> set[str]:
-    result = subprocess.run([_ruff(), "check", "--no-cache", "--select", "TID253", "--output-format", "json",
-                             "--exit-zero", "."], cwd=root, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_ruff(), "check", "--no-cache", "--select", "TID253", "--output-format", "json", "--exit-zero", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return {Path(f["filename"]).relative_to(root).as_posix() for f in json.loads(result.stdout)}
 
@@ -52,30 +57,42 @@ def test_heavy_imports_are_refused_on_the_dag_files_import_path(tmp_path: Path) 
         "dags/new_dag.py": top_level,
         "src/slf_warehouse/dbt_tasks.py": "from cosmos import DbtTaskGroup\n",
         "src/slf_warehouse/__init__.py": "from great_expectations import get_context\n",
-        "dags/lazy_dag.py": inside,                      # imported inside a task: allowed
+        "dags/lazy_dag.py": inside,  # imported inside a task: allowed
         "src/slf_warehouse/quality/checkpoint.py": top_level,  # not on the parse path: allowed
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
-    assert _tid253_findings(tmp_path) == {"dags/new_dag.py", "src/slf_warehouse/dbt_tasks.py",
-                                          "src/slf_warehouse/__init__.py"}
+    assert _tid253_findings(tmp_path) == {
+        "dags/new_dag.py",
+        "src/slf_warehouse/dbt_tasks.py",
+        "src/slf_warehouse/__init__.py",
+    }
 
 
 def test_the_project_has_no_heavy_import_on_that_path() -> None:
     assert _tid253_findings(PROJECT) == set()
 
 
+@pytest.mark.airflow  # imports both DAG files
 def test_the_listed_modules_are_what_the_dag_files_import() -> None:
     """Import both DAG files as Airflow's parser does and compare the project modules loaded with
     the TID253 list: a new module-level import of a project module from a DAG file must be added."""
-    code = ("import json, runpy, sys\n"
-            "for f in sys.argv[1:]:\n"
-            "    runpy.run_path(f)\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'slf_warehouse')))\n")
+    code = (
+        "import json, runpy, sys\n"
+        "for f in sys.argv[1:]:\n"
+        "    runpy.run_path(f)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'slf_warehouse')))\n"
+    )
     dags = sorted(str(p) for p in (PROJECT / "dags").glob("*.py"))
-    result = subprocess.run([sys.executable, "-c", code, *dags], cwd=PROJECT, env=dict(os.environ),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *dags],
+        cwd=PROJECT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert loaded == _dag_path_modules()

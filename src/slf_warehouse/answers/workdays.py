@@ -28,7 +28,11 @@ from functools import lru_cache
 
 import holidays
 
-DAYS_OFF_IN_THE_MUNICIPALITY = {(6, 5): "Grundlovsdag", (12, 24): "Juleaftensdag", (12, 31): "Nytårsaftensdag"}
+DAYS_OFF_IN_THE_MUNICIPALITY = {
+    (6, 5): "Grundlovsdag",
+    (12, 24): "Juleaftensdag",
+    (12, 31): "Nytårsaftensdag",
+}
 ANSWER_WORKING_DAYS = 10
 # The package writes the second day of a feast out ("Anden påskedag"); letters and the council's
 # calendar write the ordinal ("2. påskedag").
