@@ -21,6 +21,7 @@ import pytest
 from test_answers_render import SEED, build_warehouse
 
 INQUIRY = "enhedslisten-slf"
+PROJECT = Path(__file__).resolve().parents[1]
 APPROVED_AT = datetime(2026, 12, 1, 12, 5, tzinfo=timezone.utc)  # 13.05 in Aarhus
 
 
@@ -143,7 +144,14 @@ def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> N
     assert not (output / "answers" / "approved").exists()  # no final letter
 
 
-def test_a_new_publication_makes_a_waiting_draft_stale(output: Path) -> None:
+def test_a_new_publication_makes_a_waiting_draft_stale(output: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # A project with only the inquiry the seed warehouse's marts can answer (the refresh renders all).
+    project = tmp_path / "project"
+    (project / "inquiries").mkdir(parents=True)
+    (project / "report_templates").symlink_to(PROJECT / "report_templates")
+    (project / "inquiries" / f"{INQUIRY}.yaml").write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
+    monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
     from slf_warehouse.answers.approval import APPROVE, ApprovalError, approval_body, conclude, mark_stale_drafts, render_draft
 
     first = render_draft({"inquiry": INQUIRY}, "manual__1")
@@ -152,7 +160,13 @@ def test_a_new_publication_makes_a_waiting_draft_stale(output: Path) -> None:
     more = dataclasses.replace(SEED, allocations=[*SEED.allocations,
                                                   ("PULJE", date(2024, 1, 1), date(2024, 6, 30), 2_000_000)])
     version = publish(output, more, "scheduled__2024-09-07", "20240907T060000")
-    assert mark_stale_drafts(output / "answers", version) == [Path(waiting["folder"])]
+    # The refresh renders the answers after it publishes, and marks older waiting drafts then.
+    from slf_warehouse.pipeline import render_answers
+    from slf_warehouse.settings import Settings
+
+    render_answers(Settings.from_env(), "scheduled__2024-09-07")
+    assert json.loads((Path(waiting["folder"]) / "draft.json").read_text())["stale_since_version"] == version
+    assert mark_stale_drafts(output / "answers", version) == []  # once
     before = (output / "answers" / "approved" / f"{INQUIRY}.pdf").read_bytes()
     with pytest.raises(ApprovalError, match="the draft is stale"):
         conclude(waiting, response(APPROVE, "tmedom"))

@@ -19,17 +19,19 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
 
 
 class LetterApproval(HITLOperator):
-    def __init__(self, *, draft_task_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, draft_task_id: str, params: Any = None, **kwargs: Any) -> None:
         from slf_warehouse.answers.approval import APPROVE, COMMENT, REJECT
 
-        super().__init__(
-            subject="Godkend svarbrevet", options=[APPROVE, REJECT], multiple=False,
-            params={COMMENT: Param("", type="string", maxLength=2000, title="Kommentar",
-                                   description=f"Skal udfyldes ved '{REJECT}': hvad skal rettes")},
-            **kwargs)
+        # Airflow hands every operator the DAG's params too (marked "dag"; the HITL form drops them).
+        form = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
+        form[COMMENT] = Param("", type="string", maxLength=2000, title="Kommentar", source="task",
+                              description=f"Skal udfyldes ved '{REJECT}': hvad skal rettes")
+        super().__init__(subject="Godkend svarbrevet", options=[APPROVE, REJECT], multiple=False, params=form,
+                         **kwargs)
         self.draft_task_id = draft_task_id
 
     def execute(self, context: Any) -> Any:
