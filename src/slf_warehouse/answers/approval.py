@@ -48,6 +48,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:100]
 
 
+def review_folder(answers_dir: Path, run_id: str) -> Path:
+    """Where the draft of the run ``run_id`` is kept, with its decision."""
+    return Path(answers_dir) / REVIEW_FOLDER / _slug(run_id)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -110,7 +115,7 @@ def render_draft(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
                             "assigned to); add it before asking for approval")
     published, source = published_warehouse(settings)  # NoPublishedWarehouse: run a refresh first
     run_info = published_run_info(published, settings.quality_dir)
-    folder = settings.answers_dir / REVIEW_FOLDER / _slug(run_id)
+    folder = review_folder(settings.answers_dir, run_id)
     approved = settings.answers_dir / APPROVED_FOLDER
     answer = render_inquiry(source, path, folder, run_info=run_info, previous=approved / f"{inquiry}.figures.json",
                             edition=Edition("draft", note))
