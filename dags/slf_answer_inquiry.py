@@ -57,7 +57,8 @@ CHOICES = _inquiry_choices()
     params={
         "inquiry": Param(next(iter(CHOICES), ""), type="string", enum=list(CHOICES), values_display=CHOICES,
                          title="Forespørgsel", description="the inquiry to answer (a file in inquiries/)"),
-        "edition_note": Param("", type="string", maxLength=500, title="Udgavenote",
+        # null allowed: the UI marks a param without null as required and refuses an empty field
+        "edition_note": Param(None, type=["null", "string"], maxLength=500, title="Udgavenote",
                               description="optional: what this edition is, e.g. '2. udgave: rettet efter …'"),
     },
     doc_md=__doc__,

@@ -17,6 +17,7 @@ not one of its. One Airflow start for all of it (each costs 20–40 s here):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -73,11 +74,12 @@ class Airflow:
         return f"{self.base}/api/v2{path}"
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory):
+@contextlib.contextmanager
+def running_airflow(work: Path):
+    """The published seed warehouse in ``work/out``, the users, and `slf airflow` on a free port
+    in its own process group (stopped as a whole at the end); yields (Airflow, output folder)."""
     from cryptography.fernet import Fernet
 
-    work = tmp_path_factory.mktemp("approval-api")
     out = work / "out"
     publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
     passwords = {u: secrets.token_hex(12) for u in USERS}
@@ -120,6 +122,12 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
         log.close()
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory):
+    with running_airflow(tmp_path_factory.mktemp("approval-api")) as running:
+        yield running
 
 
 def _hitl(session: requests.Session, af: Airflow, run_id: str) -> dict | None:

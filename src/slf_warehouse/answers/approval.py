@@ -154,9 +154,7 @@ def approval_body(draft: Mapping[str, Any]) -> str:
               "", f"**Datakvalitet:** {_cell(draft.get('quality') or 'ingen kvalitetsresultater for versionen')}", ""]
     if draft.get("override"):
         lines += [f"**Offentliggjort trods fejlede kvalitetskontroller:** {_cell(draft['override'])}", ""]
-    lines += ["### Tallene i udkastet", "", "| Tal | Værdi |", "|---|---|"]
-    lines += [f"| {_cell(f['label'])} | {_cell(f['text'])} |" for f in draft["figures"]]
-    lines += ["", "### Ændringer siden sidste godkendte udgave", ""]
+    lines += ["### Ændringer siden sidste godkendte udgave", ""]
     if draft["first_edition"]:
         lines.append("Ingen tidligere godkendt udgave: dette bliver første udgave.")
     elif not draft["changes"]:
@@ -165,6 +163,8 @@ def approval_body(draft: Mapping[str, Any]) -> str:
         lines += ["| Tal | Før | Nu |", "|---|---|---|"]
         lines += [f"| {_cell(c['label'])} | {_cell(c['old'] or '(ikke med)')} | {_cell(c['new'] or '(ikke med)')} |"
                   for c in draft["changes"]]
+    lines += ["", "### Tallene i udkastet", "", "| Tal | Værdi |", "|---|---|"]
+    lines += [f"| {_cell(f['label'])} | {_cell(f['text'])} |" for f in draft["figures"]]
     names = ", ".join(f"{s['name']} ({s['username']})" for s in draft["signatories"])
     lines += ["", f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
               f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet."]
