@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import requests  # noqa: E402
-from test_answer_approval import INQUIRY  # noqa: E402
-from test_answer_approval_api import DAG, _free_port, _hitl, _trigger, _wait, running_airflow  # noqa: E402
+import requests
+from test_answer_approval import INQUIRY
+from test_answer_approval_api import DAG, _free_port, _hitl, _trigger, _wait, running_airflow
 
 WIDTH, HEIGHT = 1400, 1000
 
@@ -69,7 +69,7 @@ async def capture(devtools_port: int, base: str, writer_token: str, signatory_to
                   target: Path) -> None:
     import websockets
 
-    tabs = requests.get(f"http://127.0.0.1:{devtools_port}/json", timeout=10).json()
+    tabs = await asyncio.to_thread(lambda: requests.get(f"http://127.0.0.1:{devtools_port}/json", timeout=10).json())
     ws_url = next(t["webSocketDebuggerUrl"] for t in tabs if t["type"] == "page")
     async with websockets.connect(ws_url, max_size=50_000_000) as ws:
         page = Page(ws)

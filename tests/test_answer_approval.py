@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 import subprocess
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from test_answers_render import SEED, build_warehouse
 
 INQUIRY = "enhedslisten-slf"
 PROJECT = Path(__file__).resolve().parents[1]
-APPROVED_AT = datetime(2026, 12, 1, 12, 5, tzinfo=timezone.utc)  # 13.05 in Aarhus
+APPROVED_AT = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)  # 13.05 in Aarhus
 
 
 def publish(out: Path, data, run_id: str, version_stamp: str) -> str:
@@ -70,7 +70,7 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
     assert files[f"{INQUIRY}.figures.json"] == final_sidecar.read_bytes()
     figures = json.loads(files[f"{INQUIRY}.figures.json"])["figures"]
     blocks = re.findall(r"-- figure: (\S+)\n-- label: [^\n]*\n-- bound: ([^\n]*)\n(.*?);\n",
-                        files["datagrundlag.sql"].decode("utf-8"), re.S)
+                        files["datagrundlag.sql"].decode("utf-8"), re.DOTALL)
     assert sorted(b[0] for b in blocks) == sorted(figures) and len(blocks) >= 10
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for name, bound, sql in blocks:
@@ -152,7 +152,14 @@ def test_a_new_publication_makes_a_waiting_draft_stale(output: Path, tmp_path: P
     (project / "report_templates").symlink_to(PROJECT / "report_templates")
     (project / "inquiries" / f"{INQUIRY}.yaml").write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
     monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
-    from slf_warehouse.answers.approval import APPROVE, ApprovalError, approval_body, conclude, mark_stale_drafts, render_draft
+    from slf_warehouse.answers.approval import (
+        APPROVE,
+        ApprovalError,
+        approval_body,
+        conclude,
+        mark_stale_drafts,
+        render_draft,
+    )
 
     first = render_draft({"inquiry": INQUIRY}, "manual__1")
     conclude(first, response(APPROVE, "tmedom"))

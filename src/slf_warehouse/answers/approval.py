@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,8 @@ def approval_body(draft: Mapping[str, Any]) -> str:
     lines += ["", "### Tallene i udkastet", "", "| Tal | Værdi |", "|---|---|"]
     lines += [f"| {_cell(f['label'])} | {_cell(f['text'])} |" for f in draft["figures"]]
     names = ", ".join(f"{s['name']} ({s['username']})" for s in draft["signatories"])
-    lines += ["", f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
-              f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet."]
+    lines += ["", (f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
+                   f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet.")]
     return "\n".join(lines)
 
 
@@ -175,7 +175,7 @@ def approval_body(draft: Mapping[str, Any]) -> str:
 
 def _responded_at(value: Any) -> datetime:
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _decision(response: Mapping[str, Any]) -> tuple[str, str, str, datetime]:
@@ -235,7 +235,8 @@ def conclude(draft: Mapping[str, Any], response: Mapping[str, Any]) -> dict[str,
     return _approve(draft, record, signatory, comment, when, entry, settings)
 
 
-def _approve(draft, record, signatory, comment, when, entry, settings) -> dict[str, Any]:
+def _approve(draft: Mapping[str, Any], record: dict[str, Any], signatory: dict[str, str], comment: str,
+             when: datetime, entry: dict[str, Any], settings: Any) -> dict[str, Any]:
     import shutil
 
     from slf_warehouse.answers import changes as ch
@@ -262,8 +263,9 @@ def _approve(draft, record, signatory, comment, when, entry, settings) -> dict[s
     answer = render_inquiry(source, settings.inquiries_dir / f"{stem}.yaml", staging,
                             run_info=published_run_info(published, settings.quality_dir),
                             previous=approved / f"{stem}{ch.SIDECAR_SUFFIX}", edition=edition, archive=True)
+    sidecar = staging / f"{stem}{ch.SIDECAR_SUFFIX}"
     drafted = ch.read_sidecar(Path(draft["figures_json"])) or {}
-    final = ch.read_sidecar(answer.sidecar_path) or {}
+    final = ch.read_sidecar(sidecar) or {}
     if drafted.get("figures") != final.get("figures") or answer.inquiry_sha256 != draft["inquiry_sha256"]:
         shutil.rmtree(staging, ignore_errors=True)
         raise ApprovalError("the final letter's figures or inquiry text differ from the approved draft's; "
@@ -273,11 +275,11 @@ def _approve(draft, record, signatory, comment, when, entry, settings) -> dict[s
     _write_json(staging / f"{stem}.approval.json", done)
     files = {}
     for path in sorted(staging.iterdir()):  # the sidecar last: it marks the edition as complete
-        if path.name != f"{stem}{ch.SIDECAR_SUFFIX}":
+        if path != sidecar:
             os.replace(path, approved / path.name)
             files[path.name] = str(approved / path.name)
-    os.replace(answer.sidecar_path, approved / answer.sidecar_path.name)
-    files[answer.sidecar_path.name] = str(approved / answer.sidecar_path.name)
+    os.replace(sidecar, approved / sidecar.name)
+    files[sidecar.name] = str(approved / sidecar.name)
     staging.rmdir()
     done["files"] = files
     done["pdf_sha256"] = _sha256(approved / f"{stem}.pdf")

@@ -9,7 +9,7 @@ the SHA-256 of the draft PDF that was approved. The approval itself is given in 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -48,7 +48,7 @@ class Approval:
 
     def record(self) -> dict[str, Any]:
         return {"username": self.username, "name": self.name, "title": self.title,
-                "approved_at": self.approved_at.astimezone(timezone.utc).isoformat(),
+                "approved_at": self.approved_at.astimezone(UTC).isoformat(),
                 "draft_sha256": self.draft_sha256, "comment": self.comment}
 
     @classmethod

@@ -34,7 +34,12 @@ from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhib
 from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
 from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
 from slf_warehouse.answers.published import is_official_inquiry
-from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError, RenderLimits, render_answer_texts
+from slf_warehouse.answers.sandbox_run import (
+    DEFAULT_LIMITS,
+    AnswerRenderError,
+    RenderLimits,
+    render_answer_texts,
+)
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
 if TYPE_CHECKING:
