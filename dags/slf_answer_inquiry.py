@@ -1,34 +1,50 @@
 """
-### slf_answer_inquiry — answer one council inquiry from the published warehouse
+### slf_answer_inquiry — from draft to signed answer
 
 Triggered by hand (no schedule) when a council member's inquiry has been written up as a YAML
-file in `inquiries/` (fields, figures, tables and charts: `src/slf_warehouse/answers/`). The one
-task, **render_answer**, reads the last *published* warehouse read-only — the version that passed
-the refresh's quality gate, never a build in progress — and writes the letter to
-`OUTPUT/answers/<inquiry>.pdf` (PDF/UA), its `.html`, and `<inquiry>.figures.json` with every
-figure's value and the warehouse version. When an earlier edition's `.figures.json` is there, the
-letter's appendix lists the figures that changed since then, and so does the task's result.
+file in `inquiries/` (fields, figures, tables and charts: `src/slf_warehouse/answers/`).
 
-Params:
+1. **render_draft** reads the last *published* warehouse read-only — the version that passed the
+   refresh's quality gate — and writes a draft to `OUTPUT/answers/review/<run>/`: every page marked
+   "UDKAST", the signature block unsigned, the appendix listing what changed since the last
+   approved edition.
+2. **approve** waits (state *awaiting input*, Browse → Required Actions) for one of the signatories
+   the inquiry file names (`signatories[].username`, their Airflow logins) to choose *Godkend* or
+   *Afvis*; the page shows the draft's figures, the changes, the warehouse's quality status and
+   where the draft is. Anyone else is refused. A rejection needs a comment.
+3. **conclude**: approved → the final letter (`answers/approved/<inquiry>.pdf`, PDF/UA, signed
+   "Godkendt af … den …") and its archival copy (`<inquiry>.arkiv.pdf`, PDF/A-3a with the figures,
+   the queries and the approval embedded); rejected → the comment is kept beside the draft and no
+   final is written. A draft made from a warehouse version that has since been replaced is stale:
+   approving it is refused.
 
-- `inquiry` — a file name in `inquiries/` (`enhedslisten-slf.yaml`, or without `.yaml`) or an
-  absolute path;
-- `output_dir` — the refresh's output folder (the warehouse is in `OUTPUT/warehouse`).
+Params (no param names a path: folders come from the deployment's configuration, `SLF_OUTPUT_DIR`):
 
-It fails, and renders nothing, when no warehouse has been published yet, when the inquiry file is
-invalid (the message names the file and the field) or when a figure's mart is missing.
+- `inquiry` — one of the inquiries in `inquiries/` (the list shows party and subject);
+- `edition_note` — optional, printed in the appendix and shown on the approval page.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from slf_warehouse.answers.approval_operator import LetterApproval
+
 # What the answer reads: slf_refresh updates this asset when it publishes a build.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
-DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
+# Ten working days to answer: a draft nobody decides on within three weeks fails rather than waits on.
+APPROVAL_TIMEOUT = timedelta(days=21)
+
+
+def _inquiry_choices() -> dict[str, str]:
+    from slf_warehouse.answers.choices import inquiry_choices
+
+    return inquiry_choices()
+
+
+CHOICES = _inquiry_choices()
 
 
 @dag(
@@ -39,22 +55,31 @@ DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
     tags=["slf", "answers"],
     default_args={"owner": "boern-og-unge-oekonomi", "retries": 0},
     params={
-        "inquiry": Param("enhedslisten-slf.yaml", type="string", minLength=1,
-                         description="file name in inquiries/ or an absolute path to an inquiry YAML"),
-        "output_dir": Param(DEFAULT_OUTPUT, type="string", minLength=1,
-                            description="the refresh's output folder: warehouse/ is read, answers/ written"),
+        "inquiry": Param(next(iter(CHOICES), ""), type="string", enum=list(CHOICES), values_display=CHOICES,
+                         title="Forespørgsel", description="the inquiry to answer (a file in inquiries/)"),
+        # null allowed: the UI marks a param without null as required and refuses an empty field
+        "edition_note": Param(None, type=["null", "string"], maxLength=500, title="Udgavenote",
+                              description="optional: what this edition is, e.g. '2. udgave: rettet efter …'"),
     },
     doc_md=__doc__,
 )
 def slf_answer_inquiry():
     @task(inlets=[PUBLISHED_WAREHOUSE])
-    def render_answer(params: dict | None = None) -> dict:
-        from slf_warehouse.answers.published import answer_from_published
+    def render_draft(params: dict | None = None, run_id: str | None = None) -> dict:
+        from slf_warehouse.answers.approval import render_draft as draft
 
-        params = params or {}
-        return answer_from_published(params["inquiry"], params.get("output_dir") or DEFAULT_OUTPUT)
+        return draft(dict(params or {}), run_id or "manual")
 
-    render_answer()
+    @task
+    def conclude(draft: dict, decision: dict) -> dict:
+        from slf_warehouse.answers.approval import conclude as act
+
+        return act(draft, decision)
+
+    drafted = render_draft()
+    approve = LetterApproval(task_id="approve", draft_task_id="render_draft", response_timeout=APPROVAL_TIMEOUT)
+    drafted >> approve
+    conclude(drafted, approve.output)
 
 
 slf_answer_inquiry()

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+# FAB with approvals assigned by login (auth_manager.py)
+FAB_AUTH_MANAGER = "slf_warehouse.auth_manager.SlfAuthManager"
 USERS_FILE_ENV = "SLF_USERS_FILE"
 
 # Environment variable -> (what it is, the shortest value accepted). Airflow warns about JWT
@@ -89,6 +90,7 @@ def require_strong_secrets(env: dict[str, str]) -> None:
 # --- roles -----------------------------------------------------------------------------------------
 
 FINANCE, ANSWER_WRITER, AUDITOR, ADMIN = "slf_finance", "slf_answer_writer", "slf_auditor", "Admin"
+SIGNATORY = "slf_signatory"
 REFRESH_DAG, ANSWER_DAG = "slf_refresh", "slf_answer_inquiry"
 
 
@@ -115,6 +117,10 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
         FINANCE: viewer + _trigger(REFRESH_DAG),
         ANSWER_WRITER: viewer + _trigger(ANSWER_DAG),
         AUDITOR: viewer + [("can_read", "Audit Logs"), ("menu_access", "Audit Logs")],
+        # Signatories answer the approvals of answer letters they are assigned to (FAB asks for edit on
+        # the DAG and on HITL details); they trigger nothing.
+        SIGNATORY: viewer + [("can_edit", f"DAG:{ANSWER_DAG}"), ("can_edit", "HITL Detail"),
+                             ("menu_access", "HITL Detail")],
     }
 
 
@@ -214,7 +220,7 @@ def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
 
 
 def _role_names() -> list[str]:
-    return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR]
+    return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR, SIGNATORY]
 
 
 def init_deployment(env: dict[str, str] | None = None) -> list[str]:

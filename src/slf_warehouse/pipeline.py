@@ -191,4 +191,9 @@ def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:
         log.info("rendered %s in %.1f s (figures changed since the last edition: %s)", answer["pdf"],
                  answer["seconds"], changed)
     (settings.answers_dir / "index.json").write_text(json.dumps(answers, indent=2), encoding="utf-8")
+    if answers:  # drafts waiting for approval that were made from an older version are stale now
+        from slf_warehouse.answers.approval import mark_stale_drafts
+
+        for stale in mark_stale_drafts(settings.answers_dir, str(answers[0]["warehouse_version"])):
+            log.info("draft %s is stale: a new warehouse version was published", stale)
     return answers

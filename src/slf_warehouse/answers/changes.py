@@ -84,8 +84,13 @@ def sidecar_document(inquiry_file: str, parameters: dict[str, Any], figures: dic
     }
 
 
+def sidecar_text(document: dict[str, Any]) -> str:
+    """The sidecar's exact text (the archival PDF embeds these very bytes)."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_sidecar(path: Path, document: dict[str, Any]) -> None:
-    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = sidecar_text(document)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

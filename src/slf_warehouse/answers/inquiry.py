@@ -56,6 +56,8 @@ class Signatory(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: NonEmpty
     title: NonEmpty
+    # The signatory's Airflow login: the letter's approval is assigned to these users (approval.py).
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")] | None = None
 
 
 class Window(BaseModel):

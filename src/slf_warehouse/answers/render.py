@@ -9,6 +9,12 @@ siden sidste udgave" depends on the previous edition's sidecar in the output fol
 The PDF is PDF/UA-1 (WeasyPrint's ``pdf_variant="pdf/ua-1"``): tagged (a structure tree of
 headings, paragraphs, lists, tables with header cells, figures with alternate text), its language
 ``da``, the title shown as the window title.
+
+With an ``edition`` (``edition.py``) the letter is a draft ("UDKAST" on every page, the signature
+block unsigned) or an approved final (who approved it and when). A final may also be written as an
+archival copy for the case file (``archive=True``): the same letter as PDF/A-3a (tagged, so still
+accessible) carrying its figures sidecar, the Datagrundlag's queries and the approval record as
+embedded files (``archive.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ from markupsafe import Markup
 
 from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.answers.edition import DRAFT_MARK, Edition
 from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
 from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
 from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
 from slf_warehouse.answers.published import is_official_inquiry
-from slf_warehouse.answers.sandbox_run import DEFAULT_LIMITS, AnswerRenderError, RenderLimits, render_answer_texts
+from slf_warehouse.answers.sandbox_run import (
+    DEFAULT_LIMITS,
+    AnswerRenderError,
+    RenderLimits,
+    render_answer_texts,
+)
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 
 if TYPE_CHECKING:
@@ -52,6 +64,7 @@ class RenderedAnswer:
     changes: ch.Changes = field(default_factory=lambda: ch.Changes(None))
     inquiry_sha256: str = ""
     official: bool = True
+    archive_path: Path | None = None
 
 
 def default_templates_dir() -> Path:
@@ -168,7 +181,8 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
 def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *,
                    run_info: dict[str, Any] | None = None,
                    templates_dir: Path | None = None, previous: Path | None = None,
-                   limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None) -> RenderedAnswer:
+                   limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None,
+                   edition: Edition | None = None, archive: bool = False) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
     ``warehouse_reader.PostgresSource`` naming a published PostgreSQL version) and write
     ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
@@ -177,7 +191,10 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     default the one this call replaces in ``out_dir``. The appendix and the sidecar carry the
     inquiry file's SHA-256; a letter is official only when its inquiry file is one of the
     project's (``published.is_official_inquiry``; ``official`` may only narrow that), and an
-    unofficial one says so on every page."""
+    unofficial one says so on every page.
+
+    ``edition`` makes it a draft or an approved final; ``archive`` (finals only) also writes
+    ``<inquiry-stem>.arkiv.pdf``, the PDF/A-3a copy with its evidence embedded."""
     from slf_warehouse.warehouse_reader import DuckDBSource, open_reader
 
     if isinstance(warehouse, (str, Path)):
@@ -186,6 +203,8 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
     loaded = load_inquiry(inquiry_path)
     inquiry = loaded.inquiry
+    if archive and (edition is None or edition.is_draft):
+        raise ValueError("only an approved final is archived")
     official = is_official_inquiry(inquiry_path) and official is not False
     with open_reader(warehouse) as reader:  # one version, one snapshot, for every figure and the files
         figures = evaluate_figures(reader, loaded.figure_names, inquiry.parameters)
@@ -201,6 +220,8 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
     record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, described, run_info,
                                  inquiry_sha256=loaded.sha256, official=official)
+    if edition is not None:
+        record["edition"] = edition.record()
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
     letter_date: date = inquiry.letter_date
@@ -218,9 +239,11 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
         inquiry_sha256=loaded.sha256,
         official=official,
         page_marks=[*(["UDKAST – ikke afsendt"] if inquiry.is_draft else []),
+                    *([DRAFT_MARK] if edition is not None and edition.is_draft else []),
                     *([] if official else ["IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"])],
         source_files=source_files,
         changes=_changes_view(changes),
+        edition=edition,
         deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
     )
 
@@ -243,6 +266,13 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     tmp = pdf_path.with_suffix(".pdf.tmp")
     tmp.write_bytes(pdf)
     tmp.replace(pdf_path)
+    archive_path = None
+    if archive:
+        from slf_warehouse.answers.archive import write_archive
+
+        archive_path = write_archive(html, out_dir / f"{inquiry_path.stem}.arkiv.pdf", templates_dir=templates_dir,
+                                     identifier=identifier, record=record, figures=figures, edition=edition)
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
     return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures, sidecar_path=sidecar,
-                          changes=changes, inquiry_sha256=loaded.sha256, official=official)
+                          changes=changes, inquiry_sha256=loaded.sha256, official=official,
+                          archive_path=archive_path)
