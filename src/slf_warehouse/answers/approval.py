@@ -28,7 +28,10 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slf_warehouse.settings import Settings
 
 REVIEW_FOLDER = "review"
 APPROVED_FOLDER = "approved"
@@ -73,7 +76,7 @@ def _append_log(answers_dir: Path, entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _settings():
+def _settings() -> Settings:
     from slf_warehouse.settings import Settings
 
     return Settings.from_env()  # folders from configuration only, never from a param
@@ -206,7 +209,7 @@ def mark_stale_drafts(answers_dir: Path, published_version: str) -> list[Path]:
 
 def _current_record(draft: Mapping[str, Any]) -> dict[str, Any]:
     path = Path(draft["folder"]) / DRAFT_RECORD
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if record.get("pdf_sha256") != draft["pdf_sha256"]:
         raise ApprovalError(f"{path}: the draft record changed since the approval was asked for")
     return record
