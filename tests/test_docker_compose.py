@@ -119,9 +119,12 @@ class Stack:
         self.output = Path(variables["SLF_OUTPUT_PATH"])
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        # Compose prefers the shell's variables to the env file's: give it none (this test process
+        # has a short SLF_PSEUDONYM_KEY of its own, conftest), so .env alone says what runs.
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG")}
         return _run(["docker-compose", "--env-file", str(self.work / ".env"),
                      "-f", str(PROJECT / "docker-compose.yml"), "-f", str(PROJECT / "docker" / "compose.test.yml"),
-                     "--profile", "celery", *args], timeout, cwd=PROJECT)
+                     "--profile", "celery", *args], timeout, env=env, cwd=PROJECT)
 
     def container(self, service: str) -> str:
         ids = self.compose("ps", "-q", service, timeout=60).stdout.split()
