@@ -45,12 +45,13 @@ COPY dags /opt/airflow/dags
 
 # Compose runs the containers as AIRFLOW_UID:0 (the host user, so files in the output folder are
 # theirs): any uid in group 0 may write Airflow's home, its logs volume and HOME, as in Airflow's
-# own image. The image itself stays read-only to it.
+# own image. The image itself stays read-only to it. Such a uid has no /etc/passwd entry: Airflow asks
+# for the user name through getpass, which takes it from LOGNAME/USER first (no writable /etc/passwd).
 RUN useradd --uid 50000 --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow \
  && mkdir -p /opt/airflow/logs \
  && chown 50000:0 /opt/airflow /opt/airflow/logs && chown -R 50000:0 /home/airflow \
  && chmod g=u /opt/airflow /opt/airflow/logs && chmod -R g=u /home/airflow
-ENV AIRFLOW_HOME=/opt/airflow HOME=/home/airflow SLF_PROJECT_DIR=/opt/slf \
+ENV AIRFLOW_HOME=/opt/airflow HOME=/home/airflow LOGNAME=airflow USER=airflow SLF_PROJECT_DIR=/opt/slf \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags
 USER 50000:0
 WORKDIR /opt/airflow
