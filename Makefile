@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages: HarfBuzz subsetting (WeasyPrint font embedding), poppler (pdftotext/pdftoppm), fonts,
 # PostgreSQL (the tests start a throw-away server to run dbt on the postgres target), Chromium
-# (a test opens the Data Docs in a headless browser), Redis (the Celery broker of the deployment test).
-APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core postgresql redis-server chromium
+# (a test opens the Data Docs in a headless browser), Redis (the Celery broker of the deployment test),
+# Docker's engine, Compose and debootstrap (tests/test_docker_compose.py builds and runs the images).
+APT_PACKAGES := libharfbuzz-subset0 poppler-utils fonts-dejavu-core postgresql redis-server chromium \
+                docker.io docker-compose debootstrap
 KEY_FILE := .slf-pseudonym-key
 
 .PHONY: setup system-deps demo test test-fast lint typecheck run clean help airflow bench

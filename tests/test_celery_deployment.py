@@ -39,7 +39,7 @@ from service_processes import ProcessGroups, wait_for
 pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parents[1]
-IMAGE_AIRFLOW_HOME = "/opt/airflow"  # the official image's AIRFLOW_HOME (Dockerfile: FROM apache/airflow)
+IMAGE_AIRFLOW_HOME = "/opt/airflow"  # the image's AIRFLOW_HOME (Dockerfile: ENV AIRFLOW_HOME)
 SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 WORKERS = ("slf-worker-1", "slf-worker-2")
 USERS = {"ops": "Admin", "finance": "slf_finance", "writer": "slf_answer_writer", "auditor": "slf_auditor"}
