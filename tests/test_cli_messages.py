@@ -1,0 +1,106 @@
+"""Every user mistake `slf` can meet gets one sentence, a documented exit code and no traceback.
+
+Each case runs the real command in a subprocess, as a user would; none of them needs a refresh
+(the ones that need a published warehouse are in test_cli_tools.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SLF = [sys.executable, "-m", "slf_warehouse.cli"]
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def slf(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SLF, *args], capture_output=True, text=True, timeout=120,
+                          env=env if env is not None else os.environ.copy(), cwd=cwd)
+
+
+def one_sentence(result: subprocess.CompletedProcess[str], code: int, *expected: str) -> str:
+    """The command failed with ``code`` and said so in one line naming ``expected``, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+def test_help_documents_the_exit_codes() -> None:
+    for args in ([], ["run"], ["answer"], ["inquiry"]):
+        text = slf(*args, "--help").stdout
+        for line in ("0  done", "1  data rejected", "2  a usage or configuration mistake", "3  another refresh"):
+            assert line in text, (args, line)
+    assert "SLF_PSEUDONYM_KEY" in slf("run", "--help").stdout
+
+
+def test_misspelt_inquiry_names_the_close_one(tmp_path: Path) -> None:
+    for name in ("enhedslisten", "enhedslisten-slv", "enhedslisten-slv.yaml"):
+        result = slf("answer", name, "--out", str(tmp_path / "out"), cwd=tmp_path)
+        one_sentence(result, 2, "no such inquiry file", "did you mean 'enhedslisten-slf'?",
+                     "enhedslisten-slf.yaml, konservative-kompetenceaktiviteter.yaml")
+
+
+@pytest.mark.parametrize("name", ["enhedslisten-slf", "enhedslisten-slf.yaml"])
+def test_inquiry_by_name_from_any_folder_reaches_the_warehouse_check(tmp_path: Path, name: str) -> None:
+    """A name in inquiries/, with or without .yaml, is found wherever the command runs (here: no
+    warehouse is published yet, which is the next thing it says)."""
+    result = slf("answer", name, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    one_sentence(result, 2, "no warehouse has been published", "run a refresh first")
+
+
+def test_missing_key_is_refused_before_airflow_starts(tmp_path: Path, sample_landing: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SLF_PSEUDONYM_KEY"}
+    started = time.monotonic()
+    result = slf("run", "--landing", str(sample_landing), "--out", str(tmp_path / "out"), env=env)
+    one_sentence(result, 2, "SLF_PSEUDONYM_KEY is not set", ".slf-pseudonym-key")
+    assert time.monotonic() - started < 15  # Airflow's start-up alone takes longer
+    assert not (tmp_path / "out").exists()
+    short = slf("run", "--landing", str(sample_landing), "--out", str(tmp_path / "out"),
+                env={**env, "SLF_PSEUDONYM_KEY": "short"})
+    one_sentence(short, 2, "SLF_PSEUDONYM_KEY is shorter than 16 characters")
+
+
+def test_landing_that_does_not_exist_or_has_no_source_folders(tmp_path: Path) -> None:
+    missing = slf("run", "--landing", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    one_sentence(missing, 2, f"landing folder {tmp_path / 'nowhere'} does not exist", "slf sample-data")
+    (tmp_path / "downloads" / "misc").mkdir(parents=True)
+    wrong = slf("run", "--landing", str(tmp_path / "downloads"), "--out", str(tmp_path / "out"))
+    one_sentence(wrong, 2, "has none of the source folders", "posteringer")
+    ingest = slf("ingest", "--landing", str(tmp_path / "downloads"), "--warehouse", str(tmp_path / "w.duckdb"))
+    one_sentence(ingest, 2, "has none of the source folders")
+
+
+def test_output_folder_that_is_not_writable(tmp_path: Path, sample_landing: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = slf("run", "--landing", str(sample_landing), "--out", str(blocker / "out"))
+    one_sentence(result, 2, f"output folder {blocker / 'out'} is not writable", "--out")
+    answer = slf("answer", "enhedslisten-slf", "--out", str(blocker / "out"))
+    one_sentence(answer, 2, "answer folder", "is not writable")
+
+
+def test_other_usage_mistakes(tmp_path: Path) -> None:
+    one_sentence(slf("status", "--out", str(tmp_path / "none")), 2, "does not exist")
+    one_sentence(slf("figures", "--out", str(tmp_path), "--from", "1. januar"), 2, "--from/--to", "YYYY-MM-DD")
+    one_sentence(slf("figures", "--out", str(tmp_path), "--inquiry", "enhedslist"), 2,
+                 "did you mean 'enhedslisten-slf'?")
+    one_sentence(slf("inquiry", "new", "Min Forespørgsel", "--dir", str(tmp_path)), 2, "not a usable inquiry name")
+    assert slf("inquiry", "new", "venstre-slf", "--dir", str(tmp_path)).returncode == 0
+    one_sentence(slf("inquiry", "new", "venstre-slf", "--dir", str(tmp_path)), 2, "exists already")
+
+
+def test_figures_without_a_published_warehouse_still_lists_them(tmp_path: Path) -> None:
+    result = slf("figures", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    one_sentence(result, 0, "values not shown", "no warehouse has been published")
+    assert "allocated_total  (Afsat i alt; unit kr)" in result.stdout
+    assert "today:" not in result.stdout
