@@ -104,3 +104,37 @@ def test_figures_without_a_published_warehouse_still_lists_them(tmp_path: Path) 
     one_sentence(result, 0, "values not shown", "no warehouse has been published")
     assert "allocated_total  (Afsat i alt; unit kr)" in result.stdout
     assert "today:" not in result.stdout
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_inquiry_check_reports_every_problem_with_its_line(tmp_path: Path) -> None:
+    text = (PROJECT / "inquiries" / "enhedslisten-slf.yaml").read_text(encoding="utf-8")
+    broken = (text.replace("{{ spent_salaries }}", "{{ spent_salaries | safe }}")
+                  .replace("      - figure: allocated_by_source", "      - figure: allocated_by_sorce")
+                  .replace("{% endif %}", "{% endiff %}", 1)
+                  .replace("  - name: Thomas Medom", "  - nme: Thomas Medom"))
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken, encoding="utf-8")
+    result = slf("inquiry", "check", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    expected = [
+        (_line_of(broken, "- nme: Thomas Medom"), "signatories[0].nme: unknown field"),
+        (_line_of(broken, "- figure: allocated_by_sorce"), "did you mean 'allocated_by_source'?"),
+        (_line_of(broken, "spent_salaries | safe"), "filter 'safe' is not allowed"),
+        (_line_of(broken, "{% endiff %}"), "Encountered unknown tag 'endiff'"),
+    ]
+    for line, message in expected:
+        assert any(f.startswith(f"{path}:{line}: ") and message in f for f in lines), (line, message, lines)
+    assert lines[-1] == f"{path}: 5 problem(s)"  # the four, and the signatory's name now missing
+
+    late = text.replace("deadline: 2024-09-09", "deadline: 2024-09-10")
+    path.write_text(late, encoding="utf-8")
+    result = slf("inquiry", "check", str(path))
+    assert result.returncode == 1
+    assert f"{path}:{_line_of(late, 'deadline: 2024-09-10')}: deadline 2024-09-10 is not 10 working days after " \
+           f"2024-08-26" in result.stderr
+    assert slf("inquiry", "check", str(PROJECT / "inquiries" / "enhedslisten-slf.yaml")).returncode == 0

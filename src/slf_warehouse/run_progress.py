@@ -28,6 +28,7 @@ POLL_SECONDS = 0.4
 
 DONE_STATES = {"success", "skipped", "failed", "upstream_failed", "removed"}
 FAILED_STATES = {"failed", "upstream_failed"}
+FINISHED = ("ok", "failed", "skipped", "not run")  # a step's statuses once all its tasks are done
 RUNNING_STATES = {"running", "deferred", "up_for_retry", "up_for_reschedule", "restarting", "awaiting_input"}
 
 
@@ -56,10 +57,12 @@ class Step:
 
     @property
     def status(self) -> str:
-        """pending, running, ok, skipped or failed."""
+        """pending, running, ok, skipped, failed, or "not run" (an earlier step failed)."""
         states = self.states
-        if any(s in FAILED_STATES for s in states):
+        if "failed" in states:
             return "failed"
+        if "upstream_failed" in states and all(s in DONE_STATES for s in states):
+            return "not run"
         if states and all(s == "skipped" for s in states):
             return "skipped"
         if states and all(s in DONE_STATES for s in states):
@@ -77,7 +80,7 @@ class Step:
     def event_time(self) -> float:
         """When the step's latest change happened: its end once finished, else its start."""
         ends = [t["end"] for t in self.tasks.values() if t.get("end")]
-        if self.status in ("ok", "failed", "skipped") and ends:
+        if self.status in FINISHED and ends:
             return max(ends)
         return self.started or 0.0
 
@@ -87,7 +90,9 @@ class Step:
         counted); while it runs, the time since it started."""
         if self.started is None:
             return None
-        if self.status in ("ok", "failed", "skipped"):
+        if self.status == "not run":
+            return None
+        if self.status in FINISHED:
             return sum(t["end"] - t["start"] for t in self.tasks.values() if t.get("start") and t.get("end"))
         return time.time() - self.started
 
@@ -122,7 +127,8 @@ def _seconds(value: float | None) -> str:
 class PlainDisplay:
     """A line per step start and end: for logs, CI and cron (no terminal control codes)."""
 
-    MARK = {"running": "started", "ok": "done", "failed": "FAILED", "skipped": "skipped"}
+    MARK = {"running": "started", "ok": "done", "failed": "FAILED", "skipped": "skipped",
+            "not run": "not run (an earlier step failed)"}
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -138,7 +144,7 @@ class PlainDisplay:
         for step in self.board.update(tasks):
             if step.status == "pending":
                 continue
-            took = f"  {_seconds(step.seconds)}" if step.status != "running" else ""
+            took = f"  {_seconds(step.seconds)}" if step.seconds is not None and step.status != "running" else ""
             print(f"  {step.name:<26} {self.MARK[step.status]}{took}", file=self.stream, flush=True)
 
 
@@ -164,10 +170,11 @@ class LiveDisplay:
         table.add_column(min_width=24)
         table.add_column(justify="right", min_width=8)
         marks = {"ok": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
-                 "skipped": Text("–", style="dim")}
+                 "skipped": Text("–", style="dim"), "not run": Text("–", style="dim")}
         for step in self.board.ordered():
             mark = Spinner("dots") if step.status == "running" else marks.get(step.status, Text("·"))
-            table.add_row(mark, Text(step.name, style="red" if step.status == "failed" else ""),
+            name = step.name + (" (not run: an earlier step failed)" if step.status == "not run" else "")
+            table.add_row(mark, Text(name, style="red" if step.status == "failed" else ""),
                           Text(_seconds(step.seconds), style="dim"))
         if not self.board.steps:
             table.add_row(Spinner("dots"), Text("starting Airflow"), Text(""))

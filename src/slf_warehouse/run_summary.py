@@ -27,6 +27,9 @@ def _sources(ingested: dict[str, dict], quarantine: Path, since: float) -> dict[
             if (quarantine / source).is_dir() else []
         if not by_status and not rejected and source not in ingested:
             continue
+        if source not in ingested:  # its load failed: what it put in the unpublished build does not count
+            table[source] = {"loaded": None, "unchanged": None, "rejected": len(rejected), "rows": None}
+            continue
         table[source] = {"loaded": by_status.get("loaded", {}).get("files", 0),
                          "unchanged": by_status.get(UNCHANGED, {}).get("files", 0),
                          "rejected": max(len(rejected), by_status.get("rejected", {}).get("files", 0)),
@@ -100,22 +103,31 @@ def build_summary(result: dict[str, Any], out: Path, started: float, seconds: fl
     }
 
 
+def _n(value: int | None) -> str:
+    return "–" if value is None else str(value)
+
+
 def _counts(counts: dict[str, int], order: tuple[str, ...]) -> str:
     return ", ".join(f"{counts.get(k, 0)} {k}" for k in order if counts.get(k, 0) or k in order[:1]) or "none"
 
 
 def format_summary(summary: dict[str, Any], log_path: Path) -> list[str]:
     """Ten seconds' reading for a finance officer."""
-    outcome = "published" if summary["published_version"] else (summary["status"] or "not published")
+    outcome = "published" if summary["published_version"] else \
+        ("refused at the quality gate, not published" if summary["status"] == "refused" else "not published")
     head = "Refresh succeeded" if summary["succeeded"] else "Refresh FAILED"
     lines = [f"{head}: {outcome}, in {summary['seconds']:.0f} s (run {summary['run_id'] or 'not started'})", ""]
     if summary["sources"]:
         lines.append(f"  {'source':<16}{'loaded':>8}{'unchanged':>11}{'rejected':>10}{'rows':>9}")
-        for source, c in summary["sources"].items():
-            lines.append(f"  {source:<16}{c['loaded']:>8}{c['unchanged']:>11}{c['rejected']:>10}{c['rows']:>9}")
-        total = {k: sum(c[k] for c in summary["sources"].values()) for k in ("loaded", "unchanged", "rejected", "rows")}
+        sources = summary["sources"]
+        for source, c in sources.items():
+            lines.append(f"  {source:<16}{_n(c['loaded']):>8}{_n(c['unchanged']):>11}{c['rejected']:>10}"
+                         f"{_n(c['rows']):>9}")
+        total = {k: sum(c[k] or 0 for c in sources.values()) for k in ("loaded", "unchanged", "rejected", "rows")}
         lines.append(f"  {'all':<16}{total['loaded']:>8}{total['unchanged']:>11}{total['rejected']:>10}"
                      f"{total['rows']:>9}")
+        if any(c["loaded"] is None for c in sources.values()):
+            lines.append("  (–: a source with a rejected file is loaded again in full by the next refresh)")
         lines.append("")
     if summary["dbt"]:
         models, tests = summary["dbt"]["models"], summary["dbt"]["tests"]

@@ -287,16 +287,17 @@ def content_problems(path: Path, text: str, inquiry: Any, used: list[str]):
         except TemplateSyntaxError as e:
             yield Problem(_answer_line(text, i, e.lineno), f"{_where(path, text, i, e.lineno)}: {field}: template "
                                                            f"error on line {e.lineno}: {e.message}")
-            continue
-        for refused in refused_constructs(ast):
-            yield Problem(_answer_line(text, i, refused.lineno),
-                          f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the answer: "
-                          f"{refused.message}")
-        names = names_used(ast, env.globals.keys())
-        unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
-        if unknown:
-            yield Problem(_answer_line(text, i, 1), f"{path}: {field}: {_unknown(unknown)}")
-        used.extend(n for n in names if n in FIGURES)
+            ast = None  # nothing more to learn from this answer; its tables and charts are still checked
+        if ast is not None:
+            for refused in refused_constructs(ast):
+                yield Problem(_answer_line(text, i, refused.lineno),
+                              f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
+                              f"answer: {refused.message}")
+            names = names_used(ast, env.globals.keys())
+            unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
+            if unknown:
+                yield Problem(_answer_line(text, i, 1), f"{path}: {field}: {_unknown(unknown)}")
+            used.extend(n for n in names if n in FIGURES)
         for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
             for j, exhibit in enumerate(exhibits):
                 where = f"questions[{i}].{kind}[{j}] (question {q.number})"
