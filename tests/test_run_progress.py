@@ -74,3 +74,18 @@ def test_failed_runs_summary_says_what_was_rejected_and_that_nothing_was_publish
     assert "  all                   30          1         1     1440" in text
     assert "published  nothing (the published warehouse is unchanged)" in text
     json.dumps(summary)  # what --json prints
+
+
+def test_task_states_from_the_rest_api_feed_the_same_board() -> None:
+    from slf_warehouse.run_progress import rest_task_states
+
+    tis = [{"task_id": "dbt.dbt_producer_watcher", "state": "success", "start_date": "2026-12-01T06:00:10.5Z",
+            "end_date": "2026-12-01T06:00:40.5Z", "map_index": -1},
+           {"task_id": "dbt.stg_ledger.run", "state": "running", "start_date": "2026-12-01T06:00:11+00:00",
+            "end_date": None}]
+    board = StepBoard()
+    board.update(rest_task_states(tis))
+    assert board.steps["dbt build"].status == "running"
+    tis[1].update(state="success", end_date="2026-12-01T06:00:41+00:00")
+    board.update(rest_task_states(tis))
+    assert board.steps["dbt build"].status == "ok" and board.steps["dbt build"].seconds == 60.0

@@ -215,7 +215,23 @@ def follow(stream: IO[str], on_tasks: Callable[[list[dict[str, Any]]], None]) ->
     return thread
 
 
-# --- the watcher, inside the process that runs dag.test() ----------------------------------------
+# --- where task states come from ----------------------------------------------------------------
+
+def _epoch(value: str | None) -> float | None:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def rest_task_states(task_instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``task_instances`` of ``GET /api/v2/dags/{dag}/dagRuns/{run}/taskInstances`` (a run
+    triggered through the REST API) as the board takes them."""
+    return [{"task_id": ti["task_id"], "state": ti.get("state"), "start": _epoch(ti.get("start_date")),
+             "end": _epoch(ti.get("end_date"))} for ti in task_instances]
+
+
+# The embedded run: a thread inside the process that runs dag.test().
+
 
 def task_states(dag_id: str, output_dir: str, since: float) -> list[dict[str, Any]]:
     """The task instances of the dag.test run of ``dag_id`` on ``output_dir`` started after ``since``."""
