@@ -19,7 +19,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def slf(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SLF, *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*SLF, *args], check=False, capture_output=True, text=True, timeout=120,
                           env=env if env is not None else os.environ.copy(), cwd=cwd)
 
 

@@ -79,7 +79,7 @@ def test_failed_runs_summary_says_what_was_rejected_and_that_nothing_was_publish
 def test_task_states_from_the_rest_api_feed_the_same_board() -> None:
     from slf_warehouse.run_progress import rest_task_states
 
-    tis = [{"task_id": "dbt.dbt_producer_watcher", "state": "success", "start_date": "2026-12-01T06:00:10.5Z",
+    tis: list[dict] = [{"task_id": "dbt.dbt_producer_watcher", "state": "success", "start_date": "2026-12-01T06:00:10.5Z",
             "end_date": "2026-12-01T06:00:40.5Z", "map_index": -1},
            {"task_id": "dbt.stg_ledger.run", "state": "running", "start_date": "2026-12-01T06:00:11+00:00",
             "end_date": None}]

@@ -42,10 +42,9 @@ def _sample_data(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The main job, through Airflow: the slf_refresh DAG run once with dag.test(), holding the
     output folder's lock throughout (its Airflow process shares it, so it outlives a killed CLI)."""
-    from slf_warehouse.run_lock import RunInProgress, hold_output
-
     from slf_warehouse.pipeline import StepFailed, check_refresh_engine
     from slf_warehouse.preflight import EXIT_BUSY, require_landing, require_pseudonym_key, require_writable
+    from slf_warehouse.run_lock import RunInProgress, hold_output
     from slf_warehouse.settings import Settings
 
     landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
@@ -98,7 +97,7 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
                                         env=env, stdout=subprocess.PIPE if args.verbose else log,
                                         stderr=subprocess.STDOUT, text=True, pass_fds=(lock.fd, progress_w))
                 os.close(progress_w)
-                if args.verbose:  # the log, live, as well as in its file
+                if proc.stdout is not None:  # -v: the log, live, as well as in its file
                     for line in proc.stdout:
                         log.write(line)
                         sys.stderr.write(line)
@@ -113,7 +112,7 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
         print(json.dumps({**result, "summary": summary}))
     if proc.returncode != 0:
         if not args.json:
-            print("", file=sys.stderr)
+            print(file=sys.stderr)
             for text in format_summary(summary, log_path):
                 print(text, file=sys.stderr)
         print("\nWhy:", file=sys.stderr)
@@ -122,7 +121,7 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
         print(f"Full Airflow log: {log_path}", file=sys.stderr)
         return 1
     if not args.json:
-        print("")
+        print()
         print("\n".join(format_summary(summary, log_path)))
         print(f"  quality    {out / 'quality'} (report.pdf, data_docs/index.html)")
     return 0

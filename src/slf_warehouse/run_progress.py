@@ -21,7 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from datetime import UTC
+from typing import IO, Any, ClassVar, Self
 
 PROGRESS_FD_ENV = "SLF_PROGRESS_FD"
 POLL_SECONDS = 0.4
@@ -127,14 +128,14 @@ def _seconds(value: float | None) -> str:
 class PlainDisplay:
     """A line per step start and end: for logs, CI and cron (no terminal control codes)."""
 
-    MARK = {"running": "started", "ok": "done", "failed": "FAILED", "skipped": "skipped",
+    MARK: ClassVar[dict[str, str]] = {"running": "started", "ok": "done", "failed": "FAILED", "skipped": "skipped",
             "not run": "not run (an earlier step failed)"}
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.board = StepBoard()
 
-    def __enter__(self) -> PlainDisplay:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -180,7 +181,7 @@ class LiveDisplay:
             table.add_row(Spinner("dots"), Text("starting Airflow"), Text(""))
         return table
 
-    def __enter__(self) -> LiveDisplay:
+    def __enter__(self) -> Self:
         self.live.__enter__()
         return self
 
@@ -220,7 +221,7 @@ def follow(stream: IO[str], on_tasks: Callable[[list[dict[str, Any]]], None]) ->
 def _epoch(value: str | None) -> float | None:
     from datetime import datetime
 
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+    return datetime.fromisoformat(value).timestamp() if value else None
 
 
 def rest_task_states(task_instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,15 +236,14 @@ def rest_task_states(task_instances: list[dict[str, Any]]) -> list[dict[str, Any
 
 def task_states(dag_id: str, output_dir: str, since: float) -> list[dict[str, Any]]:
     """The task instances of the dag.test run of ``dag_id`` on ``output_dir`` started after ``since``."""
-    from datetime import datetime, timezone
-
-    from sqlalchemy import select
+    from datetime import datetime
 
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
 
-    after = datetime.fromtimestamp(since, tz=timezone.utc)
+    after = datetime.fromtimestamp(since, tz=UTC)
     with create_session() as session:
         runs = session.scalars(select(DagRun).where(
             DagRun.dag_id == dag_id, DagRun.triggered_by == DagRunTriggeredByType.TEST,
@@ -267,7 +267,7 @@ class TaskStateWatcher:
         self.thread = threading.Thread(target=self._poll, name="slf-task-states", daemon=True)
         self.last: list[dict[str, Any]] | None = None
 
-    def __enter__(self) -> TaskStateWatcher:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -278,9 +278,11 @@ class TaskStateWatcher:
         self.out.close()
 
     def publish(self) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             tasks = task_states(self.dag_id, self.output_dir, self.since)
-        except Exception as e:  # a busy SQLite file: the next poll will see it
+        except SQLAlchemyError as e:  # a busy SQLite file: the next poll will see it
             print(f"progress: task states not read this time ({type(e).__name__})", file=sys.stderr)
             return
         if tasks and tasks != self.last:

@@ -33,7 +33,7 @@ def status(output_dir: Path, last: int = 5) -> dict[str, Any]:
         with open_reader(source) as reader:
             files = _source_files(reader)
         per_source = Counter(f["source"] for f in files)
-        rows = Counter()
+        rows: Counter[str] = Counter()
         for f in files:
             rows[f["source"]] += int(f["rows"] or 0)
         entry = next((r for r in runs if r.get("run_id") == version.run_id), {})

@@ -17,10 +17,10 @@ from typing import Any
 UNCHANGED = "skipped-duplicate"  # a file already loaded with the same bytes (ingest.loading)
 
 
-def _sources(ingested: dict[str, dict], quarantine: Path, since: float) -> dict[str, dict[str, int]]:
+def _sources(ingested: dict[str, dict], quarantine: Path, since: float) -> dict[str, dict[str, int | None]]:
     from slf_warehouse.contract import SOURCES
 
-    table: dict[str, dict[str, int]] = {}
+    table: dict[str, dict[str, int | None]] = {}
     for source in SOURCES:
         by_status = (ingested.get(source) or {}).get("by_status") or {}
         rejected = [r for r in (quarantine / source).glob("*.errors.txt") if r.stat().st_mtime >= since] \
@@ -52,8 +52,9 @@ def _dbt(quality_dir: Path, run_id: str) -> dict[str, dict[str, int]] | None:
     kinds: dict[str, Counter] = {"models": Counter(), "tests": Counter()}
     for unique_id, r in results.items():
         kind = "tests" if unique_id.startswith(("test.", "unit_test.")) else "models"
+        raw = str(r.get("status"))
         status = {"success": "passed", "pass": "passed", "warn": "warned", "error": "failed",
-                  "fail": "failed", "skipped": "skipped"}.get(r.get("status"), str(r.get("status")))
+                  "fail": "failed", "skipped": "skipped"}.get(raw, raw)
         kinds[kind][status] += 1
     return {k: dict(v) for k, v in kinds.items()}
 
@@ -70,7 +71,7 @@ def _published_version(out: Path, run_id: str) -> str | None:
 
     try:
         published, _ = published_warehouse(Settings.from_env(output_dir=out))
-    except Exception:  # none published yet, or the server is unreachable: the summary says "not published"
+    except Exception:  # noqa: BLE001 - none published, or the server unreachable: the summary says "not published"
         return None
     return published.version if published.run_id == run_id else None
 

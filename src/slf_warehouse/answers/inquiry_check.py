@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -54,22 +55,24 @@ def check_inquiry_file(path: Path) -> list[Problem]:
     if not isinstance(data, dict):
         return [Problem(1, f"{path}:1: expected a mapping of fields at the top level")]
     problems: list[Problem] = []
+    inquiry: Any
     try:
         inquiry = Inquiry.model_validate(data)
     except ValidationError as e:
         for error in e.errors():
-            line = _validation_line(text, error)
-            problems.append(Problem(line, f"{path}:{line}: {_describe(error)}" if line else
-                                    f"{path}: {_describe(error)}"))
+            detail = dict(error)
+            placed = _validation_line(text, detail)
+            problems.append(Problem(placed, f"{path}:{placed}: {_describe(detail)}" if placed else
+                                    f"{path}: {_describe(detail)}"))
         inquiry = _valid_parts(data)  # the templates of the questions that did validate are checked too
     problems.extend(_placed(p, path) for p in content_problems(path, text, inquiry, []))
     return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
 
 
-def _valid_parts(data: dict):
+def _valid_parts(data: dict) -> SimpleNamespace:
     """The questions (None where one is invalid: indices stay the file's) and appendix figures of an
     inquiry whose fields did not all validate."""
-    questions = []
+    questions: list[Question | None] = []
     for q in data.get("questions") or [] if isinstance(data.get("questions"), list) else []:
         try:
             questions.append(Question.model_validate(q))
