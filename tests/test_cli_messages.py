@@ -138,3 +138,28 @@ def test_inquiry_check_reports_every_problem_with_its_line(tmp_path: Path) -> No
     assert f"{path}:{_line_of(late, 'deadline: 2024-09-10')}: deadline 2024-09-10 is not 10 working days after " \
            f"2024-08-26" in result.stderr
     assert slf("inquiry", "check", str(PROJECT / "inquiries" / "enhedslisten-slf.yaml")).returncode == 0
+
+
+def test_inquiry_check_places_yaml_and_encoding_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("party: Venstre\nreceived: 2024-08-26\nsubject: [SLF\nwindow: x\n", encoding="utf-8")
+    result = slf("inquiry", "check", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{path}:4: not valid YAML: "), result.stderr
+    path.write_bytes("party: Venstre\nsubject: Sk\u00e6rt\n".encode("cp1252"))
+    result = slf("inquiry", "check", str(path))
+    assert result.returncode == 1 and result.stderr.startswith(f"{path}:2: not UTF-8 text"), result.stderr
+
+
+def test_ingest_prints_a_table_per_source_and_nothing_of_the_libraries(tmp_path: Path, sample_landing: Path) -> None:
+    warehouse = tmp_path / "wh" / "raw.duckdb"
+    files = {s.name: len([f for f in s.iterdir() if f.is_file()]) for s in sample_landing.iterdir() if s.is_dir()}
+    first = slf("ingest", "--landing", str(sample_landing), "--warehouse", str(warehouse))
+    assert first.returncode == 0, first.stderr
+    assert not first.stderr.strip(), first.stderr
+    for source, n in files.items():
+        assert any(line.split()[:4] == [source, str(n), "0", "0"] for line in first.stdout.splitlines()), source
+    again = slf("ingest", "--landing", str(sample_landing), "--warehouse", str(warehouse))
+    for source, n in files.items():
+        assert any(line.split() == [source, "0", str(n), "0", "0"] for line in again.stdout.splitlines()), source
+    assert (tmp_path / "wh" / "logs" / "slf_ingest.log").exists()

@@ -76,6 +76,8 @@ def test_answer_by_name_with_or_without_yaml_from_any_folder(refreshed, tmp_path
         assert done.stdout.splitlines()[0] == str(out / "answers" / "enhedslisten-slf.pdf")
         assert "Traceback" not in done.stderr and not done.stderr.strip(), done.stderr  # quiet: no library lines
     assert "Step 2 - Fetching" in (out / "logs" / "slf_answer.log").read_text(encoding="utf-8")
+    verbose = slf("answer", "enhedslisten-slf", "--out", str(out), "-v")
+    assert verbose.returncode == 0 and "Step 2 - Fetching and parsing CSS" in verbose.stderr  # -v: shown live
 
 
 def test_figures_lists_an_inquirys_figures_with_the_letters_values(refreshed) -> None:

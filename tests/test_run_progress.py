@@ -89,3 +89,17 @@ def test_task_states_from_the_rest_api_feed_the_same_board() -> None:
     tis[1].update(state="success", end_date="2026-12-01T06:00:41+00:00")
     board.update(rest_task_states(tis))
     assert board.steps["dbt build"].status == "ok" and board.steps["dbt build"].seconds == 60.0
+
+
+def test_verbose_before_or_after_the_command() -> None:
+    import slf_warehouse.cli as cli
+
+    seen = []
+    real = cli._status
+    cli._status = lambda args: seen.append(args.verbose) or 0
+    try:
+        for argv in (["-v", "status"], ["status", "-v"], ["status", "--verbose"], ["status"]):
+            cli.main(argv)
+    finally:
+        cli._status = real
+    assert seen == [True, True, True, False]

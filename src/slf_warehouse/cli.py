@@ -348,11 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     from slf_warehouse.file_modes import private_outputs
 
     private_outputs()  # outputs and logs may hold personal data; children inherit the umask
-    verbose = argparse.ArgumentParser(add_help=False)
-    verbose.add_argument("-v", "--verbose", action="store_true",
-                         help="show the libraries' and Airflow's log lines live (they always go to the log file)")
-    parser = argparse.ArgumentParser(prog="slf", description=__doc__, epilog=EXIT_CODES, parents=[verbose],
+    verbose_help = "show the libraries' and Airflow's log lines live (they always go to the log file)"
+    parser = argparse.ArgumentParser(prog="slf", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # After the command too; SUPPRESS: not given there, the top level's value stands.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, **kw):

@@ -43,8 +43,8 @@ def check_inquiry_file(path: Path) -> list[Problem]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        return [Problem(line, f"{path}:{line}: not UTF-8 text (byte {e.start})")]
+        bad_line = raw[:e.start].count(b"\n") + 1
+        return [Problem(bad_line, f"{path}:{bad_line}: not UTF-8 text (byte {e.start})")]
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
