@@ -91,15 +91,11 @@ def test_task_states_from_the_rest_api_feed_the_same_board() -> None:
     assert board.steps["dbt build"].status == "ok" and board.steps["dbt build"].seconds == 60.0
 
 
-def test_verbose_before_or_after_the_command() -> None:
+def test_verbose_before_or_after_the_command(monkeypatch) -> None:
     import slf_warehouse.cli as cli
 
-    seen = []
-    real = cli._status
-    cli._status = lambda args: seen.append(args.verbose) or 0
-    try:
-        for argv in (["-v", "status"], ["status", "-v"], ["status", "--verbose"], ["status"]):
-            cli.main(argv)
-    finally:
-        cli._status = real
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "_status", lambda args: seen.append(args.verbose) or 0)  # the parsing is under test
+    for argv in (["-v", "status"], ["status", "-v"], ["status", "--verbose"], ["status"]):
+        cli.main(argv)
     assert seen == [True, True, True, False]
