@@ -48,11 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     from slf_warehouse.settings import Settings
 
     landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
-    require_landing(landing)
-    try:
+    try:  # the configuration first: with an engine it cannot write, no folder matters
         check_refresh_engine(Settings.from_env(landing, out))
     except (StepFailed, ValueError) as refused:
         raise UsageError(str(refused)) from None
+    require_landing(landing)
     require_pseudonym_key()
     require_writable(out)
     try:
