@@ -99,3 +99,19 @@ def test_verbose_before_or_after_the_command(monkeypatch) -> None:
     for argv in (["-v", "status"], ["status", "-v"], ["status", "--verbose"], ["status"]):
         cli.main(argv)
     assert seen == [True, True, True, False]
+
+
+def test_the_watcher_outlives_a_reader_that_went_away(monkeypatch) -> None:
+    """`slf run` killed alone: its Airflow process runs on (run_lock), so the watcher must not fail it."""
+    from slf_warehouse import run_progress
+
+    r, w = os.pipe()
+    os.close(r)  # nobody reads any more
+    watcher = run_progress.TaskStateWatcher(w, "slf_refresh", "/nowhere")
+    states = [[task("prepare_build", "running", 0)], [task("prepare_build", "success", 0, 1)]]
+    # the metadata database's answers, two polls' worth (the pipe is what is under test)
+    monkeypatch.setattr(run_progress, "task_states", lambda *a: states.pop(0) if states else [])
+    watcher.publish()
+    watcher.publish()
+    watcher._close()
+    assert watcher.out.closed

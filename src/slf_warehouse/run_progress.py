@@ -275,7 +275,13 @@ class TaskStateWatcher:
         self.stopped.set()
         self.thread.join(timeout=10)
         self.publish()  # the final states, once more
-        self.out.close()
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self.out.close()
+        except OSError:  # the reader is gone: what was buffered has nowhere to go
+            pass
 
     def publish(self) -> None:
         from sqlalchemy.exc import SQLAlchemyError
@@ -285,9 +291,12 @@ class TaskStateWatcher:
         except SQLAlchemyError as e:  # a busy SQLite file: the next poll will see it
             print(f"progress: task states not read this time ({type(e).__name__})", file=sys.stderr)
             return
-        if tasks and tasks != self.last:
+        if tasks and tasks != self.last and not self.out.closed:
             self.last = tasks
-            self.out.write(json.dumps({"tasks": tasks}) + "\n")
+            try:
+                self.out.write(json.dumps({"tasks": tasks}) + "\n")
+            except OSError:  # `slf run` was killed; the run goes on without anyone watching
+                self._close()
 
     def _poll(self) -> None:
         while not self.stopped.wait(POLL_SECONDS):
