@@ -92,7 +92,7 @@ def test_task_states_from_the_rest_api_feed_the_same_board() -> None:
 
 
 def test_verbose_before_or_after_the_command(monkeypatch) -> None:
-    import slf_warehouse.cli as cli
+    from slf_warehouse import cli
 
     seen: list[bool] = []
     monkeypatch.setattr(cli, "_status", lambda args: seen.append(args.verbose) or 0)  # the parsing is under test
