@@ -116,8 +116,15 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
     run.raise_for_status()
     run_id = run.json()["dag_run_id"]
 
+    from slf_warehouse.run_progress import StepBoard, rest_task_states
+
+    board, seen = StepBoard(), []  # `slf run`'s progress, fed from the REST API's task states
+
     def finished():
         state = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=10).json()["state"]
+        tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500},
+                          timeout=10).json()["task_instances"]
+        seen.extend((s.name, s.status) for s in board.update(rest_task_states(tis)))
         return state if state in ("success", "failed") else None
 
     state = _wait(finished, 900, "the triggered run finishing", step=5)
@@ -129,6 +136,8 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
                     + ", ".join(f"{t}={s}" for t, s in states.items() if s != "success"))
     assert (out / "answers" / "enhedslisten-slf.pdf").exists()
     assert (out / "warehouse" / "published.json").exists()
+    for step in ("prepare build", "ingest posteringer", "dbt build", "quality checks", "publish", "answers"):
+        assert (step, "ok") in seen and board.steps[step].seconds > 0, (step, seen)
     # Under the scheduler dbt runs in Cosmos' watcher mode: one producer, and a sensor per model
     # (and per model's tests) showing that model's result.
     assert states["dbt.dbt_producer_watcher"] == "success"

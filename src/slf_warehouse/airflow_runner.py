@@ -55,6 +55,31 @@ def record_orphans_without_lease(conf: dict, run_ids: list[str]) -> None:
                               render_report=False)
 
 
+def _test_watched(dag, conf: dict):
+    """dag.test(), its task states reported as they change to the fd `slf run` reads (run_progress)."""
+    from slf_warehouse.run_progress import PROGRESS_FD_ENV, TaskStateWatcher
+
+    fd = os.environ.get(PROGRESS_FD_ENV)
+    if not fd or not conf.get("output_dir"):
+        return dag.test(run_conf=conf)
+    with TaskStateWatcher(int(fd), dag.dag_id, conf["output_dir"]):
+        return dag.test(run_conf=conf)
+
+
+def ingested_sources(dag_id: str, run_id: str) -> dict[str, dict]:
+    """What each source's load task returned (files and rows by status; pipeline.ingest_source), for
+    the run's summary. Counts only: no file content or personal data is in these values."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run_id, key="return_value", dag_ids=dag_id)).all()
+        # get_many is annotated as selecting tuples; scalars() yields the XComModel rows themselves
+        values = {row.task_id: XComModel.deserialize_value(row) for row in rows}  # type: ignore[attr-defined]
+    return {v["source"]: v for task_id, v in values.items()
+            if task_id.startswith("ingest_") and task_id.endswith(".load") and isinstance(v, dict) and "source" in v}
+
+
 def main(argv: list[str]) -> int:
     dag_id, conf = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
     from airflow.dag_processing.dagbag import DagBag
@@ -74,7 +99,7 @@ def main(argv: list[str]) -> int:
             print(f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)",
                   file=sys.stderr)
             record_orphans_without_lease(conf, orphans)
-    run = dag.test(run_conf=conf)
+    run = _test_watched(dag, conf)
     tis = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date))
     failed = [ti.task_id for ti in tis if ti.state not in ("success", "skipped")]
     # What each task took (the benchmark reads it), and each DAG file's parse time as the
@@ -84,7 +109,7 @@ def main(argv: list[str]) -> int:
               "end": ti.end_date.timestamp() if ti.end_date else None} for ti in tis]
     parse = {Path(stat.file).name: stat.duration.total_seconds() for stat in bag.dagbag_stats}
     print(json.dumps({"dag_id": dag_id, "run_id": run.run_id, "state": str(run.state), "not_succeeded": failed,
-                      "tasks": tasks, "parse_seconds": parse}))
+                      "tasks": tasks, "parse_seconds": parse, "ingested": ingested_sources(dag_id, run.run_id)}))
     return 0 if str(run.state) == "success" and not failed else 1
 
 

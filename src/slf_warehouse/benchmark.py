@@ -90,6 +90,7 @@ def run_stage(stage: str, args: dict[str, object], log_dir: Path) -> Record:
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / f"{stage}.out", log_dir / f"{stage}.err"
     started = time.perf_counter()
+    print(f"bench: {stage} …", file=sys.stderr, flush=True)
     # Files, not pipes: dbt writes its whole log to stdout, which would fill a pipe nobody reads yet.
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], stdout=out, stderr=err, text=True)
@@ -98,6 +99,7 @@ def run_stage(stage: str, args: dict[str, object], log_dir: Path) -> Record:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"stage {stage} failed ({proc.returncode}):\n{err_path.read_text()[-3000:]}")
+    print(f"bench: {stage} done in {seconds:.1f} s (log: {err_path})", file=sys.stderr, flush=True)
     lines = [line for line in out_path.read_text().splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {}
     # ru_maxrss is in KiB on Linux: the child's own peak, including DuckDB's native memory.
@@ -146,7 +148,15 @@ def run_refresh(landing: Path, out: Path) -> tuple[Record, list[tuple[float, flo
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    output, _ = proc.communicate()
+    print("bench: the refresh (slf run) …", file=sys.stderr, flush=True)
+    kept = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # slf run's step lines, shown as they come (its log stays in its file)
+        kept.append(line)
+        if line.startswith("  ") and not line.startswith("   "):
+            print(f"bench: {line.rstrip()}", file=sys.stderr, flush=True)
+    proc.wait()
+    output = "".join(kept)
     done.set()
     sampler.join()
     seconds = time.perf_counter() - started

@@ -100,7 +100,10 @@ def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
     if report.rejected:
         raise IngestFailed(report)
     return {"source": source, "files": len(report.files), "rows": sum(f.rows for f in report.files),
-            "statuses": sorted({f.status for f in report.files})}
+            "statuses": sorted({f.status for f in report.files}),
+            "by_status": {status: {"files": sum(1 for f in report.files if f.status == status),
+                                   "rows": sum(f.rows for f in report.files if f.status == status)}
+                          for status in sorted({f.status for f in report.files})}}
 
 
 def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, full_refresh: bool = False) -> None:

@@ -26,7 +26,7 @@ figures sidecar name the exact inquiry text the answer was made from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -208,8 +208,6 @@ def _describe(error: ErrorDetails) -> str:
 
 def load_inquiry(path: Path | str) -> LoadedInquiry:
     """Read and validate an inquiry file; raise InquiryError naming the file and the field."""
-    from jinja2 import TemplateSyntaxError
-
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -229,45 +227,100 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
         problems = "; ".join(_describe(err) for err in e.errors())
         raise InquiryError(f"{path}: {problems}") from None
 
-    env = answer_environment()
     used: list[str] = []
+    for problem in content_problems(path, text, inquiry, used):
+        raise InquiryError(problem.message)
+    order = list(FIGURES)  # the registry's order: stable, and grouped by subject
+    return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index), hashlib.sha256(raw).hexdigest())
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in an inquiry file: its line in the file (None: not placed) and the message
+    (which names the file, and the line when known)."""
+
+    line: int | None
+    message: str
+
+
+def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based file line of the value at ``loc`` (keys and list indices), or of the deepest part
+    of it that exists; None when the text does not parse."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _unknown(names: list[str]) -> str:
+    """The unknown names, a close known figure for a misspelt one, and the known figures."""
+    import difflib
+
+    hints = [f"did you mean {close[0]!r}?" for n in names
+             if (close := difflib.get_close_matches(n, list(FIGURES), n=1, cutoff=0.75))]
+    return (f"unknown figure {', '.join(repr(n) for n in names)} " + (" ".join(hints) + " " if hints else "")
+            + f"(known figures: {', '.join(FIGURES)})")
+
+
+def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> Iterator[Problem]:
+    """Every problem in the questions' templates, tables and charts and in ``appendix_figures``, in
+    file order (a valid ``Inquiry``, or anything with ``questions`` (``None`` for one that did not
+    validate) and ``appendix_figures``); the figures used are appended to ``used``."""
+    from jinja2 import TemplateSyntaxError
+
+    env = answer_environment()
     for i, q in enumerate(inquiry.questions):
+        if q is None:
+            continue
         field = f"questions[{i}].answer (question {q.number})"
         try:
             ast = env.parse(q.answer)
         except TemplateSyntaxError as e:
-            raise InquiryError(f"{_where(path, text, i, e.lineno)}: {field}: template error on line {e.lineno}: "
-                               f"{e.message}") from None
-        if refused := refused_constructs(ast):
-            first = refused[0]
-            raise InquiryError(f"{_where(path, text, i, first.lineno)}: {field}, line {first.lineno} of the answer: "
-                               f"{first.message}") from None
-        names = names_used(ast, env.globals.keys())
-        unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
-        if unknown:
-            raise InquiryError(f"{path}: {field}: unknown figure {', '.join(repr(n) for n in unknown)} "
-                               f"(known figures: {', '.join(FIGURES)})")
-        used.extend(n for n in names if n in FIGURES)
-        groups: tuple[tuple[str, Sequence[TableSpec | ChartSpec]], ...] = (
-            ("tables", q.tables), ("charts", q.charts))
-        for kind, exhibits in groups:
+            yield Problem(_answer_line(text, i, e.lineno), f"{_where(path, text, i, e.lineno)}: {field}: template "
+                                                           f"error on line {e.lineno}: {e.message}")
+            ast = None  # nothing more to learn from this answer; its tables and charts are still checked
+        if ast is not None:
+            for refused in refused_constructs(ast):
+                yield Problem(_answer_line(text, i, refused.lineno),
+                              f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
+                              f"answer: {refused.message}")
+            names = names_used(ast, env.globals.keys())
+            unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
+            if unknown:
+                yield Problem(_answer_line(text, i, 1), f"{path}: {field}: {_unknown(unknown)}")
+            used.extend(n for n in names if n in FIGURES)
+        for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
             for j, exhibit in enumerate(exhibits):
                 where = f"questions[{i}].{kind}[{j}] (question {q.number})"
+                line = yaml_line(text, ("questions", i, kind, j))
                 if exhibit.figure not in FIGURES:
-                    raise InquiryError(f"{path}: {where}: unknown figure {exhibit.figure!r} "
-                                       f"(known figures: {', '.join(FIGURES)})")
+                    yield Problem(line, f"{path}: {where}: {_unknown([exhibit.figure])}")
+                    continue
                 try:
                     check_exhibit(exhibit, FIGURES[exhibit.figure])
                 except ExhibitError as e:
-                    raise InquiryError(f"{path}: {where}: {e}") from None
+                    yield Problem(line, f"{path}: {where}: {e}")
+                    continue
                 used.append(exhibit.figure)
     for i, name in enumerate(inquiry.appendix_figures):
         if name not in FIGURES:
-            raise InquiryError(f"{path}: appendix_figures[{i}]: unknown figure {name!r} "
-                               f"(known figures: {', '.join(FIGURES)})")
+            yield Problem(yaml_line(text, ("appendix_figures", i)),
+                          f"{path}: appendix_figures[{i}]: {_unknown([name])}")
+            continue
         used.append(name)
-    order = list(FIGURES)  # the registry's order: stable, and grouped by subject
-    return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index), hashlib.sha256(raw).hexdigest())
 
 
 def _where(path: Path, text: str, index: int, template_line: int | None) -> str:

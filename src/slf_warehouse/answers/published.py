@@ -44,8 +44,13 @@ def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
         if candidate.suffix not in (".yaml", ".yml"):
             candidate = candidate.with_name(candidate.name + ".yaml")
     if not candidate.is_file():
-        known = ", ".join(sorted(p.name for p in inquiries_dir.glob("*.yaml"))) or "none"
-        raise InquiryError(f"{candidate}: no such inquiry file (in {inquiries_dir}: {known})")
+        import difflib
+
+        files = sorted(p.name for p in inquiries_dir.glob("*.yaml"))
+        close = difflib.get_close_matches(Path(text).stem, [Path(f).stem for f in files], n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InquiryError(f"{candidate}: no such inquiry file ({hint}in {inquiries_dir}: "
+                           f"{', '.join(files) or 'none'})")
     return candidate
 
 
