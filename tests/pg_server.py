@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from postgres_server import PgServer, throwaway_postgres
 
-__all__ = ["PgServer", "pg_server", "PG_USER", "PG_DATABASE"]
+__all__ = ["PgServer", "pg_server", "fresh_database", "PG_USER", "PG_DATABASE"]
 
 PG_USER, PG_DATABASE = "slf", "slf_warehouse"
 
@@ -20,3 +20,12 @@ PG_USER, PG_DATABASE = "slf", "slf_warehouse"
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     with throwaway_postgres(tmp_path_factory, PG_USER, PG_DATABASE) as server:
         yield server
+
+
+def fresh_database(server: PgServer) -> PgServer:
+    """A new empty database of its own on `server` (same superuser), for one test."""
+    import uuid
+
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    server.execute(f"CREATE DATABASE {database}")
+    return PgServer(server.host, server.port, server.user, server.password, database)
