@@ -52,7 +52,7 @@ def dotenv(work: Path) -> dict[str, str]:
     values = compose_env.read_env_file(PROJECT / ".env.example")
     values.update({
         "AIRFLOW_DB_PASSWORD": secrets.token_hex(16), "SLF_PG_PASSWORD": secrets.token_hex(16),
-        "AIRFLOW_JWT_SECRET": secrets.token_hex(32), "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
+        "SLF_READER_PASSWORD": secrets.token_hex(16), "AIRFLOW_JWT_SECRET": secrets.token_hex(32), "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(), "SLF_PSEUDONYM_KEY": secrets.token_hex(32),
         "AIRFLOW_EXECUTOR": "CeleryExecutor", "AIRFLOW_WORKER_CONCURRENCY": "4",
         "SLF_USERS_PATH": str(work / "users"), "SLF_LANDING_PATH": str(work / "landing"),
