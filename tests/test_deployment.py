@@ -174,3 +174,19 @@ def test_init_sets_up_the_warehouse_reader_from_its_secret(tmp_path: Path, tmp_p
             psycopg2.connect(host=pg.host, port=pg.port, user="slf_reader", password=password,
                              dbname="slf_warehouse").close()
         psycopg2.connect(host=pg.host, port=pg.port, user="slf_reader", password=new, dbname="slf_warehouse").close()
+
+
+def test_a_warehouse_user_that_cannot_create_the_reader_is_a_clear_error(tmp_path_factory) -> None:
+    from postgres_server import throwaway_postgres
+
+    from slf_warehouse.deployment import setup_reader_role
+
+    owner_password = secrets.token_hex(16)
+    with throwaway_postgres(tmp_path_factory, "slf", "slf_warehouse") as pg:
+        pg.execute(("create role plain login password %s", (owner_password,)),
+                   "alter database slf_warehouse owner to plain")
+        env = {"SLF_WAREHOUSE_ENGINE": "postgres", **pg.env(), "SLF_PG_USER": "plain",
+               "SLF_PG_PASSWORD": owner_password, "SLF_READER_PASSWORD": secrets.token_hex(16)}
+        with pytest.raises(DeploymentError, match="slf_reader could not be set up .* as plain .*permission denied") as e:
+            setup_reader_role(env)
+        assert owner_password not in str(e.value) and env["SLF_READER_PASSWORD"] not in str(e.value)

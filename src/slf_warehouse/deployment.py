@@ -249,7 +249,19 @@ def setup_reader_role(env: dict[str, str]) -> list[str]:
     from slf_warehouse.pg_raw import conninfo_from_env
     from slf_warehouse.warehouse_pg import READER_ROLE, ensure_reader_role
 
-    ensure_reader_role(conninfo_from_env(env), reader_password(env))
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    conninfo, password = conninfo_from_env(env), reader_password(env)
+    try:
+        ensure_reader_role(conninfo, password)
+    except psycopg2.Error as e:
+        dsn = parse_dsn(conninfo)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DeploymentError(f"the read-only role {READER_ROLE} could not be set up on the warehouse "
+                              f"{dsn.get('host')}:{dsn.get('port')}/{dsn.get('dbname')} as {dsn.get('user')} "
+                              f"({reason}): SLF_PG_USER must own the warehouse database and may create roles "
+                              f"(the postgres image's POSTGRES_USER does)") from None
     return [f"warehouse reader role {READER_ROLE}: may read the published marts only"]
 
 
