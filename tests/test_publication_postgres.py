@@ -12,8 +12,6 @@ the PostgreSQL side of test_publication.py and test_concurrent_runs.py:
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
