@@ -6,7 +6,8 @@ in `docs/data-contracts.md`). This DAG:
 
 1. **prepare_build** — claims the output folder (one refresh per folder at a time: a second is refused,
    naming the holder; a run left unfinished by a killed process is recorded as failed and its build
-   removed), then copies the published warehouse into a new build file (nothing published is touched);
+   removed), then copies the published warehouse into a new build (a file, or with
+   `SLF_WAREHOUSE_ENGINE=postgres` the build's own schemas on the server; nothing published is touched);
 2. **ingest_<source>** — one group per source: `pull` fetches the deliveries from the source's location
    (`SLF_SOURCE_<SOURCE>_URL`: a folder or an HTTP(S) share, credentials from the Airflow Connection
    `slf_source_<source>`; retried with back-off), `load` validates every file against the contract and
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 
-from slf_warehouse.dbt_tasks import dbt_docs_task, dbt_tasks, output_dir_macro
+from slf_warehouse.dbt_tasks import BUILD_MACROS, dbt_docs_task, dbt_tasks, output_dir_macro
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
@@ -46,6 +47,8 @@ WRITER_POOL = "slf_warehouse_writer"
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
 DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
 DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
+# prepare_build's build reference (build_ref.BuildRef), as the dbt tasks' templates read it
+BUILD_XCOM = "ti.xcom_pull(task_ids='prepare_build')"
 DBT_PROJECT = Path(os.environ.get("SLF_PROJECT_DIR", Path(__file__).resolve().parents[1])) / "dbt_project"
 
 
@@ -56,6 +59,13 @@ def _settings():
     private_outputs()  # a task may run in a worker nothing of ours started: its files owner-only too
     params = get_current_context()["params"]
     return Settings.from_env(params["landing_dir"], params["output_dir"])
+
+
+def _build(build_ref: str):
+    """The run's build from prepare_build's reference (a DuckDB file or a PostgreSQL build)."""
+    from slf_warehouse import pipeline
+
+    return pipeline.build_from_ref(_settings(), build_ref)
 
 
 def _run_id() -> str:
@@ -90,14 +100,16 @@ def _dagrun_alive(run_id: str) -> bool:
                               "loaded rows (after a change to their logic); otherwise only new deliveries"),
     },
     doc_md=__doc__,
-    user_defined_macros={"slf_output_dir": output_dir_macro},
+    user_defined_macros={"slf_output_dir": output_dir_macro, **BUILD_MACROS},
 )
 def slf_refresh():
     @task
     def prepare_build() -> str:
         from slf_warehouse import pipeline
 
-        return str(pipeline.prepare_build(_settings(), _run_id(), _dagrun_alive))
+        from slf_warehouse.build_ref import BuildRef
+
+        return BuildRef.of(pipeline.prepare_build(_settings(), _run_id(), _dagrun_alive)).to_xcom()
 
     build = prepare_build()
 
@@ -113,43 +125,37 @@ def slf_refresh():
 
             # Loads write the one build file, which takes one writer at a time: a one-slot pool.
             @task(task_id="load", pool=WRITER_POOL)
-            def load(build_path: str, folder: str, source: str = source) -> dict:
+            def load(build_ref: str, folder: str, source: str = source) -> dict:
                 from pathlib import Path
 
                 from slf_warehouse import pipeline
 
-                return pipeline.ingest_source(_settings(), Path(build_path), source, _run_id(), Path(folder))
+                return pipeline.ingest_source(_settings(), _build(build_ref), source, _run_id(), Path(folder))
 
             ingested.append(load(build, pull()))
 
     # The dbt step's shape (one `dbt build` task by default) is chosen by SLF_DBT_MODE; see
     # slf_warehouse.dbt_tasks and docs/performance.md for what each costs.
-    dbt = dbt_tasks(DBT_PROJECT, "{{ ti.xcom_pull(task_ids='prepare_build') }}", WRITER_POOL)
+    dbt = dbt_tasks(DBT_PROJECT, BUILD_XCOM, WRITER_POOL)
     dbt_first, dbt_last = (dbt[0], dbt[-1]) if isinstance(dbt, list) else (dbt, dbt)
 
     @task
-    def quality_checkpoint(build_path: str) -> dict:
-        from pathlib import Path
-
+    def quality_checkpoint(build_ref: str) -> dict:
         from slf_warehouse import pipeline
 
         override = get_current_context()["params"].get("quality_override") or None
-        return pipeline.quality_checks(_settings(), Path(build_path), _run_id(), override)
+        return pipeline.quality_checks(_settings(), _build(build_ref), _run_id(), override)
 
     @task(outlets=[PUBLISHED_WAREHOUSE])
-    def publish(build_path: str) -> dict:
-        from pathlib import Path
-
+    def publish(build_ref: str) -> dict:
         from slf_warehouse import pipeline
 
-        return pipeline.publish(_settings(), Path(build_path), _run_id())
+        return pipeline.publish(_settings(), _build(build_ref), _run_id())
 
     # Runs whatever happened upstream, so a refused or failed run is in the history and the report;
     # a leaf beside render_answers, so the run's state still follows the real work.
     @task(trigger_rule="all_done")
     def record_outcome() -> None:
-        from pathlib import Path
-
         from slf_warehouse import pipeline
 
         ti = get_current_context()["ti"]
@@ -158,8 +164,12 @@ def slf_refresh():
         # Every step below returns a value, so a missing one is a step that did not finish.
         steps = ["prepare_build", *(f"ingest_{s}.load" for s in SOURCES), "quality_checkpoint", "publish"]
         unfinished = [step for step in steps if ti.xcom_pull(task_ids=step) is None]
-        build = ti.xcom_pull(task_ids="prepare_build")
-        pipeline.record_unpublished_run(_settings(), Path(build) if build else None, _run_id(), unfinished)
+        build_ref = ti.xcom_pull(task_ids="prepare_build")
+        try:
+            build = _build(build_ref) if build_ref else None
+        except pipeline.StepFailed:  # its build is gone: the history line is still written
+            build = None
+        pipeline.record_unpublished_run(_settings(), build, _run_id(), unfinished)
 
     @task
     def render_answers() -> list[dict]:
@@ -177,7 +187,7 @@ def slf_refresh():
     checked = quality_checkpoint(build)
     published = publish(build)
     ingested >> dbt_first
-    docs = dbt_docs_task(DBT_PROJECT, "{{ ti.xcom_pull(task_ids='prepare_build') }}", WRITER_POOL)
+    docs = dbt_docs_task(DBT_PROJECT, BUILD_XCOM, WRITER_POOL)
     answers, outcome = render_answers(), record_outcome()
     dbt_last >> checked >> docs >> published >> answers
     published >> outcome

@@ -5,15 +5,17 @@ the compose file's airflow-init, api-server, scheduler, dag-processor, triggerer
 workers. Every setting and command comes from docker-compose.yml with a generated .env: service
 host names become 127.0.0.1 and this test's ports, container paths become folders here
 (tests/compose_env.py). Each worker gets its own host name (a UTS namespace, as a container has),
-so the task instances show where they ran; both share the output folder and the DuckDB writer
-pool, as on one host.
+so the task instances show where they ran; both share the output folder and the writer pool, as
+on one host.
 
 Then, through the REST API, as each role: the auditor lists runs and reads logs but its trigger is
 refused (403), the answer writer cannot trigger slf_refresh, the finance user's slf_refresh on the
 sample data succeeds on both workers and the letter states the sample's figures.
 
-The warehouse is still the DuckDB file; the second database (`SLF_PG_DATABASE`) is created for the
-PostgreSQL engine, which will then be one more line in `dotenv()`.
+The warehouse is PostgreSQL (the compose file's `SLF_WAREHOUSE_ENGINE=postgres`, the second
+database `SLF_PG_DATABASE`): the published marts' totals equal those of a DuckDB refresh of the same
+data, and after a second delivery (one corrected month) the next refresh loads only that file and
+the totals follow the DuckDB refresh of the corrected data.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def dotenv(work: Path) -> dict[str, str]:
     values = compose_env.read_env_file(PROJECT / ".env.example")
     values.update({
         "AIRFLOW_DB_PASSWORD": secrets.token_hex(16), "SLF_PG_PASSWORD": secrets.token_hex(16),
-        "AIRFLOW_JWT_SECRET": secrets.token_hex(32), "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
+        "SLF_READER_PASSWORD": secrets.token_hex(16), "AIRFLOW_JWT_SECRET": secrets.token_hex(32), "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(), "SLF_PSEUDONYM_KEY": secrets.token_hex(32),
         "AIRFLOW_EXECUTOR": "CeleryExecutor", "AIRFLOW_WORKER_CONCURRENCY": "4",
         "SLF_USERS_PATH": str(work / "users"), "SLF_LANDING_PATH": str(work / "landing"),
@@ -69,6 +71,8 @@ class Deployment:
     procs: ProcessGroups
     users_file: Path
     run_init: object  # () -> CompletedProcess: airflow-init once more
+    landing: Path
+    warehouse_conninfo: str  # the warehouse database, as the deployment's SLF_PG_* name it
     tokens: dict[str, str] = field(default_factory=dict)
 
     def session(self, user: str) -> requests.Session:
@@ -126,7 +130,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             wh_env = {**services["warehouse-db"]["environment"]}
             pg.execute((f'create role "{db_env["POSTGRES_USER"]}" login password %s', (db_env["POSTGRES_PASSWORD"],)),
                        f'create database "{db_env["POSTGRES_DB"]}" owner "{db_env["POSTGRES_USER"]}"',
-                       (f'create role "{wh_env["POSTGRES_USER"]}" login password %s', (wh_env["POSTGRES_PASSWORD"],)),
+                       # the postgres image makes POSTGRES_USER its server's superuser
+                       (f'create role "{wh_env["POSTGRES_USER"]}" login superuser password %s',
+                        (wh_env["POSTGRES_PASSWORD"],)),
                        f'create database "{wh_env["POSTGRES_DB"]}" owner "{wh_env["POSTGRES_USER"]}"')
             redis_port, api_port = free_port(), free_port()
             procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
@@ -184,7 +190,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
 
             wait_for(api_up, 240, "the api-server answering", alive=procs.check_running)
             print(f"deployment up in {time.monotonic() - started:.1f} s (init {init_seconds:.1f} s)")
-            yield Deployment(base, passwords, Path(variables["SLF_OUTPUT_PATH"]), procs, users_file, run_init)
+            from psycopg2.extensions import make_dsn
+
+            warehouse = make_dsn(host="127.0.0.1", port=pg.port, user=wh_env["POSTGRES_USER"],
+                                 password=wh_env["POSTGRES_PASSWORD"], dbname=wh_env["POSTGRES_DB"])
+            yield Deployment(base, passwords, Path(variables["SLF_OUTPUT_PATH"]), procs, users_file, run_init,
+                             Path(variables["SLF_LANDING_PATH"]), warehouse)
         finally:
             procs.stop_all()
             leftovers = [n for n, p in procs.procs.items() if p.poll() is None]
@@ -253,6 +264,77 @@ def _pdf_text(path: Path) -> str:
     return re.sub(r"\s+", " ", text.replace("\u00a0", " ").replace("\u202f", " "))
 
 
+def _refresh_finished(d: Deployment, session: requests.Session, run_id: str, what: str) -> str:
+    def finished():
+        r = session.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=30)
+        state = r.json()["state"] if r.status_code == 200 else None
+        return state if state in ("success", "failed") else None
+
+    return wait_for(finished, 900, what, step=5, alive=d.procs.check_running)
+
+
+# --- the published marts' totals, on PostgreSQL and on DuckDB ---------------------------------------
+
+MONEY_COLUMN = re.compile(r".*_(dkk|kr)$")
+
+
+def pg_mart_totals(conninfo: str) -> dict[str, tuple]:
+    """Per published mart (the `marts` views): its row count and the sum of each money column."""
+    import psycopg2
+    from psycopg2 import sql
+
+    con = psycopg2.connect(conninfo)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute("select table_name, column_name from information_schema.columns "
+                        "where table_schema = 'marts' order by table_name, ordinal_position")
+            columns: dict[str, list[str]] = {}
+            for table, column in cur.fetchall():
+                columns.setdefault(table, []).extend([column] if MONEY_COLUMN.match(column) else [])
+            totals = {}
+            for table, money in columns.items():
+                cur.execute(sql.SQL("select count(*){} from {}").format(
+                    sql.SQL("").join(sql.SQL(", sum({})").format(sql.Identifier(c)) for c in money),
+                    sql.Identifier("marts", table)))
+                totals[table] = _rounded(cur.fetchone())
+            return totals
+    finally:
+        con.close()
+
+
+def duckdb_mart_totals(warehouse: Path) -> dict[str, tuple]:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        columns: dict[str, list[str]] = {}
+        for table, column in con.execute("select table_name, column_name from information_schema.columns "
+                                         "where table_schema = 'marts' order by table_name, ordinal_position").fetchall():
+            columns.setdefault(table, []).extend([column] if MONEY_COLUMN.match(column) else [])
+        return {table: _rounded(con.execute(
+            "select count(*)" + "".join(f', sum("{c}")' for c in money) + f' from marts."{table}"').fetchone())
+            for table, money in columns.items()}
+
+
+def _rounded(row: tuple) -> tuple:
+    from decimal import Decimal
+
+    return tuple(None if v is None else Decimal(str(v)).quantize(Decimal("0.01")) for v in row)
+
+
+def duckdb_refresh(landing: Path, out: Path, run_id: str) -> dict[str, tuple]:
+    """The same data refreshed on DuckDB by the pipeline's functions (test_concurrent_runs.REFRESH:
+    load, dbt build, publish) in a process of its own; the published marts' totals."""
+    from test_concurrent_runs import REFRESH
+
+    from slf_warehouse.warehouse import WarehouseStore
+
+    env = {k: v for k, v in os.environ.items() if k != "SLF_WAREHOUSE_ENGINE" and not k.startswith("SLF_PG_")}
+    done = subprocess.run([sys.executable, "-c", REFRESH, str(landing), str(out), run_id, "publish"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    return duckdb_mart_totals(WarehouseStore(out / "warehouse").published().path)
+
+
 def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
     d = deployment
     _dag_parsed(d, "slf_refresh")
@@ -269,12 +351,7 @@ def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
     unpaused = finance.patch(f"{d.base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=30)
     assert unpaused.status_code == 200, unpaused.text[:300]
 
-    def finished():
-        r = finance.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=30)
-        state = r.json()["state"] if r.status_code == 200 else None
-        return state if state in ("success", "failed") else None
-
-    state = wait_for(finished, 900, "the finance user's refresh finishing", step=5, alive=d.procs.check_running)
+    state = _refresh_finished(d, finance, run_id, "the finance user's refresh finishing")
     seconds = time.monotonic() - started
     tis = auditor.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances",
                       params={"limit": 500}, timeout=30).json()["task_instances"]
@@ -298,6 +375,57 @@ def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
     log = auditor.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances/publish/logs/"
                       f"{publish['try_number']}", headers={"Accept": "application/json"}, timeout=60)
     assert log.status_code == 200 and "publish" in log.text, log.text[:500]
+    # no warehouse file: the refresh wrote PostgreSQL, and its published marts equal DuckDB's
+    assert not (d.output / "warehouse").exists()
+    started = time.monotonic()
+    on_duckdb = duckdb_refresh(d.landing, d.output.parent / "duckdb-side", "duckdb-first")
+    print(f"the DuckDB refresh of the same data in-process: {time.monotonic() - started:.1f} s")
+    on_postgres = pg_mart_totals(d.warehouse_conninfo)
+    assert len(on_postgres) >= 15 and on_postgres == on_duckdb
+
+
+def test_a_corrected_month_refreshes_incrementally(deployment: Deployment) -> None:
+    """A second delivery: one month of the ledger corrected. The next refresh loads that file only
+    (the others are skipped as unchanged), and the published totals follow DuckDB's on the same data."""
+    import psycopg2
+
+    d = deployment
+    finance, admin = d.session("finance"), d.session("ops")
+    # Unpausing queued the last weekday morning's run behind the first: let every run finish first.
+    def idle():
+        runs = admin.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns", params={"limit": 100}, timeout=30).json()
+        return all(r["state"] in ("success", "failed") for r in runs["dag_runs"]) or None
+
+    wait_for(idle, 900, "the earlier refreshes finishing", step=5, alive=d.procs.check_running)
+    before = pg_mart_totals(d.warehouse_conninfo)
+    month = d.landing / "posteringer" / "posteringer_2023-03.csv"
+    month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
+    run = finance.post(f"{d.base}/api/v2/dags/slf_refresh/dagRuns", timeout=30,
+                       json={"logical_date": None, "conf": {}})
+    assert run.status_code == 200, run.text[:500]
+    run_id = run.json()["dag_run_id"]
+    started = time.monotonic()
+    state = _refresh_finished(d, finance, run_id, "the second delivery's refresh finishing")
+    assert state == "success", f"run {run_id} {state}\n" + d.procs.log_tail("slf-worker-1")
+    print(f"incremental refresh {time.monotonic() - started:.1f} s")
+
+    con = psycopg2.connect(d.warehouse_conninfo)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute("select file_name, status from audit.load_manifest where run_id = %s and status <> "
+                        "'skipped-duplicate'", (run_id,))
+            loaded = cur.fetchall()
+            cur.execute("select count(*) from audit.load_manifest where run_id = %s", (run_id,))
+            seen = cur.fetchone()[0]
+            cur.execute("select status from audit.runs where run_id = %s", (run_id,))
+            status = cur.fetchone()
+    finally:
+        con.close()
+    assert loaded == [(month.name, "loaded")] and seen > 60, loaded
+    assert status == ("published",)
+    after = pg_mart_totals(d.warehouse_conninfo)
+    assert after != before
+    assert after == duckdb_refresh(d.landing, d.output.parent / "duckdb-side", "duckdb-corrected")
 
 
 def _token_status(d: Deployment, user: str, password: str) -> int:

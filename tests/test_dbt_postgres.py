@@ -9,10 +9,6 @@ figures the sample data was generated to produce.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -22,11 +18,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import run_dbt as dbt
 
 from slf_warehouse.sample_data import SampleConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
-DBT_PROJECT = PROJECT / "dbt_project"
 CONFIG = SampleConfig()
 WINDOW_END = date(2024, 6, 30)
 
@@ -41,18 +37,6 @@ class Builds:
     postgres_results: dict
     copied: list
     seconds: dict[str, float]
-
-
-def dbt(target: str, work: Path, env: dict[str, str], *args: str) -> dict:
-    dbt_exe = Path(sys.executable).with_name("dbt")
-    result = subprocess.run(
-        [str(dbt_exe) if dbt_exe.exists() else "dbt", *args, "--project-dir", str(DBT_PROJECT),
-         "--profiles-dir", str(DBT_PROJECT), "--target", target,
-         "--target-path", str(work / f"target-{target}"), "--log-path", str(work / f"logs-{target}")],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_USE_COLORS": "false"})
-    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    return json.loads((work / f"target-{target}" / "run_results.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -133,3 +133,62 @@ def test_local_password_file_is_private(tmp_path: Path) -> None:
     assert path.read_text() == '{"admin": "x"}\n'  # kept: the user's password stays the same
     old.unlink()
     assert stat.S_IMODE(private_password_file(env).stat().st_mode) == 0o600
+
+
+def test_init_sets_up_the_warehouse_reader_from_its_secret(tmp_path: Path, tmp_path_factory) -> None:
+    """With SLF_WAREHOUSE_ENGINE=postgres, init refuses a weak SLF_READER_PASSWORD (naming the
+    variable, not the value) and otherwise creates slf_reader with it, from the environment or the
+    secret file: it logs in and reads the published marts, not raw."""
+    import psycopg2
+    from postgres_server import throwaway_postgres
+
+    from slf_warehouse.deployment import reader_password, setup_reader_role
+
+    assert setup_reader_role({"SLF_WAREHOUSE_ENGINE": "duckdb"}) == []  # no server, no role
+    for weak in ("change-me", "short-1a2b", ""):
+        with pytest.raises(DeploymentError, match="SLF_READER_PASSWORD .*the warehouse reader's password") as e:
+            reader_password({"SLF_READER_PASSWORD": weak})
+        assert not weak or weak not in str(e.value)
+    secret = tmp_path / "reader_password"
+    password = secrets.token_hex(16)
+    secret.write_text(password + "\n")
+    with throwaway_postgres(tmp_path_factory, "slf", "slf_warehouse") as pg:
+        pg.execute("create schema raw", "create table raw.loen (beloeb numeric)",
+                   "create schema marts", "create view marts.fct_x as select 1 as n", database="slf_warehouse")
+        env = {"SLF_WAREHOUSE_ENGINE": "postgres", **pg.env(), "SLF_READER_PASSWORD_FILE": str(secret)}
+        lines = setup_reader_role(env)
+        assert lines and password not in " ".join(lines)
+        con = psycopg2.connect(host=pg.host, port=pg.port, user="slf_reader", password=password,
+                               dbname="slf_warehouse")
+        try:
+            with con.cursor() as cur:
+                cur.execute("select n from marts.fct_x")
+                assert cur.fetchall() == [(1,)]
+            con.rollback()
+            with con.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("select * from raw.loen")
+        finally:
+            con.close()
+        # again from the environment with a new password: the role follows the secret
+        new = secrets.token_hex(16)
+        setup_reader_role({**env, "SLF_READER_PASSWORD": new})
+        with pytest.raises(psycopg2.OperationalError):
+            psycopg2.connect(host=pg.host, port=pg.port, user="slf_reader", password=password,
+                             dbname="slf_warehouse").close()
+        psycopg2.connect(host=pg.host, port=pg.port, user="slf_reader", password=new, dbname="slf_warehouse").close()
+
+
+def test_a_warehouse_user_that_cannot_create_the_reader_is_a_clear_error(tmp_path_factory) -> None:
+    from postgres_server import throwaway_postgres
+
+    from slf_warehouse.deployment import setup_reader_role
+
+    owner_password = secrets.token_hex(16)
+    with throwaway_postgres(tmp_path_factory, "slf", "slf_warehouse") as pg:
+        pg.execute(("create role plain login password %s", (owner_password,)),
+                   "alter database slf_warehouse owner to plain")
+        env = {"SLF_WAREHOUSE_ENGINE": "postgres", **pg.env(), "SLF_PG_USER": "plain",
+               "SLF_PG_PASSWORD": owner_password, "SLF_READER_PASSWORD": secrets.token_hex(16)}
+        with pytest.raises(DeploymentError, match="slf_reader could not be set up .* as plain .*permission denied") as e:
+            setup_reader_role(env)
+        assert owner_password not in str(e.value) and env["SLF_READER_PASSWORD"] not in str(e.value)

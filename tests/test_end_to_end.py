@@ -1,4 +1,7 @@
-"""`slf run` end to end through Airflow: the letter's figures come from whatever data is delivered."""
+"""`slf run` end to end through Airflow: the letter's figures come from whatever data is delivered.
+
+The checks are functions taking the run's environment, so test_end_to_end_postgres.py runs the same
+ones with SLF_WAREHOUSE_ENGINE=postgres."""
 
 from __future__ import annotations
 
@@ -18,9 +21,17 @@ pytestmark = pytest.mark.slow
 SLF = [sys.executable, "-m", "slf_warehouse.cli"]
 
 
-def slf_run(landing: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SLF, "run", "--landing", str(landing), "--out", str(out)], capture_output=True,
-                          text=True, env=os.environ.copy(), timeout=900)
+SAMPLE_FIGURES = ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "en projektmedarbejder",
+                  "sektionsleder", "80 %")
+OTHER_CONFIG = SampleConfig(seed=7, total_allocated_kr=31_500_000, apmf_kr=4_200_000, learning_partners_latest=12,
+                            project_employees_latest=2, survey_r_squared={2022: 0.70, 2023: 0.65})
+OTHER_FIGURES = ("31,5 mio. kr.", "4,2 mio. kr.", "12 læringspartnere", "to projektmedarbejdere", "65 %")
+OVERRIDE_REASON = "Fejlkontering i marts 2023 rettes i næste periode; godkendt af økonomichefen"
+
+
+def slf_run(landing: Path, out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SLF, "run", "--landing", str(landing), "--out", str(out), *args], capture_output=True,
+                          text=True, env=env or os.environ.copy(), timeout=900)
 
 
 def pdf_text(path: Path) -> str:
@@ -30,47 +41,91 @@ def pdf_text(path: Path) -> str:
     return re.sub(r"\s+", " ", text.replace("\u00a0", " ").replace("\u202f", " "))
 
 
-def test_sample_data_gives_the_answers_figures(tmp_path: Path) -> None:
-    landing, out = tmp_path / "landing", tmp_path / "out"
-    subprocess.run([*SLF, "sample-data", "--out", str(landing)], check=True, capture_output=True)
-    result = slf_run(landing, out)
-    assert result.returncode == 0, result.stdout + result.stderr
+def check_sample_figures(out: Path) -> None:
+    """A published run on the sample data: its answers, quality outputs and dbt docs."""
     text = pdf_text(out / "answers" / "enhedslisten-slf.pdf")
-    for figure in ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "en projektmedarbejder",
-                   "sektionsleder", "80 %"):
+    for figure in SAMPLE_FIGURES:
         assert figure in text, figure
     assert (out / "answers" / "enhedslisten-slf.html").exists()
     assert (out / "quality" / "data_docs" / "index.html").exists()
     assert (out / "quality" / "report.pdf").exists()
     assert "slf_warehouse" in (out / "dbt_docs" / "static_index.html").read_text(encoding="utf-8")
-    published = json.loads((out / "warehouse" / "published.json").read_text())
-    assert (out / "warehouse" / published["path"]).exists()
     assert (out / "answers" / "konservative-kompetenceaktiviteter.pdf").exists()
 
-    # Rendering again from the same published warehouse: nothing changed, and from then on the
-    # same bytes (the first edition's appendix says it is the first; later ones that nothing changed).
+
+def check_rerenders_are_identical(out: Path, env: dict[str, str] | None = None) -> None:
+    """Rendering again from the same published warehouse: nothing changed, and from then on the
+    same bytes (the first edition's appendix says it is the first; later ones that nothing changed)."""
     pdfs = []
     for _ in range(2):
         again = subprocess.run([*SLF, "answer", "inquiries/enhedslisten-slf.yaml", "--out", str(out)],
-                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                               env=env or os.environ.copy(), timeout=300)
         assert again.returncode == 0, again.stderr
         assert "figures changed since the last edition: none" in again.stdout
         pdfs.append((out / "answers" / "enhedslisten-slf.pdf").read_bytes())
     assert pdfs[0] == pdfs[1]
 
 
-def test_other_data_gives_other_figures(tmp_path: Path) -> None:
-    landing, out = tmp_path / "landing", tmp_path / "out"
-    write_sample_data(landing, SampleConfig(
-        seed=7, total_allocated_kr=31_500_000, apmf_kr=4_200_000, learning_partners_latest=12,
-        project_employees_latest=2, survey_r_squared={2022: 0.70, 2023: 0.65}))
-    result = slf_run(landing, out)
-    assert result.returncode == 0, result.stdout + result.stderr
+def check_other_figures(out: Path) -> None:
     text = pdf_text(out / "answers" / "enhedslisten-slf.pdf")
-    for figure in ("31,5 mio. kr.", "4,2 mio. kr.", "12 læringspartnere", "to projektmedarbejdere", "65 %"):
+    for figure in OTHER_FIGURES:
         assert figure in text, figure
     for stale in ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "80 %"):
         assert stale not in text, stale
+
+
+def put_apmf_money_on_salaries(landing: Path) -> int:
+    """One SLF salary posting of March 2023 moved to the APMF donation, which may not pay salaries;
+    returns its line number as a person counts."""
+    month = landing / "posteringer" / "posteringer_2023-03.csv"
+    lines = month.read_bytes().decode("cp1252").split("\r\n")
+    i = next(i for i, line in enumerate(lines) if ";1.1;" in line and ";SLF;" in line)
+    fields = lines[i].split(";")
+    fields[8] = "APMF"
+    lines[i] = ";".join(fields)
+    month.write_bytes("\r\n".join(lines).encode("cp1252"))
+    return i + 1
+
+
+def check_refused_for_apmf(refused: subprocess.CompletedProcess[str], out: Path, line: int) -> None:
+    assert refused.returncode != 0
+    assert "reconciliation apmf_not_on_salaries" in refused.stderr
+    assert f"posteringer_2023-03.csv linje {line}" in refused.stderr
+    assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
+    report = pdf_text(out / "quality" / "report.pdf")
+    assert "apmf_salary_postings" in report and "APMF-posteringer med hovedart 1 (løn)" in report
+    assert f"posteringer_2023-03.csv:{line}" in report  # the offending row
+
+
+def check_published_with_override(overridden: subprocess.CompletedProcess[str], out: Path) -> None:
+    assert overridden.returncode == 0, overridden.stdout + overridden.stderr
+    from pypdf import PdfReader
+
+    pages = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages]
+    assert all(f"Offentliggjort trods fejlede kvalitetskontroller: {OVERRIDE_REASON}" in p for p in pages)
+    history = [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["status"] == "published" and history[-1]["override_reason"] == OVERRIDE_REASON
+    assert any(h["status"] == "refused" for h in history)
+
+
+def test_sample_data_gives_the_answers_figures(tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    subprocess.run([*SLF, "sample-data", "--out", str(landing)], check=True, capture_output=True)
+    result = slf_run(landing, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_sample_figures(out)
+    published = json.loads((out / "warehouse" / "published.json").read_text())
+    assert (out / "warehouse" / published["path"]).exists()
+    check_rerenders_are_identical(out)
+
+
+def test_other_data_gives_other_figures(tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    write_sample_data(landing, OTHER_CONFIG)
+    result = slf_run(landing, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_other_figures(out)
 
 
 def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sample_landing: Path) -> None:
@@ -87,33 +142,11 @@ def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sampl
 
 
 def test_apmf_money_on_salaries_blocks_publication_until_overridden(tmp_path: Path, sample_landing: Path) -> None:
-    month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
-    lines = month.read_bytes().decode("cp1252").split("\r\n")
-    i = next(i for i, line in enumerate(lines) if ";1.1;" in line and ";SLF;" in line)
-    fields = lines[i].split(";")
-    fields[8] = "APMF"  # the donation may not pay salaries
-    lines[i] = ";".join(fields)
-    month.write_bytes("\r\n".join(lines).encode("cp1252"))
+    line = put_apmf_money_on_salaries(sample_landing)
     out = tmp_path / "out"
 
     refused = slf_run(sample_landing, out)
-    assert refused.returncode != 0
-    assert "reconciliation apmf_not_on_salaries" in refused.stderr
-    assert f"posteringer_2023-03.csv linje {i + 1}" in refused.stderr
-    assert not (out / "answers" / "enhedslisten-slf.pdf").exists()
+    check_refused_for_apmf(refused, out, line)
     assert not (out / "warehouse" / "published.json").exists()
-    report = pdf_text(out / "quality" / "report.pdf")
-    assert "apmf_salary_postings" in report and "APMF-posteringer med hovedart 1 (løn)" in report
-    assert f"posteringer_2023-03.csv:{i + 1}" in report  # the offending row
 
-    reason = "Fejlkontering i marts 2023 rettes i næste periode; godkendt af økonomichefen"
-    overridden = subprocess.run([*SLF, "run", "--landing", str(sample_landing), "--out", str(out),
-                                 "--quality-override", reason], capture_output=True, text=True, timeout=900)
-    assert overridden.returncode == 0, overridden.stdout + overridden.stderr
-    from pypdf import PdfReader
-
-    pages = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages]
-    assert all(f"Offentliggjort trods fejlede kvalitetskontroller: {reason}" in p for p in pages)
-    history = [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
-    assert history[-1]["status"] == "published" and history[-1]["override_reason"] == reason
-    assert any(h["status"] == "refused" for h in history)
+    check_published_with_override(slf_run(sample_landing, out, "--quality-override", OVERRIDE_REASON), out)

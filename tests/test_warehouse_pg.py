@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, dbt_build, pg_server  # noqa: F401 - the fixture, found by name
 from psycopg2 import errors, sql
 from psycopg2.extensions import make_dsn
 
@@ -33,7 +32,6 @@ from slf_warehouse.warehouse_pg import (KEEP_VERSIONS, PgBuild, PgWarehouseStore
 
 pytestmark = pytest.mark.slow
 
-DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 CONFIG = SampleConfig()
 WINDOW_END = date(2024, 6, 30)
 READER, READER_PASSWORD = "slf_reader", "reader-test-password-7c1d"
@@ -50,16 +48,6 @@ class Warehouse:
     dbt_results: dict
     work: Path
     seconds: float
-
-
-def dbt_build(work: Path, name: str, server: PgServer, build: PgBuild) -> tuple[list[str], dict[str, str]]:
-    dbt_exe = Path(sys.executable).with_name("dbt")
-    command = [str(dbt_exe) if dbt_exe.exists() else "dbt", "build", "--project-dir", str(DBT_PROJECT),
-               "--profiles-dir", str(DBT_PROJECT), "--target", "postgres",
-               "--target-path", str(work / f"target-{name}"), "--log-path", str(work / f"logs-{name}")]
-    env = {**os.environ, **server.env(), **build.dbt_env(), "SLF_WAREHOUSE_PATH": str(work / "unused.duckdb"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_USE_COLORS": "false"}
-    return command, env
 
 
 @pytest.fixture(scope="module")

@@ -52,17 +52,28 @@ def test_duckdb_reader_is_read_only_and_keeps_names(tmp_path) -> None:
             pass
 
 
-def test_a_refresh_on_an_engine_it_cannot_write_is_refused_before_it_starts(tmp_path) -> None:
-    """SLF_WAREHOUSE_ENGINE=postgres reaches the answers only: `slf run` says so at once instead of
-    quietly refreshing a DuckDB file, and claims no output folder."""
+def test_a_refresh_on_a_warehouse_it_cannot_reach_is_refused_before_it_starts(tmp_path) -> None:
+    """SLF_WAREHOUSE_ENGINE=postgres makes `slf run` refresh PostgreSQL (test_end_to_end_postgres):
+    when the server does not answer, or the engine is unknown, it says so at once, naming the
+    server but never its password, and claims no output folder."""
     import os
+    import socket
     import subprocess
     import sys
 
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     (tmp_path / "landing").mkdir()
-    env = {**os.environ, "SLF_WAREHOUSE_ENGINE": "postgres"}
-    done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(tmp_path / "landing"),
-                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "SLF_WAREHOUSE_ENGINE=postgres: the refresh writes the DuckDB warehouse only" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+    password = "not-the-real-one-0c5e2f9d"
+    base = {**os.environ, "SLF_PG_HOST": "127.0.0.1", "SLF_PG_PORT": str(port), "SLF_PG_PASSWORD": password,
+            "SLF_PG_DATABASE": "slf_wh"}
+    for engine, said in (("postgres", f"the warehouse server 127.0.0.1:{port}/slf_wh cannot be reached"),
+                         ("sqlite", "SLF_WAREHOUSE_ENGINE='sqlite': expected one of")):
+        done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(tmp_path / "landing"),
+                               "--out", str(tmp_path / "out")], env={**base, "SLF_WAREHOUSE_ENGINE": engine},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr
+        assert password not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

@@ -53,6 +53,43 @@ def output_dir_macro(params: dict[str, Any]) -> str:
     return str(Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir)
 
 
+def build_path_macro(build_ref: str) -> str:
+    """The DAG's `slf_build_path(xcom)` macro: SLF_WAREHOUSE_PATH for dbt from prepare_build's
+    build reference (the file on DuckDB, '' on PostgreSQL)."""
+    from slf_warehouse.build_ref import BuildRef
+
+    return BuildRef.from_xcom(build_ref).warehouse_path
+
+
+def build_schema_prefix_macro(build_ref: str) -> str:
+    """The DAG's `slf_build_schema_prefix(xcom)` macro: SLF_DBT_BUILD_SCHEMA_PREFIX for dbt (the
+    build's schemas on PostgreSQL, '' on DuckDB)."""
+    from slf_warehouse.build_ref import BuildRef
+
+    return BuildRef.from_xcom(build_ref).schema_prefix
+
+
+BUILD_MACROS = {"slf_build_path": build_path_macro, "slf_build_schema_prefix": build_schema_prefix_macro}
+
+
+def dbt_target_name() -> str:
+    """The profiles.yml target of the engine SLF_WAREHOUSE_ENGINE names (read when the DAG is
+    parsed: the scheduler's, workers' and `slf run`'s environments carry the same setting)."""
+    from slf_warehouse.warehouse_reader import engine_from_env
+
+    return engine_from_env()
+
+
+def build_env(build_xcom: str) -> dict[str, str]:
+    """The templated environment that points dbt at the run's build, on either engine: from the
+    Jinja expression of prepare_build's XCom (a build_ref.BuildRef; never a password, which
+    dbt's postgres target reads from the task's own SLF_PG_* environment)."""
+    from slf_warehouse.build_ref import BUILD_PREFIX_ENV
+
+    return {"SLF_WAREHOUSE_PATH": f"{{{{ slf_build_path({build_xcom}) }}}}",
+            BUILD_PREFIX_ENV: f"{{{{ slf_build_schema_prefix({build_xcom}) }}}}"}
+
+
 def kept_target_dir(output_dir: str | Path) -> Path:
     """OUT/dbt_target: the last dbt build's manifest and parse cache (one refresh runs at a time)."""
     return Path(output_dir) / KEPT_TARGET_DIR
@@ -94,40 +131,41 @@ def save_dbt_docs(project_dir: str | Path, context: Any = None, **_: Any) -> Pat
     return target
 
 
-def dbt_docs_task(project_dir: Path, warehouse_path_template: str, pool: str) -> Any:
+def dbt_docs_task(project_dir: Path, build_xcom: str, pool: str) -> Any:
     """`dbt docs generate --static` on the build (after the quality step, before publication);
-    `OUT/dbt_docs/static_index.html` opens from disk."""
+    `OUT/dbt_docs/static_index.html` opens from disk. `build_xcom`: see build_env."""
     from cosmos import ProfileConfig
     from cosmos.constants import InvocationMode
     from cosmos.operators.local import DbtDocsLocalOperator
 
     return DbtDocsLocalOperator(
         task_id="dbt_docs", project_dir=str(project_dir),
-        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
+        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name=dbt_target_name(),
                                      profiles_yml_filepath=str(project_dir / "profiles.yml")),
         invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
         # The build's manifest and parse cache (keep_dbt_target): no second parse and compile.
         dbt_cmd_flags=["--static", "--no-compile", "--target-path",
                        f"{{{{ slf_output_dir(params) }}}}/{KEPT_TARGET_DIR}"],
-        env={"SLF_WAREHOUSE_PATH": warehouse_path_template}, append_env=True,
+        env=build_env(build_xcom), append_env=True,
         install_deps=False, pool=pool, callback="slf_warehouse.dbt_tasks.save_dbt_docs")
 
 
-def dbt_tasks(project_dir: Path, warehouse_path_template: str, pool: str, mode: str | None = None) -> Any:
-    """The dbt step; returns the task or task group to chain between ingestion and quality."""
+def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = None) -> Any:
+    """The dbt step; returns the task or task group to chain between ingestion and quality.
+    `build_xcom`: the Jinja expression of the run's build reference (see build_env)."""
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
     from cosmos.operators.local import DbtBuildLocalOperator
 
     mode = mode or dbt_mode()
     dbt = str(Path(sys.executable).with_name("dbt"))
-    profile = ProfileConfig(profile_name="slf_warehouse", target_name="duckdb",
+    profile = ProfileConfig(profile_name="slf_warehouse", target_name=dbt_target_name(),
                             profiles_yml_filepath=str(project_dir / "profiles.yml"))
     # dbt runs as a subprocess so none of its DuckDB handles outlive the task (dag.test runs all
     # tasks in one process), and every task writing the warehouse takes the one-writer pool.
     # Unit tests check the models' logic on fixed rows, not the data: they run in the test suite
     # and CI (tests/), not in every scheduled refresh, as dbt recommends.
-    common: dict[str, Any] = {"env": {"SLF_WAREHOUSE_PATH": warehouse_path_template,
+    common: dict[str, Any] = {"env": {**build_env(build_xcom),
                                       "DBT_EXCLUDE_RESOURCE_TYPES": PRODUCTION_EXCLUDED_RESOURCE_TYPES},
                               "append_env": True,
                               # the DAG's param; test operators drop it

@@ -34,6 +34,11 @@ SECRET_URLS = {
     "AIRFLOW__CELERY__RESULT_BACKEND": "the Celery result backend password",
 }
 FERNET_KEY = "AIRFLOW__CORE__FERNET_KEY"
+# The read-only warehouse login for analysts and BI tools (warehouse_pg.ensure_reader_role): only
+# airflow-init needs it, so it is checked there, not by every component. From the environment, or
+# from the file SLF_READER_PASSWORD_FILE names (a Docker secret).
+READER_PASSWORD_ENV = "SLF_READER_PASSWORD"
+READER_PASSWORD_FILE_ENV = "SLF_READER_PASSWORD_FILE"
 DB_PASSWORD_MIN = 16
 USER_PASSWORD_MIN = 12
 # Words that mark a value someone copied from an example instead of generating it.
@@ -223,12 +228,59 @@ def _role_names() -> list[str]:
     return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR, SIGNATORY]
 
 
+def reader_password(env: dict[str, str]) -> str:
+    """The reader role's password (DeploymentError when missing, a placeholder or weak; never shown)."""
+    password = env.get(READER_PASSWORD_ENV, "")
+    where = READER_PASSWORD_ENV
+    if not password and (path := env.get(READER_PASSWORD_FILE_ENV)):
+        where = f"{READER_PASSWORD_FILE_ENV} ({path})"
+        try:
+            password = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise DeploymentError(f"{where} cannot be read: {e.strerror}") from None
+    if (why := _weakness(password, DB_PASSWORD_MIN)) is not None:
+        raise DeploymentError(f"refusing to start: {where} (the warehouse reader's password) {why}")
+    if not (password.isascii() and password.isprintable()):
+        raise DeploymentError(f"refusing to start: {where} (the warehouse reader's password) must be printable ASCII")
+    return password
+
+
+def setup_reader_role(env: dict[str, str]) -> list[str]:
+    """With the PostgreSQL warehouse: the login role that may SELECT the published marts and nothing
+    else, its password from SLF_READER_PASSWORD (idempotent: every init sets it again)."""
+    from slf_warehouse.warehouse_reader import engine_from_env
+
+    if engine_from_env(env) != "postgres":
+        return []
+    from slf_warehouse.pg_raw import conninfo_from_env
+    from slf_warehouse.warehouse_pg import READER_ROLE, ensure_reader_role
+
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    conninfo, password = conninfo_from_env(env), reader_password(env)
+    try:
+        ensure_reader_role(conninfo, password)
+    except psycopg2.Error as e:
+        dsn = parse_dsn(conninfo)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DeploymentError(f"the read-only role {READER_ROLE} could not be set up on the warehouse "
+                              f"{dsn.get('host')}:{dsn.get('port')}/{dsn.get('dbname')} as {dsn.get('user')} "
+                              f"({reason}): SLF_PG_USER must own the warehouse database and may create roles "
+                              f"(the postgres image's POSTGRES_USER does)") from None
+    return [f"warehouse reader role {READER_ROLE}: may read the published marts only"]
+
+
 def init_deployment(env: dict[str, str] | None = None) -> list[str]:
-    """docker-compose's airflow-init: secrets checked, metadata database migrated, pool, roles, users."""
+    """docker-compose's airflow-init: secrets checked, metadata database migrated, pool, roles, users,
+    and with the PostgreSQL warehouse its read-only role."""
     from slf_warehouse.airflow_env import setup_metadata_db
+    from slf_warehouse.warehouse_reader import engine_from_env
 
     env = dict(os.environ if env is None else env)
     require_strong_secrets(env)
+    if engine_from_env(env) == "postgres":
+        reader_password(env)  # refused before anything is set up
     if env.get("AIRFLOW__CORE__AUTH_MANAGER") != FAB_AUTH_MANAGER:
         raise DeploymentError(f"AIRFLOW__CORE__AUTH_MANAGER must be {FAB_AUTH_MANAGER} when shared")
     users_file = env.get(USERS_FILE_ENV)
@@ -236,7 +288,7 @@ def init_deployment(env: dict[str, str] | None = None) -> list[str]:
         raise DeploymentError(f"{USERS_FILE_ENV} must name the users file (`username role password` a line)")
     users = read_users(Path(users_file), set(_role_names()))
     setup_metadata_db(env)
-    return _sync_roles_and_users(users)
+    return _sync_roles_and_users(users) + setup_reader_role(env)
 
 
 def serve(component: list[str], env: dict[str, str] | None = None) -> None:

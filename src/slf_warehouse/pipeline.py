@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from slf_warehouse import run_lock
+from slf_warehouse.build_ref import BuildRef
 from slf_warehouse.settings import Settings
 from slf_warehouse.warehouse import WarehouseStore
 
@@ -24,61 +27,132 @@ class StepFailed(Exception):
 
 
 def check_refresh_engine(settings: Settings) -> None:
-    """StepFailed unless the refresh can write the chosen warehouse engine. On PostgreSQL the
-    ingestion target, the build store, the quality step and the answers exist and are tested
-    (ingest.targets, warehouse_pg, quality.target, warehouse_reader), but the refresh does not use
-    them yet: refusing is better than a run that quietly writes a DuckDB file instead."""
-    if settings.warehouse_engine != "duckdb":
-        raise StepFailed(f"SLF_WAREHOUSE_ENGINE={settings.warehouse_engine}: the refresh writes the DuckDB "
-                         f"warehouse only in this version; unset SLF_WAREHOUSE_ENGINE (answers can already "
-                         f"read a published PostgreSQL warehouse)")
+    """StepFailed unless the chosen warehouse engine can be written: SLF_WAREHOUSE_ENGINE is
+    duckdb or postgres, and on postgres the server named by SLF_PG_* answers. `slf run` asks
+    before it claims the output folder, so a wrong setting is said at once, not by a failed task.
+    The message names the server (host, port, database), never its password."""
+    try:
+        engine = settings.warehouse_engine
+    except ValueError as e:
+        raise StepFailed(str(e)) from None
+    if engine == "postgres":
+        import psycopg2
+
+        try:
+            psycopg2.connect(settings.pg_conninfo, connect_timeout=10).close()
+        except psycopg2.Error as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StepFailed(f"SLF_WAREHOUSE_ENGINE=postgres: the warehouse server {pg_server_name(settings)} "
+                             f"cannot be reached ({reason}); check SLF_PG_HOST, SLF_PG_PORT, SLF_PG_USER, "
+                             f"SLF_PG_PASSWORD and SLF_PG_DATABASE") from None
 
 
-def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Path:
+def pg_server_name(settings: Settings) -> str:
+    """host:port/database of the PostgreSQL warehouse, for messages (never the password)."""
+    from psycopg2.extensions import parse_dsn
+
+    dsn = parse_dsn(settings.pg_conninfo)
+    return f"{dsn.get('host', 'localhost')}:{dsn.get('port', 5432)}/{dsn.get('dbname', '')}"
+
+
+# --- the build, on either engine --------------------------------------------------------------------
+# A build is a DuckDB file (a Path) or a warehouse_pg.PgBuild; between Airflow tasks it travels as a
+# build_ref.BuildRef, which never holds a connection string.
+
+def build_store(settings: Settings) -> Any:
+    """The engine's build store: WarehouseStore (files in warehouse_dir) or PgWarehouseStore."""
+    if settings.warehouse_engine == "postgres":
+        from slf_warehouse.warehouse_pg import PgWarehouseStore
+
+        return PgWarehouseStore(settings.pg_conninfo)
+    return WarehouseStore(settings.warehouse_dir)
+
+
+def is_pg_build(build: Any) -> bool:
+    return not isinstance(build, (str, Path))
+
+
+def build_from_ref(settings: Settings, ref: BuildRef | str) -> Path | Any:
+    """The build a reference (or its XCom text) names, on the engine it was made on. StepFailed when
+    that is not the engine this task runs with, or when the PostgreSQL build is gone (dropped)."""
+    ref = ref if isinstance(ref, BuildRef) else BuildRef.from_xcom(ref)
+    if ref.engine != settings.warehouse_engine:
+        raise StepFailed(f"build {ref.to_xcom()} was made on {ref.engine}, but this task runs with "
+                         f"SLF_WAREHOUSE_ENGINE={settings.warehouse_engine}: every task of a refresh needs "
+                         f"the same setting")
+    if ref.engine == "duckdb":
+        return Path(ref.key)
+    try:
+        return build_store(settings).build(ref.key)
+    except KeyError:
+        raise StepFailed(f"PostgreSQL build {ref.key} is gone (dropped while the run was in progress?): "
+                         f"the published warehouse is unchanged") from None
+
+
+def quality_target(settings: Settings, build: Path | Any) -> Path | Any:
+    """What the quality step and the run history take: the build file, or a PgTarget on the build."""
+    if is_pg_build(build):
+        from slf_warehouse.quality.target import PgTarget
+
+        return PgTarget(settings.pg_conninfo, build)
+    return build
+
+
+def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Path | Any:
     """Claim the output folder for the run (run_lock.RunInProgress if another refresh holds it; a
-    run that held it and is gone is recorded as failed and its build removed), then a new build."""
+    run that held it and is gone is recorded as failed and its build removed), then a new build on
+    the engine SLF_WAREHOUSE_ENGINE names: a DuckDB file (Path) or a PgBuild."""
     from slf_warehouse.quality.history import start_run
 
     check_refresh_engine(settings)
     orphan = run_lock.claim(settings.output_dir, run_id, dagrun_alive)
     if orphan is not None:
         retire_orphan(settings, orphan, found_by=run_id)
-    build = WarehouseStore(settings.warehouse_dir).new_build(run_id)
-    start_run(build, run_id)
-    log.info("building into %s", build)
+    build = build_store(settings).new_build(run_id)
+    start_run(quality_target(settings, build), run_id)
+    log.info("building into %s", BuildRef.of(build).to_xcom())
     return build
 
 
 def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) -> None:
     """A run whose process was killed never recorded its end: the history gets it as failed and
-    its build goes (the DagRun's own state is airflow_runner's to fix)."""
+    its build goes (the DagRun's own state is airflow_runner's to fix). On PostgreSQL a build the
+    orphan published before it died (killed between the switch and recording it) stays published
+    and is recorded as such: the registry, not the history, says what was published."""
     from slf_warehouse.quality.history import read_history
 
     assert orphan.run_id
-    store = WarehouseStore(settings.warehouse_dir)
+    store = build_store(settings)
     builds = store.builds_of(orphan.run_id)
     reason = [f"interrupted: its process ended before the run finished (found by run {found_by})"]
     recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id),
                     {})
+    published = [b for b in builds if is_pg_build(b) and store.was_published(b)]
+    if published and recorded.get("status") != "published":
+        from slf_warehouse.quality.step import mark_published
+
+        mark_published(quality_target(settings, published[-1]), settings.quality_dir, orphan.run_id,
+                       quarantine_dir=settings.quarantine_dir, render_report=False)
+        recorded = {"status": "published"}
     # One that recorded its end died later (e.g. rendering answers): its history stays as it is.
     if recorded.get("status") not in ("published", "failed", "refused"):
         _record_interrupted(settings, orphan.run_id, builds[-1] if builds else None, reason)
-    for build in builds:
+    unpublished = [b for b in builds if b not in published]
+    for build in unpublished:
         store.discard(build)
     log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) "
                 "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed",
-                len(builds))
+                len(unpublished))
 
 
-def _record_interrupted(settings: Settings, run_id: str, build: Path | None, reason: list[str]) -> None:
-    import duckdb
-
+def _record_interrupted(settings: Settings, run_id: str, build: Path | Any | None, reason: list[str]) -> None:
     from slf_warehouse.quality.step import finish_failed_run
+    from slf_warehouse.quality.target import db_errors
 
     try:
-        finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=reason,
-                          quarantine_dir=settings.quarantine_dir, render_report=False)
-    except duckdb.Error:  # a build torn by the kill: the history line is what matters
+        finish_failed_run(settings.quality_dir, run_id, build=None if build is None else quality_target(settings, build),
+                          failed_steps=reason, quarantine_dir=settings.quarantine_dir, render_report=False)
+    except db_errors():  # a build torn by the kill: the history line is what matters
         finish_failed_run(settings.quality_dir, run_id, failed_steps=reason, render_report=False)
 
 
@@ -91,11 +165,14 @@ def pull_source(settings: Settings, source: str) -> str:
     return str(pulled.folder)
 
 
-def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
+def ingest_source(settings: Settings, build: Path | Any, source: str, run_id: str,
                   folder: Path | None = None) -> dict[str, object]:
-    from slf_warehouse.ingest import IngestFailed, ingest_source as load
+    """Validate and load a source's deliveries: into the build file, or on PostgreSQL into the
+    server's shared raw.* and audit.load_manifest (COPY, one transaction per file with its manifest row)."""
+    from slf_warehouse.ingest import IngestFailed, PostgresTarget, ingest_source as load
 
-    report = load(source, settings.landing_dir, build, settings.quarantine_dir / source, run_id, folder)
+    target = PostgresTarget(settings.pg_conninfo) if is_pg_build(build) else build
+    report = load(source, settings.landing_dir, target, settings.quarantine_dir / source, run_id, folder)
     log.info("%s:\n%s", source, report.summary())
     if report.rejected:
         raise IngestFailed(report)
@@ -106,31 +183,55 @@ def ingest_source(settings: Settings, build: Path, source: str, run_id: str,
                           for status in sorted({f.status for f in report.files})}}
 
 
-def dbt_build(settings: Settings, build: Path, target_dir: Path | None = None, full_refresh: bool = False) -> None:
-    """`dbt build` in-process (the DAG runs the same build through Cosmos)."""
+def dbt_target(build: Path | Any) -> str:
+    """The dbt_project/profiles.yml target that builds `build`."""
+    return "postgres" if is_pg_build(build) else "duckdb"
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` for the block (dbt in-process reads its profile's env_var() from
+    os.environ), restored after, so one build's schema prefix never leaks into the next."""
     import os
 
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def dbt_build(settings: Settings, build: Path | Any, target_dir: Path | None = None, full_refresh: bool = False) -> None:
+    """`dbt build` in-process (the DAG runs the same build through Cosmos), with the target and
+    environment of the build's engine (BuildRef.dbt_env; on PostgreSQL the server from SLF_PG_*)."""
     from dbt.cli.main import dbtRunner
 
     from slf_warehouse.dbt_tasks import PRODUCTION_EXCLUDED_RESOURCE_TYPES
 
-    os.environ["SLF_WAREHOUSE_PATH"] = str(build)
     args = ["build", "--project-dir", str(settings.dbt_project_dir), "--profiles-dir",
-            str(settings.dbt_project_dir), "--target", "duckdb"]
+            str(settings.dbt_project_dir), "--target", dbt_target(build)]
     if target_dir:
         args += ["--target-path", str(target_dir)]
     if full_refresh:
         args.append("--full-refresh")
     args += ["--exclude-resource-type", PRODUCTION_EXCLUDED_RESOURCE_TYPES]
-    result = dbtRunner().invoke(args)
+    with _environment(BuildRef.of(build).dbt_env()):
+        result = dbtRunner().invoke(args)
     if not result.success:
-        from slf_warehouse.dbt_failures import failing_rows_lineage
+        rows = ""
+        if not is_pg_build(build):
+            from slf_warehouse.dbt_failures import failing_rows_lineage
 
-        rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
+            rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
         raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}{rows}")
 
 
-def quality_checks(settings: Settings, build: Path, run_id: str,
+def quality_checks(settings: Settings, build: Path | Any, run_id: str,
                    override_reason: str | None = None) -> dict[str, object]:
     """GE suites, reconciliations, run history and the gate on the build."""
     from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
@@ -139,7 +240,8 @@ def quality_checks(settings: Settings, build: Path, run_id: str,
 
     dbt_results = dbt_run_results_dir(settings.quality_dir, run_id)
     try:
-        decision = check_build(build, settings.quality_dir, run_id, expectations_dir=settings.expectations_dir,
+        decision = check_build(quality_target(settings, build), settings.quality_dir, run_id,
+                               expectations_dir=settings.expectations_dir,
                                override_reason=override_reason or None,
                                dbt_run_results=dbt_results if dbt_results.exists() else None,
                                quarantine_dir=settings.quarantine_dir,
@@ -152,25 +254,54 @@ def quality_checks(settings: Settings, build: Path, run_id: str,
             "failed_reconciliations": decision.failed_reconciliations, "override": decision.override_reason}
 
 
-def publish(settings: Settings, build: Path, run_id: str) -> dict[str, str]:
+def publish(settings: Settings, build: Path | Any, run_id: str) -> dict[str, str]:
     from slf_warehouse.quality.step import mark_published
 
+    run_lock.check_own(settings.output_dir, run_id)
+    if is_pg_build(build):
+        return _publish_pg(settings, build, run_id)
     # Checked before anything writes the build: a write would create a missing build empty.
     store = WarehouseStore(settings.warehouse_dir)
-    run_lock.check_own(settings.output_dir, run_id)
     store.check_build(build, run_id)
     mark_published(build, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
     published = store.publish(build, run_id)
     return {"path": str(published.path), "version": published.version, "run_id": run_id}
 
 
-def record_unpublished_run(settings: Settings, build: Path | None, run_id: str, failed_steps: list[str]) -> None:
-    """A run that ended without publication still goes into the quality history and report."""
-    from slf_warehouse.quality.step import finish_failed_run
+def _publish_pg(settings: Settings, build: Any, run_id: str) -> dict[str, str]:
+    """The switch first, then the history says published. The DuckDB order (history into the build,
+    then the rename) relies on the history travelling inside the build file; on PostgreSQL the
+    history is the shared audit schema, so writing "published" first would record a publication
+    that a refused switch (StaleBuild, readers holding the views) never made. A run killed between
+    the two is recorded as published by the next run (retire_orphan asks the registry)."""
+    from slf_warehouse.quality.step import mark_published
+    from slf_warehouse.warehouse import BuildRefused
 
-    finish_failed_run(settings.quality_dir, run_id, build=build, failed_steps=failed_steps,
+    if build.run_id != run_id:
+        raise BuildRefused(f"build {build.version} is run {build.run_id}'s, not run {run_id}'s: not published")
+    published = build_store(settings).publish(build)
+    mark_published(quality_target(settings, build), settings.quality_dir, run_id,
+                   quarantine_dir=settings.quarantine_dir)
+    return {"version": published.version, "run_id": run_id, "server": pg_server_name(settings)}
+
+
+def record_unpublished_run(settings: Settings, build: Path | Any | None, run_id: str, failed_steps: list[str]) -> None:
+    """A run that ended without publication still goes into the quality history and report. On
+    PostgreSQL its build is dropped (its history stays in the shared audit schema); a build that
+    was published after all (the step failed after the switch) is recorded as published instead."""
+    from slf_warehouse.quality.step import finish_failed_run, mark_published
+
+    target = None if build is None else quality_target(settings, build)
+    if build is not None and is_pg_build(build) and build_store(settings).was_published(build):
+        mark_published(target, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
+        return
+    finish_failed_run(settings.quality_dir, run_id, build=target, failed_steps=failed_steps,
                       quarantine_dir=settings.quarantine_dir)
-    if build is not None:
+    if build is None:
+        return
+    if is_pg_build(build):
+        build_store(settings).discard(build)
+    else:
         WarehouseStore(settings.warehouse_dir).finish(build)
 
 

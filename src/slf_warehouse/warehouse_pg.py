@@ -47,11 +47,11 @@ from datetime import datetime, timezone
 import psycopg2
 from psycopg2 import errors, sql
 
+from slf_warehouse.build_ref import BUILD_PREFIX_ENV
 from slf_warehouse.warehouse import KEEP_VERSIONS, NoPublishedWarehouse
 
 PUBLISHED_SCHEMA = "marts"
 REGISTRY_SCHEMA = "slf_publication"
-BUILD_PREFIX_ENV = "SLF_DBT_BUILD_SCHEMA_PREFIX"
 READER_ROLE = "slf_reader"
 # One advisory lock serialises every change to the registry (new_build, publish, prune).
 _REGISTRY_LOCK = 0x51F_9B1
@@ -145,6 +145,26 @@ class PgWarehouseStore:
                 if row := cur.fetchone():
                     return PgBuild(version, row[0])
         raise KeyError(f"no build {version!r} in {REGISTRY_SCHEMA}.versions")
+
+    def builds_of(self, run_id: str) -> list[PgBuild]:
+        """The run's builds whose schemas are still there (published or not), oldest first: what a
+        run killed mid-refresh left (pipeline.retire_orphan)."""
+        with self._connect() as con, con.cursor() as cur:
+            if not self._registry_exists(cur):
+                return []
+            cur.execute(sql.SQL("select version from {} where run_id = %s and dropped_at is null "
+                                "order by created_at, version").format(self._registry()), (run_id,))
+            return [PgBuild(version, run_id) for (version,) in cur.fetchall()]
+
+    def was_published(self, build: PgBuild) -> bool:
+        """Whether the build was ever made the published version (it may since have been replaced)."""
+        with self._connect() as con, con.cursor() as cur:
+            if not self._registry_exists(cur):
+                return False
+            cur.execute(sql.SQL("select published_at is not null from {} where version = %s")
+                        .format(self._registry()), (build.version,))
+            row = cur.fetchone()
+            return bool(row and row[0])
 
     # --- building and publishing ------------------------------------------------------------------
 
