@@ -292,7 +292,7 @@ def record_unpublished_run(settings: Settings, build: Path | Any | None, run_id:
     from slf_warehouse.quality.step import finish_failed_run, mark_published
 
     target = None if build is None else quality_target(settings, build)
-    if build is not None and is_pg_build(build) and build_store(settings).was_published(build):
+    if target is not None and is_pg_build(build) and build_store(settings).was_published(build):
         mark_published(target, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
         return
     finish_failed_run(settings.quality_dir, run_id, build=target, failed_steps=failed_steps,
