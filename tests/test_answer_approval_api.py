@@ -57,8 +57,8 @@ def _wait(predicate, timeout: float, what: str, step: float = 2.0):
 
 
 class Airflow:
-    def __init__(self, base: str, passwords: dict[str, str]) -> None:
-        self.base, self.passwords, self._tokens = base, passwords, {}
+    def __init__(self, base: str, passwords: dict[str, str], log: Path) -> None:
+        self.base, self.passwords, self.log, self._tokens = base, passwords, log, {}
 
     def as_user(self, user: str) -> requests.Session:
         if user not in self._tokens:
@@ -113,7 +113,7 @@ def running_airflow(work: Path):
                 return None
 
         _wait(up, 240, "the Airflow API server answering")
-        yield Airflow(base, passwords), out
+        yield Airflow(base, passwords, work / "airflow.log"), out
     finally:
         for sig, wait in ((signal.SIGTERM, 25), (signal.SIGKILL, 5)):  # LocalExecutor workers ignore SIGTERM
             try:
@@ -142,6 +142,24 @@ def _hitl(session: requests.Session, af: Airflow, run_id: str) -> dict | None:
     state = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}"), timeout=60).json()["state"]
     assert state not in ("failed", "success"), f"run {run_id} {state} before asking for approval"
     return None
+
+
+def _asked(session: requests.Session, af: Airflow, run_id: str, what: str) -> dict:
+    """The approval's details once the task waits for input and the scheduler has seen it pause.
+    Airflow 3.3's LocalExecutor reports the paused workload's exit as an event; an answer that
+    arrives before the scheduler handled that event re-queues the task, and the late event then fails
+    it ("finished with state success, but the task instance's state attribute is queued"). A person
+    answers minutes after the draft appears; the test waits for the scheduler's own log line that it
+    handled the event (seconds after the pause on a loaded machine)."""
+    handled = f"TaskInstance Finished: dag_id={DAG}, task_id=approve, run_id={run_id},"
+
+    def paused():
+        detail = _hitl(session, af, run_id)
+        if detail is None or _states(session, af, run_id).get("approve") != "awaiting_input":
+            return None
+        return detail if handled in af.log.read_text(encoding="utf-8", errors="replace") else None
+
+    return _wait(paused, 240, what)
 
 
 def _finished(session: requests.Session, af: Airflow, run_id: str):
@@ -197,7 +215,7 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
     first = _trigger(writer, af, {"inquiry": INQUIRY, "edition_note": "1. udgave"})
     first.raise_for_status()
     run_id = first.json()["dag_run_id"]
-    detail = _wait(lambda: _hitl(writer, af, run_id), 240, "the approval being asked for")
+    detail = _asked(writer, af, run_id, "the approval being asked for")
     assert {u["name"] for u in detail["assigned_users"]} == {"tmedom", "moechristensen"}
     assert detail["options"] == ["Godkend", "Afvis"] and "kommentar" in detail["params"]
     from slf_warehouse.answers.approval import review_folder
@@ -237,7 +255,7 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
     second = _trigger(writer, af, {"inquiry": INQUIRY, "edition_note": "2. udgave"})
     second.raise_for_status()
     run2 = second.json()["dag_run_id"]
-    _wait(lambda: _hitl(writer, af, run2), 240, "the second approval being asked for")
+    _asked(writer, af, run2, "the second approval being asked for")
     r = _respond(af.as_user("moechristensen"), af, run2, "Afvis", "Spørgsmål 4: tjek antallet af læringspartnere.")
     assert r.status_code == 200, r.text[:300]
     assert _finished(writer, af, run2) == "success", _states(writer, af, run2)
