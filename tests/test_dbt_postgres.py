@@ -131,8 +131,10 @@ def test_raw_copied_with_types_and_rows(builds: Builds) -> None:
 def test_both_builds_pass_every_node(builds: Builds) -> None:
     for results in (builds.duckdb_results, builds.postgres_results):
         statuses = {r["unique_id"]: r["status"] for r in results["results"]}
-        assert set(statuses.values()) <= {"success", "pass"}, \
-            {k: v for k, v in statuses.items() if v not in ("success", "pass")}
+        # Exposures (one per inquiry, generated) are not executed: dbt reports them as no-op.
+        failed = {k: v for k, v in statuses.items()
+                  if v not in (("no-op",) if k.startswith("exposure.") else ("success", "pass"))}
+        assert not failed, failed
     duck_nodes = {r["unique_id"] for r in builds.duckdb_results["results"]}
     pg_nodes = {r["unique_id"] for r in builds.postgres_results["results"]}
     assert duck_nodes == pg_nodes

@@ -132,8 +132,10 @@ def architecture_marts() -> dict[str, list[str]]:
 def test_build_runs_every_node_and_all_pass(built: Built) -> None:
     results = built.run_results["results"]
     statuses = {r["unique_id"]: r["status"] for r in results}
-    assert set(statuses.values()) <= {"success", "pass"}, \
-        {k: v for k, v in statuses.items() if v not in ("success", "pass")}
+    # Exposures (one per inquiry, generated) are not executed: dbt reports them as no-op.
+    failed = {k: v for k, v in statuses.items()
+              if v not in (("no-op",) if k.startswith("exposure.") else ("success", "pass"))}
+    assert not failed, failed
     kinds: dict[str, int] = {}
     for unique_id in statuses:
         kinds[unique_id.split(".")[0]] = kinds.get(unique_id.split(".")[0], 0) + 1

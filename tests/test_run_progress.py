@@ -115,3 +115,17 @@ def test_the_watcher_outlives_a_reader_that_went_away(monkeypatch) -> None:
     watcher.publish()
     watcher._close()
     assert watcher.out.closed
+
+
+def test_the_summary_counts_dbt_nodes_that_ran_not_the_letters_exposures(tmp_path: Path) -> None:
+    from slf_warehouse.quality.history import dbt_run_results_dir
+    from slf_warehouse.run_summary import _dbt
+
+    folder = dbt_run_results_dir(tmp_path, "manual__1")
+    folder.mkdir(parents=True)
+    results = [{"unique_id": "model.slf_warehouse.fct_postings", "status": "success"},
+               {"unique_id": "test.slf_warehouse.not_null_x", "status": "pass"},
+               {"unique_id": "test.slf_warehouse.unique_y", "status": "fail"},
+               {"unique_id": "exposure.slf_warehouse.enhedslisten_slf", "status": "no-op"}]
+    (folder / "run_results.json").write_text(json.dumps({"results": results}))
+    assert _dbt(tmp_path, "manual__1") == {"models": {"passed": 1}, "tests": {"passed": 1, "failed": 1}}

@@ -199,7 +199,7 @@ def _dbt(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
         counts[r[2]] = counts.get(r[2], 0) + 1
     problems = [{"node": r[0], "type": r[1], "status": r[2], "failures": r[5],
                  "message": _mask(r[4]) if r[4] else ""}
-                for r in rows if r[2] not in ("success", "pass")]
+                for r in rows if r[2] not in ("success", "pass") and r[1] != "exposure"]  # exposures: no-op
     return {"nodes": len(rows), "counts": sorted(counts.items()), "problems": problems,
             "seconds": _fmt_number(sum(r[3] or 0 for r in rows), 1)}
 
