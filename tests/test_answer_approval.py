@@ -126,6 +126,22 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path
     assert not list(approved.glob(".staging-*"))
 
 
+def test_an_edition_note_is_shown_as_text_on_the_approval_page(output: Path) -> None:
+    """Airflow renders the approval page's body as Markdown in the signatory's browser: an answer
+    writer's note must not become an image, a link or HTML there."""
+    from markdown_it import MarkdownIt
+
+    from slf_warehouse.answers.approval import approval_body, render_draft
+
+    note = ("![kvittering](http://127.0.0.1:9/leak.png) <img src=http://127.0.0.1:9/x> "
+            "[se her](http://127.0.0.1:9/y) <http://127.0.0.1:9/z> | *fed* `kode`")
+    draft = render_draft({"inquiry": INQUIRY, "edition_note": note}, "manual__2026-12-01T13:00:00+00:00")
+    html = MarkdownIt("commonmark").enable("table").render(approval_body(draft))
+    assert "<img" not in html and "<a " not in html and "<em>" not in html and "<code>kode" not in html
+    assert "![kvittering](http://127.0.0.1:9/leak.png)" in html and "&lt;img src=http://127.0.0.1:9/x&gt;" in html
+    assert "26 mio. kr." in html  # the figures stay readable
+
+
 def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> None:
     from slf_warehouse.answers.approval import APPROVE, REJECT, ApprovalError, conclude, render_draft
 

@@ -139,8 +139,15 @@ def render_draft(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
 
 # --- 2. what the approval page shows ----------------------------------------------------------------
 
+# What an answer writer, an inquiry file or the warehouse puts on the approval page is text, never
+# Markdown: Airflow renders the page's body as Markdown in the signatory's browser, so an image or a
+# link (``![x](http://…)``, ``<img src=…>``, an autolink) in an edition note would fetch or offer a URL
+# the project never meant to open. Every character that starts a Markdown construct is escaped.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~:&#])")
+
+
 def _cell(text: Any) -> str:
-    return str(text if text is not None else "–").replace("|", "\\|").replace("\n", " ")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text if text is not None else "–").replace("\n", " "))
 
 
 def approval_subject(draft: Mapping[str, Any]) -> str:
@@ -168,7 +175,7 @@ def approval_body(draft: Mapping[str, Any]) -> str:
                   for c in draft["changes"]]
     lines += ["", "### Tallene i udkastet", "", "| Tal | Værdi |", "|---|---|"]
     lines += [f"| {_cell(f['label'])} | {_cell(f['text'])} |" for f in draft["figures"]]
-    names = ", ".join(f"{s['name']} ({s['username']})" for s in draft["signatories"])
+    names = ", ".join(f"{_cell(s['name'])} ({_cell(s['username'])})" for s in draft["signatories"])
     lines += ["", (f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
                    f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet.")]
     return "\n".join(lines)
