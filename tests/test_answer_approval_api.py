@@ -29,6 +29,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from airflow_rest import login
+from postgres_server import free_port
+from service_processes import wait_for
 from test_answer_approval import INQUIRY, check_archive_against_warehouse, pdf_pages, publish
 from test_answers_render import SEED
 
@@ -39,36 +42,15 @@ USERS = {"ops": "Admin", "writer": "slf_answer_writer", "tmedom": "slf_signatory
          "moechristensen": "slf_signatory", "peter": "slf_signatory"}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := predicate()) is not None:
-            return value
-        time.sleep(step)
-    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
-
-
 class Airflow:
     def __init__(self, base: str, passwords: dict[str, str], log: Path) -> None:
-        self.base, self.passwords, self.log, self._tokens = base, passwords, log, {}
+        self.base, self.passwords, self.log = base, passwords, log
+        self._sessions: dict[str, requests.Session] = {}
 
     def as_user(self, user: str) -> requests.Session:
-        if user not in self._tokens:
-            r = requests.post(f"{self.base}/auth/token", json={"username": user, "password": self.passwords[user]},
-                              timeout=30)
-            assert r.status_code in (200, 201), (user, r.status_code, r.text[:300])
-            self._tokens[user] = r.json()["access_token"]
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {self._tokens[user]}"
-        return s
+        if user not in self._sessions:
+            self._sessions[user] = login(self.base, user, self.passwords[user])
+        return self._sessions[user]
 
     def api(self, path: str) -> str:
         return f"{self.base}/api/v2{path}"
@@ -86,7 +68,7 @@ def running_airflow(work: Path):
     users_file = work / "users"
     users_file.write_text("".join(f"{u} {USERS[u]} {p}\n" for u, p in passwords.items()))
     users_file.chmod(0o600)
-    port = _free_port()
+    port = free_port()
     home = work / "airflow-home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SLF_WAREHOUSE"))}
@@ -112,7 +94,7 @@ def running_airflow(work: Path):
             except (requests.RequestException, ValueError):
                 return None
 
-        _wait(up, 240, "the Airflow API server answering")
+        wait_for(up, 240, "the Airflow API server answering")
         yield Airflow(base, passwords, work / "airflow.log"), out
     finally:
         for sig, wait in ((signal.SIGTERM, 25), (signal.SIGKILL, 5)):  # LocalExecutor workers ignore SIGTERM
@@ -159,7 +141,7 @@ def _asked(session: requests.Session, af: Airflow, run_id: str, what: str) -> di
             return None
         return detail if handled in af.log.read_text(encoding="utf-8", errors="replace") else None
 
-    return _wait(paused, 240, what)
+    return wait_for(paused, 240, what)
 
 
 def _finished(session: requests.Session, af: Airflow, run_id: str):
@@ -167,7 +149,7 @@ def _finished(session: requests.Session, af: Airflow, run_id: str):
         state = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}"), timeout=60).json()["state"]
         return state if state in ("success", "failed") else None
 
-    return _wait(done, 300, f"run {run_id} finishing", step=2)
+    return wait_for(done, 300, f"run {run_id} finishing", step=2)
 
 
 def _states(session: requests.Session, af: Airflow, run_id: str) -> dict[str, str]:
@@ -198,7 +180,7 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
         r = writer.get(af.api(f"/dags/{DAG}/details"), timeout=60)
         return r.json() if r.status_code == 200 else None
 
-    details = _wait(listed, 180, f"{DAG} parsed by the dag-processor")
+    details = wait_for(listed, 180, f"{DAG} parsed by the dag-processor")
     schema = details["params"]["inquiry"]["schema"]
     assert schema["enum"] == ["enhedslisten-slf", "konservative-kompetenceaktiviteter"]
     assert "Enhedslisten: Stærkere Læringsfællesskaber" in schema["values_display"]["enhedslisten-slf"]

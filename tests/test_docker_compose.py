@@ -23,12 +23,12 @@ import secrets
 import shutil
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import requests
 
+from airflow_rest import login, trigger_first_refresh
 from postgres_server import free_port
 from service_processes import ProcessGroups, wait_for
 from test_celery_deployment import USERS, _pdf_text, dotenv
@@ -195,11 +195,7 @@ def stack(engine: str, images: dict[str, float], tmp_path_factory: pytest.TempPa
 
 
 def _token(s: Stack, user: str) -> requests.Session:
-    r = requests.post(f"{s.base}/auth/token", json={"username": user, "password": s.passwords[user]}, timeout=30)
-    assert r.status_code in (200, 201), (user, r.status_code, r.text[:300])
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-    return session
+    return login(s.base, user, s.passwords[user])
 
 
 def test_refresh_in_containers(stack: Stack) -> None:
@@ -214,15 +210,7 @@ def test_refresh_in_containers(stack: Stack) -> None:
     assert refused.status_code == 403, refused.text[:300]
 
     started = time.monotonic()
-    # Unpausing (catchup=False) also schedules the last weekday morning's run: dated a week back, this
-    # one is queued ahead of it (max_active_runs=1); the other is stopped with the stack.
-    run_after = (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()
-    run = finance.post(f"{s.base}/api/v2/dags/slf_refresh/dagRuns", timeout=30,
-                       json={"logical_date": None, "run_after": run_after, "conf": {}})
-    assert run.status_code == 200, run.text[:500]
-    run_id = run.json()["dag_run_id"]
-    unpaused = finance.patch(f"{s.base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=30)
-    assert unpaused.status_code == 200, unpaused.text[:300]
+    run_id = trigger_first_refresh(finance, s.base)
 
     def finished():
         r = finance.get(f"{s.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=30)
