@@ -163,3 +163,11 @@ def test_ingest_prints_a_table_per_source_and_nothing_of_the_libraries(tmp_path:
     for source, n in files.items():
         assert any(line.split() == [source, "0", str(n), "0", "0"] for line in again.stdout.splitlines()), source
     assert (tmp_path / "wh" / "logs" / "slf_ingest.log").exists()
+
+
+def test_a_new_inquiry_name_ending_in_a_newline_is_refused(tmp_path: Path) -> None:
+    from slf_warehouse.answers.inquiry_template import write_new_inquiry
+
+    with pytest.raises(ValueError, match="not a usable inquiry name"):
+        write_new_inquiry("venstre-slf\n", tmp_path)
+    assert list(tmp_path.iterdir()) == []

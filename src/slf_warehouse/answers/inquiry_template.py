@@ -11,7 +11,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 TEMPLATE = """\
 # {name}: a 10-dages forespørgsel and its answer. Check it with `slf inquiry check {path}`,
@@ -68,7 +68,7 @@ def new_inquiry_text(name: str, path: Path, today: date | None = None) -> str:
 def write_new_inquiry(name: str, inquiries_dir: Path, today: date | None = None) -> Path:
     """``inquiries_dir/<name>.yaml`` from the template; ValueError for a bad or taken name."""
     name = name.removesuffix(".yaml")
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):  # match() would let "x\n" (a name ending in a newline) through
         raise ValueError(f"{name!r} is not a usable inquiry name: use lower-case letters, digits and "
                          f"hyphens, e.g. 'venstre-slf-2026'")
     path = inquiries_dir / f"{name}.yaml"
