@@ -252,7 +252,7 @@ def setup_reader_role(env: dict[str, str]) -> list[str]:
 
     if engine_from_env(env) != "postgres":
         return []
-    from slf_warehouse.pg_raw import conninfo_from_env
+    from slf_warehouse.pg_raw import conninfo_from_env, server_name
     from slf_warehouse.warehouse_pg import READER_ROLE, ensure_reader_role
 
     import psycopg2
@@ -262,10 +262,9 @@ def setup_reader_role(env: dict[str, str]) -> list[str]:
     try:
         ensure_reader_role(conninfo, password)
     except psycopg2.Error as e:
-        dsn = parse_dsn(conninfo)
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DeploymentError(f"the read-only role {READER_ROLE} could not be set up on the warehouse "
-                              f"{dsn.get('host')}:{dsn.get('port')}/{dsn.get('dbname')} as {dsn.get('user')} "
+                              f"{server_name(conninfo)} as {parse_dsn(conninfo).get('user')} "
                               f"({reason}): SLF_PG_USER must own the warehouse database and may create roles "
                               f"(the postgres image's POSTGRES_USER does)") from None
     return [f"warehouse reader role {READER_ROLE}: may read the published marts only"]

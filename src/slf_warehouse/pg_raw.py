@@ -42,6 +42,14 @@ class CopiedTable:
     recreated: bool  # True when the table was (re)created, False when truncated and refilled
 
 
+def server_name(conninfo: str) -> str:
+    """host:port/database of a connection string, for messages and descriptions (never the password)."""
+    from psycopg2.extensions import parse_dsn
+
+    dsn = parse_dsn(conninfo)
+    return f"{dsn.get('host', 'localhost')}:{dsn.get('port', 5432)}/{dsn.get('dbname', '')}"
+
+
 def conninfo_from_env(environ: Mapping[str, str] | None = None) -> str:
     """A libpq connection string from the variables dbt's `postgres` target reads (profiles.yml)."""
     env = os.environ if environ is None else environ

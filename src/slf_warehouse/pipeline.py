@@ -49,10 +49,9 @@ def check_refresh_engine(settings: Settings) -> None:
 
 def pg_server_name(settings: Settings) -> str:
     """host:port/database of the PostgreSQL warehouse, for messages (never the password)."""
-    from psycopg2.extensions import parse_dsn
+    from slf_warehouse.pg_raw import server_name
 
-    dsn = parse_dsn(settings.pg_conninfo)
-    return f"{dsn.get('host', 'localhost')}:{dsn.get('port', 5432)}/{dsn.get('dbname', '')}"
+    return server_name(settings.pg_conninfo)
 
 
 # --- the build, on either engine --------------------------------------------------------------------

@@ -107,11 +107,9 @@ class PgTarget:
         return self.build.schema("quality")
 
     def describe(self) -> str:
-        from psycopg2.extensions import parse_dsn
+        from slf_warehouse.pg_raw import server_name
 
-        dsn = parse_dsn(self.conninfo)
-        return (f"postgresql://{dsn.get('host', 'localhost')}:{dsn.get('port', 5432)}/{dsn.get('dbname', '')} "
-                f"(build {self.build.prefix}_*)")
+        return f"postgresql://{server_name(self.conninfo)} (build {self.build.prefix}_*)"
 
     def exists(self) -> bool:
         with self.connect(read_only=True) as con:
