@@ -53,6 +53,16 @@ def test_steps_after_a_failure_are_not_run_rather_than_failed() -> None:
     assert not any("end_run" in line for line in lines)
 
 
+def test_a_step_quicker_than_one_poll_still_reads_started_then_done() -> None:
+    out = io.StringIO()
+    display = PlainDisplay(out)
+    display.update([task("prepare_build", "success", 0, 0.2)])  # first seen already finished
+    display.update([task("prepare_build", "success", 0, 0.2), task("dbt_build", "running", 1)])
+    display.update([task("dbt_build", "success", 1, 3)])
+    assert out.getvalue().splitlines() == ["  prepare build              started", "  prepare build              done  0.2 s",
+                                           "  dbt build                  started", "  dbt build                  done  2.0 s"]
+
+
 def test_failed_runs_summary_says_what_was_rejected_and_that_nothing_was_published(tmp_path: Path) -> None:
     out = tmp_path / "out"
     started = time.time() - 5

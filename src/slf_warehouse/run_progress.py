@@ -134,6 +134,7 @@ class PlainDisplay:
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.board = StepBoard()
+        self.announced: set[str] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -145,6 +146,12 @@ class PlainDisplay:
         for step in self.board.update(tasks):
             if step.status == "pending":
                 continue
+            # A step quicker than one poll is first seen finished; its start still gets its line, so
+            # every step that ran reads "started" then "done" whatever the timing.
+            if step.name not in self.announced and step.started is not None and step.status != "running":
+                print(f"  {step.name:<26} {self.MARK['running']}", file=self.stream, flush=True)
+            if step.started is not None:
+                self.announced.add(step.name)
             took = f"  {_seconds(step.seconds)}" if step.seconds is not None and step.status != "running" else ""
             print(f"  {step.name:<26} {self.MARK[step.status]}{took}", file=self.stream, flush=True)
 
