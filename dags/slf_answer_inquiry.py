@@ -55,11 +55,22 @@ CHOICES = _inquiry_choices()
     tags=["slf", "answers"],
     default_args={"owner": "boern-og-unge-oekonomi", "retries": 0},
     params={
-        "inquiry": Param(next(iter(CHOICES), ""), type="string", enum=list(CHOICES), values_display=CHOICES,
-                         title="Forespørgsel", description="the inquiry to answer (a file in inquiries/)"),
+        "inquiry": Param(
+            next(iter(CHOICES), ""),
+            type="string",
+            enum=list(CHOICES),
+            values_display=CHOICES,
+            title="Forespørgsel",
+            description="the inquiry to answer (a file in inquiries/)",
+        ),
         # null allowed: the UI marks a param without null as required and refuses an empty field
-        "edition_note": Param(None, type=["null", "string"], maxLength=500, title="Udgavenote",
-                              description="optional: what this edition is, e.g. '2. udgave: rettet efter …'"),
+        "edition_note": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Udgavenote",
+            description="optional: what this edition is, e.g. '2. udgave: rettet efter …'",
+        ),
     },
     doc_md=__doc__,
 )
@@ -77,7 +88,9 @@ def slf_answer_inquiry():
         return act(draft, decision)
 
     drafted = render_draft()
-    approve = LetterApproval(task_id="approve", draft_task_id="render_draft", response_timeout=APPROVAL_TIMEOUT)
+    approve = LetterApproval(
+        task_id="approve", draft_task_id="render_draft", response_timeout=APPROVAL_TIMEOUT
+    )
     drafted >> approve
     conclude(drafted, approve.output)
 

@@ -92,12 +92,24 @@ def _dagrun_alive(run_id: str) -> bool:
     tags=["slf", "refresh"],
     default_args={"owner": "boern-og-unge-oekonomi", "retries": 0},
     params={
-        "landing_dir": Param(DEFAULT_LANDING, type="string", description="landing folder, one folder per source"),
-        "output_dir": Param(DEFAULT_OUTPUT, type="string", description="where answers and reports are written"),
-        "quality_override": Param("", type="string", description="publish despite failed quality checks: "
-                                  "the written reason (recorded, and printed on every page of the answers)"),
-        "full_refresh": Param(False, type="boolean", description="rebuild the incremental dbt models from all "
-                              "loaded rows (after a change to their logic); otherwise only new deliveries"),
+        "landing_dir": Param(
+            DEFAULT_LANDING, type="string", description="landing folder, one folder per source"
+        ),
+        "output_dir": Param(
+            DEFAULT_OUTPUT, type="string", description="where answers and reports are written"
+        ),
+        "quality_override": Param(
+            "",
+            type="string",
+            description="publish despite failed quality checks: "
+            "the written reason (recorded, and printed on every page of the answers)",
+        ),
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            description="rebuild the incremental dbt models from all "
+            "loaded rows (after a change to their logic); otherwise only new deliveries",
+        ),
     },
     doc_md=__doc__,
     user_defined_macros={"slf_output_dir": output_dir_macro, **BUILD_MACROS},
@@ -106,7 +118,6 @@ def slf_refresh():
     @task
     def prepare_build() -> str:
         from slf_warehouse import pipeline
-
         from slf_warehouse.build_ref import BuildRef
 
         return BuildRef.of(pipeline.prepare_build(_settings(), _run_id(), _dagrun_alive)).to_xcom()
@@ -117,7 +128,9 @@ def slf_refresh():
     for source in SOURCES:
         with TaskGroup(group_id=f"ingest_{source}"):
             # Only the pull talks to another system, so only it retries (with back-off).
-            @task(task_id="pull", retries=3, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
+            @task(
+                task_id="pull", retries=3, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True
+            )
             def pull(source: str = source) -> str:
                 from slf_warehouse import pipeline
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -21,9 +21,12 @@ def trigger_first_refresh(session: requests.Session, base: str) -> str:
     last weekday morning's run. Queued runs start in run_after order: this one is dated a week back so
     it goes first; the scheduled one, on the same folders, waits behind it (max_active_runs=1) and is
     stopped with the deployment."""
-    run_after = (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()
-    run = session.post(f"{base}/api/v2/dags/slf_refresh/dagRuns", timeout=30,
-                       json={"logical_date": None, "run_after": run_after, "conf": {}})
+    run_after = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    run = session.post(
+        f"{base}/api/v2/dags/slf_refresh/dagRuns",
+        timeout=30,
+        json={"logical_date": None, "run_after": run_after, "conf": {}},
+    )
     assert run.status_code == 200, run.text[:500]
     unpaused = session.patch(f"{base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=30)
     assert unpaused.status_code == 200, unpaused.text[:300]

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests
+
 from test_answer_approval import INQUIRY
 from test_answer_approval_api import DAG, _free_port, _hitl, _trigger, _wait, running_airflow
 
@@ -47,7 +48,9 @@ class Page:
                 return message.get("result", {})
 
     async def js(self, expression: str):
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return result.get("result", {}).get("value")
 
     async def wait_for_text(self, text: str, timeout: float = 60) -> None:
@@ -65,28 +68,40 @@ class Page:
         print(f"wrote {path}")
 
 
-async def capture(devtools_port: int, base: str, writer_token: str, signatory_token: str, run_id: str,
-                  target: Path) -> None:
+async def capture(
+    devtools_port: int, base: str, writer_token: str, signatory_token: str, run_id: str, target: Path
+) -> None:
     import websockets
 
-    tabs = await asyncio.to_thread(lambda: requests.get(f"http://127.0.0.1:{devtools_port}/json", timeout=10).json())
+    tabs = await asyncio.to_thread(
+        lambda: requests.get(f"http://127.0.0.1:{devtools_port}/json", timeout=10).json()
+    )
     ws_url = next(t["webSocketDebuggerUrl"] for t in tabs if t["type"] == "page")
     async with websockets.connect(ws_url, max_size=50_000_000) as ws:
         page = Page(ws)
         await page.call("Page.enable")
         await page.call("Network.enable")
-        await page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1,
-                        mobile=False)
+        await page.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         await page.call("Network.setCookie", name="_token", value=writer_token, url=base, path="/")
         await page.call("Page.navigate", url=f"{base}/dags/{DAG}")
         await page.wait_for_text("slf_answer_inquiry")
         await page.wait_for_text("Trigger")
-        await page.js("""[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Trigger').click()""")
+        await page.js(
+            """[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Trigger').click()"""
+        )
         await page.wait_for_text("Forespørgsel")
         await asyncio.sleep(2)
         await page.shot(target / "approval-trigger-form.png")
         await page.call("Network.setCookie", name="_token", value=signatory_token, url=base, path="/")
-        await page.call("Page.navigate", url=f"{base}/dags/{DAG}/runs/{run_id}/tasks/approve/required_actions")
+        await page.call(
+            "Page.navigate", url=f"{base}/dags/{DAG}/runs/{run_id}/tasks/approve/required_actions"
+        )
         await page.wait_for_text("Godkend", timeout=90)
         await asyncio.sleep(2)
         await page.shot(target / "approval-required-action.png")
@@ -100,7 +115,9 @@ def main(target: Path) -> None:
         raise SystemExit("headless Chromium is needed: apt-get install chromium")
     with running_airflow(work) as (af, _out):
         writer = af.as_user("writer")
-        _wait(lambda: writer.get(af.api(f"/dags/{DAG}/details"), timeout=60).ok or None, 180, "the DAG parsed")
+        _wait(
+            lambda: writer.get(af.api(f"/dags/{DAG}/details"), timeout=60).ok or None, 180, "the DAG parsed"
+        )
         writer.patch(af.api(f"/dags/{DAG}"), json={"is_paused": False}, timeout=60).raise_for_status()
         run = _trigger(writer, af, {"inquiry": INQUIRY, "edition_note": "1. udgave"})
         run.raise_for_status()
@@ -108,11 +125,24 @@ def main(target: Path) -> None:
         _wait(lambda: _hitl(writer, af, run_id), 240, "the approval being asked for")
         af.as_user("tmedom")  # the approval page as the rådmand sees it
         port = _free_port()
-        browser = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                                    f"--remote-debugging-port={port}", f"--user-data-dir={work / 'chromium'}",
-                                    f"--window-size={WIDTH},{HEIGHT}", "--lang=da", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        browser = subprocess.Popen(
+            [
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--remote-debugging-port={port}",
+                f"--user-data-dir={work / 'chromium'}",
+                f"--window-size={WIDTH},{HEIGHT}",
+                "--lang=da",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
+
             def devtools_up():
                 try:
                     return requests.get(f"http://127.0.0.1:{port}/json", timeout=2).ok or None

@@ -70,8 +70,9 @@ def image_paths(dockerfile: Path = PROJECT / "Dockerfile") -> dict[str, Path]:
     return paths
 
 
-def localise(env: dict[str, str], hosts: dict[str, tuple[int, int]],
-             paths: dict[str, Path]) -> dict[str, str]:
+def localise(
+    env: dict[str, str], hosts: dict[str, tuple[int, int]], paths: dict[str, Path]
+) -> dict[str, str]:
     """Service hosts -> 127.0.0.1 (`hosts`: service -> (container port, port here)); container paths ->
     paths here (longest prefix first)."""
     out, ports = {}, {}
@@ -86,7 +87,7 @@ def localise(env: dict[str, str], hosts: dict[str, tuple[int, int]],
                     ports[port_key] = str(outer)
         for inner_path in sorted(paths, key=len, reverse=True):
             if value == inner_path or value.startswith(inner_path + "/"):
-                value = str(paths[inner_path]) + value[len(inner_path):]
+                value = str(paths[inner_path]) + value[len(inner_path) :]
                 break
         out[key] = value
     return {**out, **ports}

@@ -89,9 +89,24 @@ def built_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactor
     dbt_project = PROJECT / "dbt_project"
     env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_PROFILES_DIR": str(dbt_project)}
     build = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", str(dbt_project), "--profiles-dir",
-         str(dbt_project), "--target-path", str(root / "dbt_target"), "--log-path", str(root / "dbt_logs")],
-        cwd=dbt_project, env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            "--project-dir",
+            str(dbt_project),
+            "--profiles-dir",
+            str(dbt_project),
+            "--target-path",
+            str(root / "dbt_target"),
+            "--log-path",
+            str(root / "dbt_logs"),
+        ],
+        cwd=dbt_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, f"dbt build failed:\n{build.stdout[-4000:]}\n{build.stderr[-2000:]}"
     return warehouse
 
@@ -107,8 +122,11 @@ def corrupted_copy(warehouse: Path, target: Path, *statements: str) -> Path:
 
 def failed_checks(result) -> set[tuple[str, str, str | None]]:
     """(suite, expectation, column) of every error-severity check that failed."""
-    return {(r.suite, r.expectation_type, r.column) for r in result.results
-            if not r.success and r.severity == "error"}
+    return {
+        (r.suite, r.expectation_type, r.column)
+        for r in result.results
+        if not r.success and r.severity == "error"
+    }
 
 
 # What a test needs, by the fixtures it uses (directly or through other fixtures): `make test-fast`
@@ -116,7 +134,10 @@ def failed_checks(result) -> set[tuple[str, str, str | None]]:
 # leaves the fast set by itself. A new fixture that starts Airflow, runs dbt, starts PostgreSQL or a
 # browser belongs here; a test that does so itself carries the marker (`@pytest.mark.dbt`).
 NEEDS_BY_FIXTURE = {
-    "airflow_db": "airflow", "dagbag": "airflow", "dag": "airflow", "airflow_server": "airflow",
+    "airflow_db": "airflow",
+    "dagbag": "airflow",
+    "dag": "airflow",
+    "airflow_server": "airflow",
     "built_warehouse": "dbt",
     "pg_server": "postgres",
 }

@@ -24,8 +24,15 @@ def amount_forms(amount: Decimal) -> set[str]:
     plain = f"{value:.2f}"
     english = f"{value:,.2f}"
     danish = english.replace(",", "_").replace(".", ",").replace("_", ".")
-    forms = {plain, plain.replace(".", ","), english, danish, f"{value:.6f}", f"{value:.4f}",
-             repr(float(value))}
+    forms = {
+        plain,
+        plain.replace(".", ","),
+        english,
+        danish,
+        f"{value:.6f}",
+        f"{value:.4f}",
+        repr(float(value)),
+    }
     if plain.endswith("0"):  # 12345.6 as a float prints one decimal
         forms |= {plain[:-1], plain[:-1].replace(".", ",")}
     return {f for f in forms if len(f.replace(".", "").replace(",", "")) >= 5}  # short ones match by chance

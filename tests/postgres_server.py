@@ -36,13 +36,23 @@ class PgServer:
     def conninfo(self, database: str | None = None) -> str:
         from psycopg2.extensions import make_dsn
 
-        return make_dsn(host=self.host, port=self.port, user=self.user, password=self.password,
-                        dbname=database or self.database)
+        return make_dsn(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or self.database,
+        )
 
     def env(self) -> dict[str, str]:
         """What dbt's `postgres` target (profiles.yml) and pg_raw.conninfo_from_env read."""
-        return {"SLF_PG_HOST": self.host, "SLF_PG_PORT": str(self.port), "SLF_PG_USER": self.user,
-                "SLF_PG_PASSWORD": self.password, "SLF_PG_DATABASE": self.database}
+        return {
+            "SLF_PG_HOST": self.host,
+            "SLF_PG_PORT": str(self.port),
+            "SLF_PG_USER": self.user,
+            "SLF_PG_PASSWORD": self.password,
+            "SLF_PG_DATABASE": self.database,
+        }
 
     def execute(self, *statements: tuple[str, tuple] | str, database: str = "postgres") -> None:
         """Statements run as the superuser in autocommit (CREATE DATABASE cannot run in a transaction)."""
@@ -66,8 +76,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def throwaway_postgres(tmp_path_factory: pytest.TempPathFactory, superuser: str,
-                       database: str) -> Iterator[PgServer]:
+def throwaway_postgres(
+    tmp_path_factory: pytest.TempPathFactory, superuser: str, database: str
+) -> Iterator[PgServer]:
     """A running server with `superuser` (random password) and an empty `database`; stopped on exit."""
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"no PostgreSQL binaries in {PG_BIN} (set SLF_PG_BIN)")
@@ -98,17 +109,49 @@ def throwaway_postgres(tmp_path_factory: pytest.TempPathFactory, superuser: str,
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     started = False
     try:
-        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", superuser, f"--pwfile={pwfile}",
-            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C")
+        run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            superuser,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
         pwfile.unlink()
         base_conf = (data / "postgresql.conf").read_text()
         for _attempt in range(3):  # the port may be taken between free_port() and the server binding it
             port = free_port()
-            (data / "postgresql.conf").write_text(base_conf + "\n".join([
-                "", "listen_addresses = '127.0.0.1'", f"port = {port}", "unix_socket_directories = ''",
-                "fsync = off", "synchronous_commit = off", "full_page_writes = off", ""]))
-            result = run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-                         check=False)
+            (data / "postgresql.conf").write_text(
+                base_conf
+                + "\n".join(
+                    [
+                        "",
+                        "listen_addresses = '127.0.0.1'",
+                        f"port = {port}",
+                        "unix_socket_directories = ''",
+                        "fsync = off",
+                        "synchronous_commit = off",
+                        "full_page_writes = off",
+                        "",
+                    ]
+                )
+            )
+            result = run(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
             if result.returncode == 0:
                 started = True
                 break

@@ -56,19 +56,29 @@ def airflow_server(tmp_path: Path):
     home = tmp_path / "airflow-home"
     env = os.environ.copy()
     env.pop("SLF_DBT_MODE", None)  # what `slf airflow` runs by default
-    env.update({"AIRFLOW_HOME": str(home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-                # Unpausing starts the last weekday's scheduled run (catchup=False) with the default
-                # folders: keep it out of the checkout's landing/ and output/.
-                "SLF_LANDING_DIR": str(tmp_path / "scheduled-landing"),
-                "SLF_OUTPUT_DIR": str(tmp_path / "scheduled-output")})
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # Unpausing starts the last weekday's scheduled run (catchup=False) with the default
+            # folders: keep it out of the checkout's landing/ and output/.
+            "SLF_LANDING_DIR": str(tmp_path / "scheduled-landing"),
+            "SLF_OUTPUT_DIR": str(tmp_path / "scheduled-output"),
+        }
+    )
     log = (tmp_path / "airflow.log").open("w")
     # Its own process group: standalone starts scheduler, api-server, dag-processor and triggerer,
     # and only stopping the whole group stops them all.
-    proc = subprocess.Popen([sys.executable, "-m", "slf_warehouse.cli", "airflow", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slf_warehouse.cli", "airflow", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up():
             try:
                 return requests.get(f"{base}/api/v2/version", timeout=2).json()
@@ -83,8 +93,9 @@ def airflow_server(tmp_path: Path):
         listening = _listening(proc.pid)
         assert listening and all(host in ("127.0.0.1", "::1") for host, _port, _name in listening), listening
         password = json.loads(password_file.read_text())["admin"]
-        token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password},
-                              timeout=10).json()["access_token"]
+        token = requests.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=10
+        ).json()["access_token"]
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         yield base, session
@@ -111,8 +122,11 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
 
     _wait(dag_listed, 180, "slf_refresh parsed by the dag-processor")
     session.patch(f"{base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=10).raise_for_status()
-    run = session.post(f"{base}/api/v2/dags/slf_refresh/dagRuns", timeout=10, json={
-        "logical_date": None, "conf": {"landing_dir": str(sample_landing), "output_dir": str(out)}})
+    run = session.post(
+        f"{base}/api/v2/dags/slf_refresh/dagRuns",
+        timeout=10,
+        json={"logical_date": None, "conf": {"landing_dir": str(sample_landing), "output_dir": str(out)}},
+    )
     run.raise_for_status()
     run_id = run.json()["dag_run_id"]
 
@@ -122,18 +136,23 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
 
     def finished():
         state = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}", timeout=10).json()["state"]
-        tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500},
-                          timeout=10).json()["task_instances"]
+        tis = session.get(
+            f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances",
+            params={"limit": 500},
+            timeout=10,
+        ).json()["task_instances"]
         seen.extend((s.name, s.status) for s in board.update(rest_task_states(tis)))
         return state if state in ("success", "failed") else None
 
     state = _wait(finished, 900, "the triggered run finishing", step=5)
-    tis = session.get(f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500},
-                      timeout=10).json()["task_instances"]
+    tis = session.get(
+        f"{base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500}, timeout=10
+    ).json()["task_instances"]
     states = {t["task_id"]: t["state"] for t in tis}
     if state != "success":
-        pytest.fail(f"run {run_id} {state}: "
-                    + ", ".join(f"{t}={s}" for t, s in states.items() if s != "success"))
+        pytest.fail(
+            f"run {run_id} {state}: " + ", ".join(f"{t}={s}" for t, s in states.items() if s != "success")
+        )
     assert (out / "answers" / "enhedslisten-slf.pdf").exists()
     assert (out / "warehouse" / "published.json").exists()
     for step in ("prepare build", "ingest posteringer", "dbt build", "quality checks", "publish", "answers"):
@@ -141,6 +160,9 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
     # Under the scheduler dbt runs in Cosmos' watcher mode: one producer, and a sensor per model
     # (and per model's tests) showing that model's result.
     assert states["dbt.dbt_producer_watcher"] == "success"
-    sensors = {t: s for t, s in states.items()
-               if t.startswith("dbt.") and t.endswith((".run", ".test", ".seed", ".snapshot"))}
+    sensors = {
+        t: s
+        for t, s in states.items()
+        if t.startswith("dbt.") and t.endswith((".run", ".test", ".seed", ".snapshot"))
+    }
     assert len(sensors) >= 50 and set(sensors.values()) == {"success"}, sensors

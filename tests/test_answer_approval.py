@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from test_answers_render import SEED, build_warehouse
 
 INQUIRY = "enhedslisten-slf"
@@ -36,15 +37,20 @@ def publish(out: Path, data, run_id: str, version_stamp: str) -> str:
 
 
 def pdf_pages(path: Path) -> list[str]:
-    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     return [p for p in text.split("\f") if p.strip()]
 
 
 def response(choice: str, username: str, comment: str = "") -> dict:
     """What LetterApproval returns to XCom (HITLTriggerEventSuccessPayload)."""
-    return {"chosen_options": [choice], "params_input": {"kommentar": comment}, "responded_at": APPROVED_AT,
-            "responded_by_user": {"id": "7", "name": username}}
+    return {
+        "chosen_options": [choice],
+        "params_input": {"kommentar": comment},
+        "responded_at": APPROVED_AT,
+        "responded_by_user": {"id": "7", "name": username},
+    }
 
 
 @pytest.fixture()
@@ -69,13 +75,18 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
     assert set(files) == {f"{INQUIRY}.figures.json", "datagrundlag.sql", "godkendelse.json"}
     assert files[f"{INQUIRY}.figures.json"] == final_sidecar.read_bytes()
     figures = json.loads(files[f"{INQUIRY}.figures.json"])["figures"]
-    blocks = re.findall(r"-- figure: (\S+)\n-- label: [^\n]*\n-- bound: ([^\n]*)\n(.*?);\n",
-                        files["datagrundlag.sql"].decode("utf-8"), re.DOTALL)
+    blocks = re.findall(
+        r"-- figure: (\S+)\n-- label: [^\n]*\n-- bound: ([^\n]*)\n(.*?);\n",
+        files["datagrundlag.sql"].decode("utf-8"),
+        re.DOTALL,
+    )
     assert sorted(b[0] for b in blocks) == sorted(figures) and len(blocks) >= 10
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for name, bound, sql in blocks:
-            values = [date.fromisoformat(v) if isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", v) else v
-                      for v in json.loads(bound)]
+            values = [
+                date.fromisoformat(v) if isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", v) else v
+                for v in json.loads(bound)
+            ]
             rows = con.execute(sql, values).fetchall()
             expected = figures[name]
             if "parts" in expected:  # a table figure: every row's value, in order
@@ -85,20 +96,27 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
             else:
                 value = rows[0][0]
                 assert str(value) == str(expected["value"]) or (
-                    isinstance(value, float) and repr(value) == expected["value"]), (name, value, expected["value"])
+                    isinstance(value, float) and repr(value) == expected["value"]
+                ), (name, value, expected["value"])
     return json.loads(files["godkendelse.json"])
 
 
 def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path) -> None:
     from slf_warehouse.answers.approval import APPROVE, approval_body, conclude, render_draft
 
-    draft = render_draft({"inquiry": INQUIRY, "edition_note": "1. udgave"}, "manual__2026-12-01T12:00:00+00:00")
+    draft = render_draft(
+        {"inquiry": INQUIRY, "edition_note": "1. udgave"}, "manual__2026-12-01T12:00:00+00:00"
+    )
     assert draft["folder"] == str(output / "answers" / "review" / "manual__2026-12-01T12_00_00_00_00")
     assert [s["username"] for s in draft["signatories"]] == ["tmedom", "moechristensen"]
     pages = pdf_pages(Path(draft["pdf"]))
     assert len(pages) >= 3 and all("UDKAST" in p for p in pages)
     text = "\n".join(pages)
-    assert "Godkendt af" not in text and "Thomas Medom" not in text and "underskrives, når det er godkendt" in text
+    assert (
+        "Godkendt af" not in text
+        and "Thomas Medom" not in text
+        and "underskrives, når det er godkendt" in text
+    )
     body = approval_body(draft)
     assert "26 mio. kr." in body and draft["pdf_sha256"] in body and "første udgave" in body
     assert "Ikke godkendt" not in body and "Thomas Medom (tmedom)" in body
@@ -113,15 +131,20 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path
     assert "Godkendt af Thomas Medom, Rådmand, den 1. december 2026 kl. 13.05" in final
     assert draft["pdf_sha256"] in final and "1. udgave" in final  # the Datagrundlag's approval section
     archive_pages = pdf_pages(approved / f"{INQUIRY}.arkiv.pdf")
-    assert not any("UDKAST" in p for p in archive_pages) and "Godkendt af Thomas Medom" in "\n".join(archive_pages)
+    assert not any("UDKAST" in p for p in archive_pages) and "Godkendt af Thomas Medom" in "\n".join(
+        archive_pages
+    )
     warehouse = next((output / "warehouse" / "versions").glob("*.duckdb"))
-    record = check_archive_against_warehouse(approved / f"{INQUIRY}.arkiv.pdf", warehouse,
-                                             approved / f"{INQUIRY}.figures.json")
+    record = check_archive_against_warehouse(
+        approved / f"{INQUIRY}.arkiv.pdf", warehouse, approved / f"{INQUIRY}.figures.json"
+    )
     assert record["edition"]["approval"]["draft_sha256"] == draft["pdf_sha256"]
     assert record["edition"]["approval"]["username"] == "tmedom"
     assert record["warehouse"]["version"] == draft["warehouse_version"]
     assert json.loads((Path(draft["folder"]) / "draft.json").read_text())["status"] == "approved"
-    [logged] = [json.loads(line) for line in (output / "answers" / "approvals.jsonl").read_text().splitlines()]
+    [logged] = [
+        json.loads(line) for line in (output / "answers" / "approvals.jsonl").read_text().splitlines()
+    ]
     assert logged["decision"] == "approved" and logged["draft_sha256"] == draft["pdf_sha256"]
     assert not list(approved.glob(".staging-*"))
 
@@ -133,12 +156,17 @@ def test_an_edition_note_is_shown_as_text_on_the_approval_page(output: Path) -> 
 
     from slf_warehouse.answers.approval import approval_body, render_draft
 
-    note = ("![kvittering](http://127.0.0.1:9/leak.png) <img src=http://127.0.0.1:9/x> "
-            "[se her](http://127.0.0.1:9/y) <http://127.0.0.1:9/z> | *fed* `kode`")
+    note = (
+        "![kvittering](http://127.0.0.1:9/leak.png) <img src=http://127.0.0.1:9/x> "
+        "[se her](http://127.0.0.1:9/y) <http://127.0.0.1:9/z> | *fed* `kode`"
+    )
     draft = render_draft({"inquiry": INQUIRY, "edition_note": note}, "manual__2026-12-01T13:00:00+00:00")
     html = MarkdownIt("commonmark").enable("table").render(approval_body(draft))
     assert "<img" not in html and "<a " not in html and "<em>" not in html and "<code>kode" not in html
-    assert "![kvittering](http://127.0.0.1:9/leak.png)" in html and "&lt;img src=http://127.0.0.1:9/x&gt;" in html
+    assert (
+        "![kvittering](http://127.0.0.1:9/leak.png)" in html
+        and "&lt;img src=http://127.0.0.1:9/x&gt;" in html
+    )
     assert "26 mio. kr." in html  # the figures stay readable
 
 
@@ -160,13 +188,16 @@ def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> N
     assert not (output / "answers" / "approved").exists()  # no final letter
 
 
-def test_a_new_publication_makes_a_waiting_draft_stale(output: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_publication_makes_a_waiting_draft_stale(
+    output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A project with only the inquiry the seed warehouse's marts can answer (the refresh renders all).
     project = tmp_path / "project"
     (project / "inquiries").mkdir(parents=True)
     (project / "report_templates").symlink_to(PROJECT / "report_templates")
-    (project / "inquiries" / f"{INQUIRY}.yaml").write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
+    (project / "inquiries" / f"{INQUIRY}.yaml").write_bytes(
+        (PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes()
+    )
     monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
     from slf_warehouse.answers.approval import (
         APPROVE,
@@ -180,8 +211,9 @@ def test_a_new_publication_makes_a_waiting_draft_stale(output: Path, tmp_path: P
     first = render_draft({"inquiry": INQUIRY}, "manual__1")
     conclude(first, response(APPROVE, "tmedom"))
     waiting = render_draft({"inquiry": INQUIRY}, "manual__2")
-    more = dataclasses.replace(SEED, allocations=[*SEED.allocations,
-                                                  ("PULJE", date(2024, 1, 1), date(2024, 6, 30), 2_000_000)])
+    more = dataclasses.replace(
+        SEED, allocations=[*SEED.allocations, ("PULJE", date(2024, 1, 1), date(2024, 6, 30), 2_000_000)]
+    )
     version = publish(output, more, "scheduled__2024-09-07", "20240907T060000")
     # The refresh renders the answers after it publishes, and marks older waiting drafts then.
     from slf_warehouse.pipeline import render_answers
@@ -200,7 +232,10 @@ def test_a_new_publication_makes_a_waiting_draft_stale(output: Path, tmp_path: P
     fresh = render_draft({"inquiry": INQUIRY}, "manual__3")
     assert "allocated_total" in fresh["changed_figures"]
     body = approval_body(fresh)
-    assert "Ændringer siden sidste godkendte udgave" in body and "| Afsat i alt | 26.000.000,00 kr. | 28.000.000,00 kr. |" in body
+    assert (
+        "Ændringer siden sidste godkendte udgave" in body
+        and "| Afsat i alt | 26.000.000,00 kr. | 28.000.000,00 kr. |" in body
+    )
 
 
 def test_a_changed_draft_on_disk_is_not_approved(output: Path) -> None:
@@ -214,12 +249,15 @@ def test_a_changed_draft_on_disk_is_not_approved(output: Path) -> None:
     assert not (output / "answers" / "approved").exists()
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"inquiry": "/work/main/inquiries/enhedslisten-slf.yaml"}, "a path is not accepted"),
-    ({"inquiry": "../inquiries/enhedslisten-slf"}, "a path is not accepted"),
-    ({"inquiry": "enhedslisten-slf.yaml"}, "a path is not accepted"),
-    ({"inquiry": INQUIRY, "output_dir": "/tmp/elsewhere"}, "param(s) output_dir not accepted"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"inquiry": "/work/main/inquiries/enhedslisten-slf.yaml"}, "a path is not accepted"),
+        ({"inquiry": "../inquiries/enhedslisten-slf"}, "a path is not accepted"),
+        ({"inquiry": "enhedslisten-slf.yaml"}, "a path is not accepted"),
+        ({"inquiry": INQUIRY, "output_dir": "/tmp/elsewhere"}, "param(s) output_dir not accepted"),
+    ],
+)
 def test_params_naming_paths_are_refused(output: Path, params: dict, message: str) -> None:
     from slf_warehouse.answers.approval import ApprovalError, render_draft
 
@@ -240,5 +278,9 @@ def test_signatory_role_and_login_matching() -> None:
     assert ("can_edit", "HITL Detail") in roles and ("can_edit", "DAG:slf_answer_inquiry") in roles
     assert not [r for a, r in roles if a == "can_create"]
     manager = SlfAuthManager.__new__(SlfAuthManager)
-    assert manager.is_authorized_hitl_task(assigned_users={"tmedom"}, user=SimpleNamespace(username="tmedom", id=3))
-    assert not manager.is_authorized_hitl_task(assigned_users={"3"}, user=SimpleNamespace(username="peter", id=3))
+    assert manager.is_authorized_hitl_task(
+        assigned_users={"tmedom"}, user=SimpleNamespace(username="tmedom", id=3)
+    )
+    assert not manager.is_authorized_hitl_task(
+        assigned_users={"3"}, user=SimpleNamespace(username="peter", id=3)
+    )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from airflow_rest import login
 from postgres_server import free_port
 from service_processes import wait_for
@@ -38,8 +39,13 @@ from test_answers_render import SEED
 pytestmark = pytest.mark.slow
 
 DAG = "slf_answer_inquiry"
-USERS = {"ops": "Admin", "writer": "slf_answer_writer", "tmedom": "slf_signatory",
-         "moechristensen": "slf_signatory", "peter": "slf_signatory"}
+USERS = {
+    "ops": "Admin",
+    "writer": "slf_answer_writer",
+    "tmedom": "slf_signatory",
+    "moechristensen": "slf_signatory",
+    "peter": "slf_signatory",
+}
 
 
 class Airflow:
@@ -72,22 +78,41 @@ def running_airflow(work: Path):
     home = work / "airflow-home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SLF_WAREHOUSE"))}
-    env.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__AUTH_MANAGER": "slf_warehouse.auth_manager.SlfAuthManager",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32), "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
-        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(), "SLF_PG_PASSWORD": secrets.token_hex(16),
-        "SLF_PSEUDONYM_KEY": secrets.token_hex(32), "SLF_USERS_FILE": str(users_file),
-        "SLF_OUTPUT_DIR": str(out), "SLF_LANDING_DIR": str(work / "landing"),
-    })
-    init = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "deploy", "init"], env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__AUTH_MANAGER": "slf_warehouse.auth_manager.SlfAuthManager",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "SLF_PG_PASSWORD": secrets.token_hex(16),
+            "SLF_PSEUDONYM_KEY": secrets.token_hex(32),
+            "SLF_USERS_FILE": str(users_file),
+            "SLF_OUTPUT_DIR": str(out),
+            "SLF_LANDING_DIR": str(work / "landing"),
+        }
+    )
+    init = subprocess.run(
+        [sys.executable, "-m", "slf_warehouse.cli", "deploy", "init"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert init.returncode == 0, init.stdout[-2000:] + init.stderr[-3000:]
     log = (work / "airflow.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "slf_warehouse.cli", "airflow", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slf_warehouse.cli", "airflow", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up():
             try:
                 return requests.get(f"{base}/api/v2/version", timeout=2).json()
@@ -153,7 +178,9 @@ def _finished(session: requests.Session, af: Airflow, run_id: str):
 
 
 def _states(session: requests.Session, af: Airflow, run_id: str) -> dict[str, str]:
-    tis = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances"), timeout=60).json()["task_instances"]
+    tis = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances"), timeout=60).json()[
+        "task_instances"
+    ]
     return {t["task_id"]: t["state"] for t in tis}
 
 
@@ -161,9 +188,14 @@ def _trigger(session: requests.Session, af: Airflow, conf: dict) -> requests.Res
     return session.post(af.api(f"/dags/{DAG}/dagRuns"), json={"logical_date": None, "conf": conf}, timeout=30)
 
 
-def _respond(session: requests.Session, af: Airflow, run_id: str, choice: str, comment: str = "") -> requests.Response:
-    return session.patch(af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"),
-                         json={"chosen_options": [choice], "params_input": {"kommentar": comment}}, timeout=30)
+def _respond(
+    session: requests.Session, af: Airflow, run_id: str, choice: str, comment: str = ""
+) -> requests.Response:
+    return session.patch(
+        af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"),
+        json={"chosen_options": [choice], "params_input": {"kommentar": comment}},
+        timeout=30,
+    )
 
 
 def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
@@ -173,7 +205,10 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
 
     # The HITL paths this test uses are the installed Airflow's.
     paths = requests.get(f"{af.base}/openapi.json", timeout=30).json()["paths"]
-    assert "patch" in paths["/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"]
+    assert (
+        "patch"
+        in paths["/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"]
+    )
     assert "get" in paths["/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/hitlDetails"]
 
     def listed():
@@ -210,22 +245,32 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
     assert not (out / "answers" / "approved").exists()
 
     assert _respond(writer, af, run_id, "Godkend").status_code == 403  # may trigger, may not sign
-    assert _respond(af.as_user("peter"), af, run_id, "Godkend").status_code == 403  # a signatory, not of this letter
+    assert (
+        _respond(af.as_user("peter"), af, run_id, "Godkend").status_code == 403
+    )  # a signatory, not of this letter
     r = _respond(af.as_user("tmedom"), af, run_id, "Godkend")
     assert r.status_code == 200, r.text[:300]
     assert _respond(af.as_user("moechristensen"), af, run_id, "Afvis", "for sent").status_code == 409
     state = _finished(writer, af, run_id)
     assert state == "success", _states(writer, af, run_id)
-    result = writer.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/conclude/xcomEntries/return_value"),
-                        timeout=60).json()["value"]
-    assert result["decision"] == "approved" and result["by"] == "tmedom" and result["draft_sha256"] == draft["pdf_sha256"]
+    result = writer.get(
+        af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/conclude/xcomEntries/return_value"), timeout=60
+    ).json()["value"]
+    assert (
+        result["decision"] == "approved"
+        and result["by"] == "tmedom"
+        and result["draft_sha256"] == draft["pdf_sha256"]
+    )
     approved = out / "answers" / "approved"
     final = pdf_pages(approved / f"{INQUIRY}.pdf")
     assert not any("UDKAST" in p for p in final)
-    assert "Godkendt af Thomas Medom, Rådmand, den " in "\n".join(final) and draft["pdf_sha256"] in "\n".join(final)
+    assert "Godkendt af Thomas Medom, Rådmand, den " in "\n".join(final) and draft["pdf_sha256"] in "\n".join(
+        final
+    )
     warehouse = next((out / "warehouse" / "versions").glob("*.duckdb"))
-    record = check_archive_against_warehouse(approved / f"{INQUIRY}.arkiv.pdf", warehouse,
-                                             approved / f"{INQUIRY}.figures.json")
+    record = check_archive_against_warehouse(
+        approved / f"{INQUIRY}.arkiv.pdf", warehouse, approved / f"{INQUIRY}.figures.json"
+    )
     assert record["edition"]["approval"]["username"] == "tmedom" and record["edition"]["note"] == "1. udgave"
 
     assert _finished(writer, af, sneaky_run) == "failed"
@@ -238,11 +283,14 @@ def test_draft_approval_and_rejection_through_the_rest_api(airflow) -> None:
     second.raise_for_status()
     run2 = second.json()["dag_run_id"]
     _asked(writer, af, run2, "the second approval being asked for")
-    r = _respond(af.as_user("moechristensen"), af, run2, "Afvis", "Spørgsmål 4: tjek antallet af læringspartnere.")
+    r = _respond(
+        af.as_user("moechristensen"), af, run2, "Afvis", "Spørgsmål 4: tjek antallet af læringspartnere."
+    )
     assert r.status_code == 200, r.text[:300]
     assert _finished(writer, af, run2) == "success", _states(writer, af, run2)
     rejections = [json.loads(p.read_text()) for p in (out / "answers" / "review").glob("*/rejection.json")]
     assert [(x["by"], x["comment"]) for x in rejections] == [
-        ("moechristensen", "Spørgsmål 4: tjek antallet af læringspartnere.")]
+        ("moechristensen", "Spørgsmål 4: tjek antallet af læringspartnere.")
+    ]
     assert (approved / f"{INQUIRY}.pdf").read_bytes() == final_bytes
     print(f"approval flow through the REST API: {time.monotonic() - started:.0f} s after Airflow was up")

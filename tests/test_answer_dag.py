@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from test_answers_render import SEED, build_warehouse
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.usefixtures("airflow_db")]
@@ -45,7 +46,8 @@ def test_the_inquiry_is_chosen_from_a_list(dag) -> None:
     files = sorted(p.stem for p in (PROJECT / "inquiries").glob("*.yaml"))
     assert schema["enum"] == files and len(files) >= 2
     assert schema["values_display"]["enhedslisten-slf"] == (
-        "Enhedslisten: Stærkere Læringsfællesskaber (10-dages forespørgsel)")
+        "Enhedslisten: Stærkere Læringsfællesskaber (10-dages forespørgsel)"
+    )
     # Optional in the form: the UI marks a param whose type lacks null as required, and refuses to
     # trigger with it empty (seen in the screenshot of the first version).
     note = dag.params.get_param("edition_note")
@@ -65,11 +67,24 @@ def test_the_file_is_thin() -> None:
             imported |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
-    assert imported <= {"__future__", "os", "datetime", "airflow.sdk", "slf_warehouse.answers.approval_operator"}, imported
-    operator = ast.parse((PROJECT / "src/slf_warehouse/answers/approval_operator.py").read_text(encoding="utf-8"))
+    assert imported <= {
+        "__future__",
+        "os",
+        "datetime",
+        "airflow.sdk",
+        "slf_warehouse.answers.approval_operator",
+    }, imported
+    operator = ast.parse(
+        (PROJECT / "src/slf_warehouse/answers/approval_operator.py").read_text(encoding="utf-8")
+    )
     top = {n.module for n in operator.body if isinstance(n, ast.ImportFrom)}
-    assert top == {"__future__", "airflow.providers.standard.operators.hitl", "airflow.sdk",
-                   "airflow.sdk.definitions.param", "typing"}, top
+    assert top == {
+        "__future__",
+        "airflow.providers.standard.operators.hitl",
+        "airflow.sdk",
+        "airflow.sdk.definitions.param",
+        "typing",
+    }, top
 
 
 @pytest.fixture()
@@ -99,7 +114,9 @@ def test_task_renders_a_draft_from_the_published_warehouse(dag, published_output
     assert result["status"] == "waiting"
 
 
-def test_task_failures_are_clear(dag, published_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_task_failures_are_clear(
+    dag, published_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from slf_warehouse.answers.approval import ApprovalError
     from slf_warehouse.warehouse import NoPublishedWarehouse
 

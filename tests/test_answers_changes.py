@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from conftest import dk_amount
 from test_answers_render import INQUIRY, SEED, build_warehouse, pdf_text
 
@@ -45,17 +46,29 @@ def test_sidecar_records_every_figure(first) -> None:
     assert answer.sidecar_path == answer.pdf_path.with_name("enhedslisten-slf.figures.json")
     doc = json.loads(answer.sidecar_path.read_text(encoding="utf-8"))
     assert doc["format"] == 1 and doc["inquiry"] == "enhedslisten-slf.yaml"
-    assert doc["warehouse"] == {"engine": "duckdb", "file": "wh.duckdb", "version": "20240906T120000-manual",
-                                "run_id": "manual__2024-09-06"}
+    assert doc["warehouse"] == {
+        "engine": "duckdb",
+        "file": "wh.duckdb",
+        "version": "20240906T120000-manual",
+        "run_id": "manual__2024-09-06",
+    }
     assert doc["parameters"]["window_start"] == "2022-01-01"
     assert set(doc["figures"]) == set(answer.figures)
     total = doc["figures"]["allocated_total"]
     assert (total["value"], total["text"], total["exact"], total["rows"]) == (
-        "26000000.00", "26 mio. kr.", "26.000.000,00 kr.", 9)
+        "26000000.00",
+        "26 mio. kr.",
+        "26.000.000,00 kr.",
+        9,
+    )
     parts = doc["figures"]["allocated_by_source"]["parts"]
-    assert parts[0] == {"group": "OPSPARING · Centralt opsparede midler",
-                        "keys": {"funding_source": "OPSPARING", "funding_source_name": "Centralt opsparede midler"},
-                        "value": "8700000.00", "text": "8,7 mio. kr.", "exact": "8.700.000,00 kr."}
+    assert parts[0] == {
+        "group": "OPSPARING · Centralt opsparede midler",
+        "keys": {"funding_source": "OPSPARING", "funding_source_name": "Centralt opsparede midler"},
+        "value": "8700000.00",
+        "text": "8,7 mio. kr.",
+        "exact": "8.700.000,00 kr.",
+    }
     assert doc["figures"]["survey_r_squared"]["value"] == "0.7987"  # a DOUBLE, kept exactly
 
 
@@ -67,9 +80,15 @@ def test_first_edition_then_nothing_changed(first, tmp_path: Path) -> None:
     again = render(warehouse, tmp_path / "out", run_info=RUN_INFO)
     assert not again.changes.first_edition and again.changes.names == []
     text = pdf_text(again.pdf_path)
-    assert "Ændringer siden sidste udgave Ingen af tallene er ændret siden sidste udgave " \
-           "(warehouse-version 20240906T120000-manual)." in text
-    pdf, html, sidecar = again.pdf_path.read_bytes(), again.html_path.read_bytes(), again.sidecar_path.read_bytes()
+    assert (
+        "Ændringer siden sidste udgave Ingen af tallene er ændret siden sidste udgave "
+        "(warehouse-version 20240906T120000-manual)." in text
+    )
+    pdf, html, sidecar = (
+        again.pdf_path.read_bytes(),
+        again.html_path.read_bytes(),
+        again.sidecar_path.read_bytes(),
+    )
     # the same values once more: the same bytes, every file
     third = render(warehouse, tmp_path / "out", run_info=RUN_INFO)
     assert third.pdf_path.read_bytes() == pdf and third.html_path.read_bytes() == html
@@ -81,15 +100,19 @@ def test_a_changed_posting_names_exactly_its_figure(first, tmp_path: Path) -> No
     copy = tmp_path / "changed.duckdb"
     shutil.copy(warehouse, copy)
     with duckdb.connect(str(copy)) as con:  # one salary posting (2023-03-30) up by 100.000 kr.
-        con.execute("UPDATE marts.fct_programme_postings SET amount_dkk = amount_dkk + 100000 WHERE posting_id = 'p:2'")
+        con.execute(
+            "UPDATE marts.fct_programme_postings SET amount_dkk = amount_dkk + 100000 WHERE posting_id = 'p:2'"
+        )
     answer = render(copy, tmp_path / "out", run_info={**RUN_INFO, "version": "20240907T060000-scheduled"})
     assert answer.changes.names == ["spent_salaries"]
     [change] = answer.changes.figures
     assert (change.old, change.new) == ("15.500.000,00 kr.", "15.600.000,00 kr.")
     assert (change.old_value, change.new_value) == ("15500000.00", "15600000.00")
     text = pdf_text(answer.pdf_path)
-    assert ("1 af tallene er ændret siden sidste udgave (warehouse-version 20240906T120000-manual). "
-            "Tal Før Nu Forbrug, løn spent_salaries 15.500.000,00 kr. 15.600.000,00 kr.") in text
+    assert (
+        "1 af tallene er ændret siden sidste udgave (warehouse-version 20240906T120000-manual). "
+        "Tal Før Nu Forbrug, løn spent_salaries 15.500.000,00 kr. 15.600.000,00 kr."
+    ) in text
     assert "15,6 mio. kr. på løn" in text
     # and back: the next edition compares with this one
     again = render(warehouse, tmp_path / "out", run_info=RUN_INFO)
@@ -101,16 +124,21 @@ def test_a_table_figure_lists_its_changed_rows(first, tmp_path: Path) -> None:
     copy = tmp_path / "changed.duckdb"
     shutil.copy(warehouse, copy)
     with duckdb.connect(str(copy)) as con:  # the 2023 KOMPETENCE allocation up by 1 mio. kr.
-        con.execute("UPDATE marts.fct_allocations SET amount_dkk = amount_dkk + 1000000 "
-                    "WHERE funding_source = 'KOMPETENCE' AND period_start = DATE '2023-01-01'")
+        con.execute(
+            "UPDATE marts.fct_allocations SET amount_dkk = amount_dkk + 1000000 "
+            "WHERE funding_source = 'KOMPETENCE' AND period_start = DATE '2023-01-01'"
+        )
     answer = render(copy, tmp_path / "out", run_info=RUN_INFO)
     assert answer.changes.names == ["allocated_total", "allocated_by_source"]
     by_source = answer.changes.figures[1]
     assert [(p.group, p.old, p.new) for p in by_source.parts] == [
-        ("KOMPETENCE · Centrale midler afsat til kompetenceudvikling", "5.800.000,00 kr.", "6.800.000,00 kr.")]
+        ("KOMPETENCE · Centrale midler afsat til kompetenceudvikling", "5.800.000,00 kr.", "6.800.000,00 kr.")
+    ]
     text = pdf_text(answer.pdf_path)
     assert "2 af tallene er ændret" in text
-    assert "KOMPETENCE · Centrale midler afsat til kompetenceudvikling 5.800.000,00 kr. 6.800.000,00 kr." in text
+    assert (
+        "KOMPETENCE · Centrale midler afsat til kompetenceudvikling 5.800.000,00 kr. 6.800.000,00 kr." in text
+    )
 
 
 def test_compare_with_a_named_edition_and_unreadable_sidecars(first, tmp_path: Path) -> None:
@@ -146,14 +174,35 @@ def test_different_window_is_noted(first, tmp_path: Path) -> None:
 
 # --- the real pipeline: change raw, re-run dbt -------------------------------------------------------
 
+
 def _dbt(warehouse: Path, work: Path, *args: str) -> None:
     dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_USE_COLORS": "false"}
-    result = subprocess.run([str(dbt), *args, "--project-dir", str(PROJECT / "dbt_project"), "--profiles-dir",
-                             str(PROJECT / "dbt_project"), "--target", "duckdb", "--target-path",
-                             str(work / "target"), "--log-path", str(work / "logs")],
-                            capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "SLF_WAREHOUSE_PATH": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
+    result = subprocess.run(
+        [
+            str(dbt),
+            *args,
+            "--project-dir",
+            str(PROJECT / "dbt_project"),
+            "--profiles-dir",
+            str(PROJECT / "dbt_project"),
+            "--target",
+            "duckdb",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
@@ -176,8 +225,15 @@ def test_changing_one_raw_posting_moves_exactly_its_figures(sample_landing: Path
     warehouse = tmp_path / "wh.duckdb"
     report = ingest_landing(sample_landing, warehouse, quarantine_root=tmp_path / "quarantine")
     assert not report.rejected, report.summary()
-    _dbt(warehouse, tmp_path, "build", "--select", "resource_type:seed resource_type:model",
-         "--indirect-selection", "empty")
+    _dbt(
+        warehouse,
+        tmp_path,
+        "build",
+        "--select",
+        "resource_type:seed resource_type:model",
+        "--indirect-selection",
+        "empty",
+    )
     out = tmp_path / "answers"
     for inquiry in (INQUIRY, SECOND):
         assert render(warehouse, out, inquiry=inquiry, run_info={"version": "v1"}).changes.first_edition
@@ -187,10 +243,12 @@ def test_changing_one_raw_posting_moves_exactly_its_figures(sample_landing: Path
         source_file, source_line, amount = con.execute(
             "SELECT source_file, source_line, amount_dkk FROM marts.fct_programme_postings WHERE purpose = "
             "'salaries' AND posting_month = DATE '2023-05-01' AND activity_id IS NULL AND unit_type = "
-            "'faellesfunktion' ORDER BY source_line LIMIT 1").fetchall()[0]
+            "'faellesfunktion' ORDER BY source_line LIMIT 1"
+        ).fetchall()[0]
     # The month is re-delivered with that line corrected; the next build takes the new load.
-    _redeliver_with_amount(sample_landing / "posteringer" / source_file, source_line, amount,
-                           amount + Decimal("12345.67"))
+    _redeliver_with_amount(
+        sample_landing / "posteringer" / source_file, source_line, amount, amount + Decimal("12345.67")
+    )
     report = ingest_landing(sample_landing, warehouse, quarantine_root=tmp_path / "quarantine")
     assert [f.file_name for f in report.files if f.status == "loaded"] == [source_file], report.summary()
     _dbt(warehouse, tmp_path, "run", "--select", "source:raw.posteringer+")
@@ -200,7 +258,12 @@ def test_changing_one_raw_posting_moves_exactly_its_figures(sample_landing: Path
     [change] = first.changes.figures
     assert Decimal(change.new_value) - Decimal(change.old_value) == Decimal("12345.67")
     second = render(warehouse, out, inquiry=SECOND, run_info={"version": "v2"})
-    assert second.changes.names == ["spent_salaries", "spent_total", "spent_by_quarter", "spent_by_year_purpose"]
+    assert second.changes.names == [
+        "spent_salaries",
+        "spent_total",
+        "spent_by_quarter",
+        "spent_by_year_purpose",
+    ]
     quarter = second.changes.figures[2]
     assert [p.group for p in quarter.parts] == ["2. kvt. 2023"]
     year_purpose = second.changes.figures[3]

@@ -10,29 +10,35 @@ import pytest
 from slf_warehouse.answers import formatting as fmt
 
 
-@pytest.mark.parametrize(("amount", "expected"), [
-    (26_000_000, "26 mio. kr."),
-    (Decimal("26000000.00"), "26 mio. kr."),
-    (6_600_000, "6,6 mio. kr."),
-    (Decimal("6600000.00"), "6,6 mio. kr."),
-    (25_960_000, "26 mio. kr."),        # rounds to 26,0 → the ,0 is dropped
-    (31_450_000, "31,5 mio. kr."),      # half up
-    (1_000_000, "1 mio. kr."),
-    (999_999, "999.999 kr."),           # under a million: whole kroner
-    (0, "0 kr."),
-    (1_234_567_890, "1,2 mia. kr."),
-])
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [
+        (26_000_000, "26 mio. kr."),
+        (Decimal("26000000.00"), "26 mio. kr."),
+        (6_600_000, "6,6 mio. kr."),
+        (Decimal("6600000.00"), "6,6 mio. kr."),
+        (25_960_000, "26 mio. kr."),  # rounds to 26,0 → the ,0 is dropped
+        (31_450_000, "31,5 mio. kr."),  # half up
+        (1_000_000, "1 mio. kr."),
+        (999_999, "999.999 kr."),  # under a million: whole kroner
+        (0, "0 kr."),
+        (1_234_567_890, "1,2 mia. kr."),
+    ],
+)
 def test_mio_kr(amount, expected) -> None:
     assert fmt.format_mio_kr(amount) == expected
 
 
-@pytest.mark.parametrize(("amount", "expected"), [
-    (1_234_567, "1.234.567 kr."),
-    (Decimal("1234567.49"), "1.234.567 kr."),
-    (Decimal("1234567.50"), "1.234.568 kr."),
-    (125_000, "125.000 kr."),
-    (0, "0 kr."),
-])
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [
+        (1_234_567, "1.234.567 kr."),
+        (Decimal("1234567.49"), "1.234.567 kr."),
+        (Decimal("1234567.50"), "1.234.568 kr."),
+        (125_000, "125.000 kr."),
+        (0, "0 kr."),
+    ],
+)
 def test_kr(amount, expected) -> None:
     assert fmt.format_kr(amount) == expected
 
@@ -42,14 +48,17 @@ def test_kr_exact() -> None:
     assert fmt.format_kr_exact(1234567.5) == "1.234.567,50 kr."
 
 
-@pytest.mark.parametrize(("ratio", "decimals", "expected"), [
-    (0.80, 0, "80 %"),
-    (0.7987, 0, "80 %"),
-    (0.6449, 0, "64 %"),
-    (0.805, 0, "81 %"),     # half up, not banker's rounding
-    (0.7987, 1, "79,9 %"),
-    (1, 0, "100 %"),
-])
+@pytest.mark.parametrize(
+    ("ratio", "decimals", "expected"),
+    [
+        (0.80, 0, "80 %"),
+        (0.7987, 0, "80 %"),
+        (0.6449, 0, "64 %"),
+        (0.805, 0, "81 %"),  # half up, not banker's rounding
+        (0.7987, 1, "79,9 %"),
+        (1, 0, "100 %"),
+    ],
+)
 def test_percent(ratio, decimals, expected) -> None:
     assert fmt.format_percent(ratio, decimals) == expected
 
@@ -74,10 +83,25 @@ def test_numbers() -> None:
     assert fmt.format_number(Decimal("6.55"), decimals=1) == "6,6"
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (0, "nul"), (1, "en"), (2, "to"), (3, "tre"), (4, "fire"), (5, "fem"), (6, "seks"), (7, "syv"),
-    (8, "otte"), (9, "ni"), (10, "ti"), (11, "11"), (16, "16"), (1234, "1.234"),
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (0, "nul"),
+        (1, "en"),
+        (2, "to"),
+        (3, "tre"),
+        (4, "fire"),
+        (5, "fem"),
+        (6, "seks"),
+        (7, "syv"),
+        (8, "otte"),
+        (9, "ni"),
+        (10, "ti"),
+        (11, "11"),
+        (16, "16"),
+        (1234, "1.234"),
+    ],
+)
 def test_number_words(n, expected) -> None:
     assert fmt.number_words(n) == expected
 

@@ -37,16 +37,27 @@ def test_the_enhedslisten_inquiry_loads() -> None:
     assert inq.party == "Enhedslisten" and inq.member == "Enhedslisten"
     assert inq.subject == "Stærkere Læringsfællesskaber"
     assert inq.heading == "Svar på 10-dages forespørgsel fra Enhedslisten om Stærkere Læringsfællesskaber"
-    assert [(s.name, s.title) for s in inq.signatories] == [("Thomas Medom", "Rådmand"),
-                                                             ("Martin Østergaard Christensen", "Direktør")]
+    assert [(s.name, s.title) for s in inq.signatories] == [
+        ("Thomas Medom", "Rådmand"),
+        ("Martin Østergaard Christensen", "Direktør"),
+    ]
     assert (str(inq.window.start), str(inq.window.end)) == ("2022-01-01", "2024-06-30")
     assert [q.number for q in inq.questions] == list(range(1, 11))
     assert inq.received <= inq.letter_date <= inq.deadline
     # Questions 1–4, 6 and 8 carry figures; the others are authored text.
     assert set(loaded.figure_names) >= {
-        "allocated_total", "allocated_by_source", "allocated_apmf", "spent_salaries",
-        "spent_competence_activities", "staff_learning_partners", "staff_project_employees",
-        "staff_section_leaders", "programme_funds_local_units", "survey_latest_year", "survey_r_squared"}
+        "allocated_total",
+        "allocated_by_source",
+        "allocated_apmf",
+        "spent_salaries",
+        "spent_competence_activities",
+        "staff_learning_partners",
+        "staff_project_employees",
+        "staff_section_leaders",
+        "programme_funds_local_units",
+        "survey_latest_year",
+        "survey_r_squared",
+    }
     for q in inq.questions:
         if q.number in (5, 7, 9, 10):
             assert "{{" not in q.answer and "{%" not in q.answer
@@ -78,7 +89,9 @@ def test_missing_signatory(tmp_path: Path, signatories) -> None:
 
 
 def test_signatory_without_title(tmp_path: Path) -> None:
-    data = changed(signatories=[{"name": "Thomas Medom", "title": "Rådmand"}, {"name": "Martin Østergaard Christensen"}])
+    data = changed(
+        signatories=[{"name": "Thomas Medom", "title": "Rådmand"}, {"name": "Martin Østergaard Christensen"}]
+    )
     with pytest.raises(InquiryError, match=r"broken.yaml: signatories\[1\].title: missing"):
         load_inquiry(write(tmp_path, data))
 
@@ -94,7 +107,9 @@ def test_bad_window_date(tmp_path: Path) -> None:
 
 
 def test_window_end_before_start(tmp_path: Path) -> None:
-    with pytest.raises(InquiryError, match=r"broken.yaml: window: the window ends \(2021-06-30\) before it starts"):
+    with pytest.raises(
+        InquiryError, match=r"broken.yaml: window: the window ends \(2021-06-30\) before it starts"
+    ):
         load_inquiry(write(tmp_path, changed(window={"start": "2022-01-01", "end": "2021-06-30"})))
 
 
@@ -119,9 +134,14 @@ def test_template_syntax_error(tmp_path: Path) -> None:
     data = changed()
     data["questions"][3]["answer"] = "Der er {% if staff_learning_partners %} ansat."
     path = write(tmp_path, data)
-    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "Der er {%" in text)
-    with pytest.raises(InquiryError, match=rf"broken.yaml:{line}: questions\[3\].answer \(question 4\): template "
-                                           r"error on line 1"):
+    line = next(
+        n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "Der er {%" in text
+    )
+    with pytest.raises(
+        InquiryError,
+        match=rf"broken.yaml:{line}: questions\[3\].answer \(question 4\): template "
+        r"error on line 1",
+    ):
         load_inquiry(path)
 
 
@@ -136,6 +156,7 @@ def test_not_yaml(tmp_path: Path) -> None:
 
 # --- answer texts: plain text in a sandbox -----------------------------------------------------------
 
+
 def _render_answers(tmp_path: Path, answer: str):
     from slf_warehouse.answers.render import render_answers_html
 
@@ -147,16 +168,23 @@ def _render_answers(tmp_path: Path, answer: str):
 def test_literal_text_is_escaped(tmp_path: Path) -> None:
     [q] = _render_answers(tmp_path, 'Sol & Måne <b>fed</b> "citat"\n\n- punkt <i>\n  fortsat\n- to')
     html = str(q["answer"])
-    assert html == ("<p>Sol &amp; Måne &lt;b&gt;fed&lt;/b&gt; &#34;citat&#34;</p>\n"
-                    "<ul><li>punkt &lt;i&gt; fortsat</li><li>to</li></ul>")
+    assert html == (
+        "<p>Sol &amp; Måne &lt;b&gt;fed&lt;/b&gt; &#34;citat&#34;</p>\n"
+        "<ul><li>punkt &lt;i&gt; fortsat</li><li>to</li></ul>"
+    )
 
 
 def test_helpers_and_window(tmp_path: Path) -> None:
-    [q] = _render_answers(tmp_path, 'Fra {{ window.start.year }} til {{ periode_slut(window.end) }}: '
-                                    '{{ antal(2, "team", "teams", intetkoen=True) }}, {{ antal(1, "team", "teams", '
-                                    'intetkoen=True) }}, {{ opremsning(["a & b", "c"]) }}.')
-    assert str(q["answer"]) == ('<p>Fra 2022 til medio 2024: <span class="figure">to teams</span>, '
-                                '<span class="figure">et team</span>, a &amp; b og c.</p>')
+    [q] = _render_answers(
+        tmp_path,
+        "Fra {{ window.start.year }} til {{ periode_slut(window.end) }}: "
+        '{{ antal(2, "team", "teams", intetkoen=True) }}, {{ antal(1, "team", "teams", '
+        'intetkoen=True) }}, {{ opremsning(["a & b", "c"]) }}.',
+    )
+    assert str(q["answer"]) == (
+        '<p>Fra 2022 til medio 2024: <span class="figure">to teams</span>, '
+        '<span class="figure">et team</span>, a &amp; b og c.</p>'
+    )
 
 
 def test_sandbox_blocks_internals(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ def published_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out = tmp_path / "out"
     store = WarehouseStore(out / "warehouse")
     store.builds.mkdir(parents=True)
-    store.publish(build_warehouse(store.builds / "20240906T060000-scheduled.duckdb", SEED), "scheduled__2024-09-06")
+    store.publish(
+        build_warehouse(store.builds / "20240906T060000-scheduled.duckdb", SEED), "scheduled__2024-09-06"
+    )
     return out
 
 
@@ -39,8 +41,10 @@ def impostor(tmp_path: Path) -> Path:
     path.parent.mkdir()
     text = INQUIRY.read_text(encoding="utf-8")
     assert "til understøttelsen." in text
-    path.write_text(text.replace("til understøttelsen.", "til understøttelsen. Et svar skrevet et andet sted."),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace("til understøttelsen.", "til understøttelsen. Et svar skrevet et andet sted."),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -62,8 +66,9 @@ def test_official_letter_names_its_inquiry_files_sha256(published_output: Path) 
     assert sidecar["inquiry_sha256"] == sha256(INQUIRY) and sidecar["official"] is True
 
 
-def test_an_inquiry_from_elsewhere_does_not_replace_the_official_letter(published_output: Path,
-                                                                         impostor: Path) -> None:
+def test_an_inquiry_from_elsewhere_does_not_replace_the_official_letter(
+    published_output: Path, impostor: Path
+) -> None:
     from slf_warehouse.answers.published import answer_from_published
 
     official = answer_from_published("enhedslisten-slf", published_output)
@@ -87,8 +92,9 @@ def test_an_inquiry_from_elsewhere_does_not_replace_the_official_letter(publishe
     assert sidecar["official"] is False and sidecar["inquiry_sha256"] == sha256(impostor)
 
 
-def test_an_inquiry_from_elsewhere_may_not_be_sent_to_answers(published_output: Path, impostor: Path,
-                                                              tmp_path: Path) -> None:
+def test_an_inquiry_from_elsewhere_may_not_be_sent_to_answers(
+    published_output: Path, impostor: Path, tmp_path: Path
+) -> None:
     from slf_warehouse.answers.inquiry import InquiryError
     from slf_warehouse.answers.published import answer_from_published
 
@@ -115,8 +121,9 @@ def test_a_link_in_inquiries_to_a_file_elsewhere_is_not_official(tmp_path: Path,
     assert is_official_inquiry(INQUIRY)
 
 
-def test_cli_answer_puts_a_foreign_inquiry_in_drafts(published_output: Path, impostor: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
+def test_cli_answer_puts_a_foreign_inquiry_in_drafts(
+    published_output: Path, impostor: Path, capsys: pytest.CaptureFixture
+) -> None:
     from slf_warehouse.cli import main
 
     assert main(["answer", "enhedslisten-slf", "--out", str(published_output)]) == 0
@@ -127,6 +134,17 @@ def test_cli_answer_puts_a_foreign_inquiry_in_drafts(published_output: Path, imp
     assert str(published_output / "answers" / "drafts" / "enhedslisten-slf.pdf") in captured.out
     assert "not official" in captured.err
     assert (published_output / "answers" / "enhedslisten-slf.pdf").read_bytes() == official
-    assert main(["answer", str(impostor), "--out", str(published_output), "--to",
-                 str(published_output / "answers")]) == 2
+    assert (
+        main(
+            [
+                "answer",
+                str(impostor),
+                "--out",
+                str(published_output),
+                "--to",
+                str(published_output / "answers"),
+            ]
+        )
+        == 2
+    )
     assert "only inquiry files in" in capsys.readouterr().err

@@ -70,26 +70,65 @@ def build_warehouse(path: Path, data: Data) -> Path:
     with duckdb.connect(str(path)) as con:
         con.execute(MARTS_DDL)
         for i, (src, start, end, amount) in enumerate(data.allocations, 1):
-            con.execute("INSERT INTO marts.fct_allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [f"BEV-{i:03d}", src, data.source_names[src], start, start, end, start.year,
-                         Decimal(amount), f"J-{i}", None, "bevillinger.csv", i + 1])
+            con.execute(
+                "INSERT INTO marts.fct_allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    f"BEV-{i:03d}",
+                    src,
+                    data.source_names[src],
+                    start,
+                    start,
+                    end,
+                    start.year,
+                    Decimal(amount),
+                    f"J-{i}",
+                    None,
+                    "bevillinger.csv",
+                    i + 1,
+                ],
+            )
         for i, (posted, purpose, flow, amount) in enumerate(data.postings, 1):
             month = posted.replace(day=1)
-            con.execute("INSERT INTO marts.fct_programme_postings VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [f"p:{i}", str(500 + i), posted, month, posted.year, "6.45.51",
-                         "1.1" if purpose == "salaries" else "4.0", 1 if purpose == "salaries" else 4, "041203",
-                         "FF-SLF", "faellesfunktion", None, "OPSPARING", Decimal(amount), flow, purpose, "tekst",
-                         f"posteringer_{month:%Y-%m}.csv", i + 1])
+            con.execute(
+                "INSERT INTO marts.fct_programme_postings VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    f"p:{i}",
+                    str(500 + i),
+                    posted,
+                    month,
+                    posted.year,
+                    "6.45.51",
+                    "1.1" if purpose == "salaries" else "4.0",
+                    1 if purpose == "salaries" else 4,
+                    "041203",
+                    "FF-SLF",
+                    "faellesfunktion",
+                    None,
+                    "OPSPARING",
+                    Decimal(amount),
+                    flow,
+                    purpose,
+                    "tekst",
+                    f"posteringer_{month:%Y-%m}.csv",
+                    i + 1,
+                ],
+            )
         for month, role, headcount, latest in data.staff:
-            con.execute("INSERT INTO marts.rpt_staff_by_role_month VALUES (?, ?, ?, ?, ?, ?)",
-                        [month, role, headcount, Decimal(headcount), Decimal(headcount * 40000), latest])
+            con.execute(
+                "INSERT INTO marts.rpt_staff_by_role_month VALUES (?, ?, ?, ?, ?, ?)",
+                [month, role, headcount, Decimal(headcount), Decimal(headcount * 40000), latest],
+            )
         for unit_id, name, unit_type, month, amount in data.unit_funding:
-            con.execute("INSERT INTO marts.rpt_unit_funding VALUES (?, ?, ?, ?, ?, ?)",
-                        [unit_id, name, unit_type, "Midt", month, Decimal(amount)])
+            con.execute(
+                "INSERT INTO marts.rpt_unit_funding VALUES (?, ?, ?, ?, ?, ?)",
+                [unit_id, name, unit_type, "Midt", month, Decimal(amount)],
+            )
         for year, used, r2, latest in data.survey:
-            con.execute("INSERT INTO marts.rpt_survey_fit VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [year, used, 2, 0.9, 0.3, r2, latest])
+            con.execute(
+                "INSERT INTO marts.rpt_survey_fit VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [year, used, 2, 0.9, 0.3, r2, latest],
+            )
     return path
 
 
@@ -136,12 +175,17 @@ SEED = Data(
     ],
     unit_funding=[
         (uid, name, utype, month, 0)
-        for uid, name, utype in [("SKOLE-001", "Skovvangskolen", "skole"),
-                                 ("DAG-101", 'Børnehuset "Sol" & <Måne>', "dagtilbud"),
-                                 ("FRI-001", "Klub Øst", "fritidstilbud")]
+        for uid, name, utype in [
+            ("SKOLE-001", "Skovvangskolen", "skole"),
+            ("DAG-101", 'Børnehuset "Sol" & <Måne>', "dagtilbud"),
+            ("FRI-001", "Klub Øst", "fritidstilbud"),
+        ]
         for month in _months(date(2022, 1, 1), 30)
-    ] + [("FF-SLF", "Stærkere Læringsfællesskaber, sekretariatet", "faellesfunktion", month, 650_000)
-         for month in _months(date(2022, 1, 1), 30)],
+    ]
+    + [
+        ("FF-SLF", "Stærkere Læringsfællesskaber, sekretariatet", "faellesfunktion", month, 650_000)
+        for month in _months(date(2022, 1, 1), 30)
+    ],
     survey=[(2022, 31, 0.7412, False), (2023, 31, 0.7987, True)],
 )
 
@@ -163,11 +207,17 @@ OTHER = Data(
         (date(2024, 7, 1), "laeringspartner", 16, False),
     ],
     unit_funding=[
-        ("DAG-101", 'Børnehuset <Sol> & "Måne" \'Ø\'', "dagtilbud", date(2023, 4, 1), 125_000),
-        ("DAG-101", 'Børnehuset <Sol> & "Måne" \'Ø\'', "dagtilbud", date(2023, 5, 1), 0),
+        ("DAG-101", "Børnehuset <Sol> & \"Måne\" 'Ø'", "dagtilbud", date(2023, 4, 1), 125_000),
+        ("DAG-101", "Børnehuset <Sol> & \"Måne\" 'Ø'", "dagtilbud", date(2023, 5, 1), 0),
         ("SKOLE-001", "Skovvangskolen", "skole", date(2023, 4, 1), 1_250_000),
         ("SKOLE-001", "Skovvangskolen", "skole", date(2025, 1, 1), 77_000),  # after the window
-        ("FF-SLF", "Stærkere Læringsfællesskaber, sekretariatet", "faellesfunktion", date(2023, 4, 1), 900_000),
+        (
+            "FF-SLF",
+            "Stærkere Læringsfællesskaber, sekretariatet",
+            "faellesfunktion",
+            date(2023, 4, 1),
+            900_000,
+        ),
     ],
     survey=[(2023, 28, 0.80, False), (2024, 29, 0.6449, True)],
 )
@@ -186,9 +236,16 @@ def seed_render(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("seed")
     warehouse = build_warehouse(root / "wh.duckdb", SEED)
-    answer = render_inquiry(warehouse, INQUIRY, root / "out",
-                            run_info={"run_id": "manual__2024-09-06", "version": "20240906T120000-manual",
-                                      "source_files": ["bevillinger.csv", "loen_2024-06.csv"]})
+    answer = render_inquiry(
+        warehouse,
+        INQUIRY,
+        root / "out",
+        run_info={
+            "run_id": "manual__2024-09-06",
+            "version": "20240906T120000-manual",
+            "source_files": ["bevillinger.csv", "loen_2024-06.csv"],
+        },
+    )
     return warehouse, answer, pdf_text(answer.pdf_path)
 
 
@@ -206,10 +263,14 @@ def test_seed_figures_in_pdf(seed_render) -> None:
     _, answer, text = seed_render
     assert answer.pdf_path.name == "enhedslisten-slf.pdf" and answer.html_path.name == "enhedslisten-slf.html"
     assert "For perioden fra 2022 til medio 2024 er der afsat i alt 26 mio. kr. til understøttelsen." in text
-    assert ("finansieres af centralt opsparede midler, af centrale midler afsat til kompetenceudvikling, "
-            "af centrale puljer og af en donation fra A.P. Møller Fonden på 6,6 mio. kr.") in text
-    assert "Der er pt. ansat 16 læringspartnere og en projektmedarbejder i Stærkere Læringsfællesskaber, " \
-           "som ledes af en sektionsleder." in text
+    assert (
+        "finansieres af centralt opsparede midler, af centrale midler afsat til kompetenceudvikling, "
+        "af centrale puljer og af en donation fra A.P. Møller Fonden på 6,6 mio. kr."
+    ) in text
+    assert (
+        "Der er pt. ansat 16 læringspartnere og en projektmedarbejder i Stærkere Læringsfællesskaber, "
+        "som ledes af en sektionsleder." in text
+    )
     assert "Projektmedarbejderen udvikler" in text
     assert "Der er ikke afsat midler på den enkelte skole eller dagtilbud" in text
     assert "målingen i 2023 viser" in text
@@ -226,7 +287,12 @@ def test_seed_figures_values(seed_render) -> None:
     assert f["allocated_apmf"].text == "6,6 mio. kr." and f["allocated_apmf"].rows == 3
     by_source = f["allocated_by_source"].result
     assert [r.funding_source for r in by_source.rows] == ["OPSPARING", "APMF", "KOMPETENCE", "PULJE"]
-    assert [r.value.text for r in by_source.rows] == ["8,7 mio. kr.", "6,6 mio. kr.", "5,8 mio. kr.", "4,9 mio. kr."]
+    assert [r.value.text for r in by_source.rows] == [
+        "8,7 mio. kr.",
+        "6,6 mio. kr.",
+        "5,8 mio. kr.",
+        "4,9 mio. kr.",
+    ]
     assert f["staff_learning_partners"].value == 16 and f["staff_learning_partners"].rows == 1
     assert f["staff_latest_month"].text == "juni 2024"
     assert f["programme_funds_local_units"].value == 0 and f["programme_funds_local_units"].rows == 90
@@ -247,9 +313,17 @@ def test_letter_layout(seed_render) -> None:
     assert "Med venlig hilsen Thomas Medom Rådmand Martin Østergaard Christensen Direktør" in text
     assert "Datagrundlag" in text
     # the appendix: figure names, marts, filters, rows and the run
-    for needle in ("allocated_total", "marts.fct_allocations", "period_start >= :window_start (2022-01-01)",
-                   "26.000.000,00 kr.", "manual__2024-09-06", "20240906T120000-manual", "loen_2024-06.csv",
-                   "staff_latest_month", "R² = 0,7987"):
+    for needle in (
+        "allocated_total",
+        "marts.fct_allocations",
+        "period_start >= :window_start (2022-01-01)",
+        "26.000.000,00 kr.",
+        "manual__2024-09-06",
+        "20240906T120000-manual",
+        "loen_2024-06.csv",
+        "staff_latest_month",
+        "R² = 0,7987",
+    ):
         assert needle in text, needle
 
 
@@ -276,8 +350,10 @@ def test_other_numbers_show_instead(other_render) -> None:
     assert "afsat i alt 31,5 mio. kr. til understøttelsen" in text
     assert "26 mio. kr." not in text and "6,6 mio. kr." not in text
     # only the sources with money in the window, the donation last
-    assert ("finansieres af centralt opsparede midler, af centrale puljer og af en donation fra "
-            "A.P. Møller Fonden på 4 mio. kr.") in text
+    assert (
+        "finansieres af centralt opsparede midler, af centrale puljer og af en donation fra "
+        "A.P. Møller Fonden på 4 mio. kr."
+    ) in text
     assert "kompetenceudvikling: " not in text
     assert "Der er pt. ansat ni læringspartnere og to projektmedarbejdere" in text
     assert "som ledes af en sektionsleder" in text
@@ -294,7 +370,7 @@ def test_other_numbers_show_instead(other_render) -> None:
 
 def test_unit_name_with_markup_characters_prints_literally(other_render) -> None:
     _, answer, text = other_render
-    assert 'Børnehuset <Sol> & "Måne" \'Ø\': 125.000 kr.' in text
+    assert "Børnehuset <Sol> & \"Måne\" 'Ø': 125.000 kr." in text
     html = answer.html_path.read_text(encoding="utf-8")
     assert "Børnehuset &lt;Sol&gt; &amp; &#34;Måne&#34; &#39;Ø&#39;" in html
     assert "<Sol>" not in html
@@ -306,9 +382,16 @@ def test_same_inputs_give_identical_bytes(tmp_path: Path, seed_render) -> None:
     warehouse, first, _ = seed_render
     copy = tmp_path / "elsewhere.duckdb"
     shutil.copy(warehouse, copy)
-    again = render_inquiry(copy, INQUIRY, tmp_path / "out",
-                           run_info={"run_id": "manual__2024-09-06", "version": "20240906T120000-manual",
-                                     "source_files": ["bevillinger.csv", "loen_2024-06.csv"]})
+    again = render_inquiry(
+        copy,
+        INQUIRY,
+        tmp_path / "out",
+        run_info={
+            "run_id": "manual__2024-09-06",
+            "version": "20240906T120000-manual",
+            "source_files": ["bevillinger.csv", "loen_2024-06.csv"],
+        },
+    )
     assert again.pdf_path.read_bytes() == first.pdf_path.read_bytes()
     assert again.html_path.read_bytes() == first.html_path.read_bytes()
 
@@ -317,10 +400,12 @@ def test_identical_bytes_in_a_fresh_process(tmp_path: Path, seed_render) -> None
     """Another interpreter (another hash seed) writes the same PDF."""
     warehouse, first, _ = seed_render
     out = tmp_path / "out"
-    code = ("import sys; from pathlib import Path; from slf_warehouse.answers.render import render_inquiry; "
-            "render_inquiry(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), run_info={'run_id': "
-            "'manual__2024-09-06', 'version': '20240906T120000-manual', 'source_files': "
-            "['bevillinger.csv', 'loen_2024-06.csv']})")
+    code = (
+        "import sys; from pathlib import Path; from slf_warehouse.answers.render import render_inquiry; "
+        "render_inquiry(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), run_info={'run_id': "
+        "'manual__2024-09-06', 'version': '20240906T120000-manual', 'source_files': "
+        "['bevillinger.csv', 'loen_2024-06.csv']})"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(warehouse), str(INQUIRY), str(out)], check=True, env=env)
     assert (out / "enhedslisten-slf.pdf").read_bytes() == first.pdf_path.read_bytes()
@@ -332,6 +417,7 @@ def test_warehouse_is_opened_read_only(seed_render) -> None:
     before = warehouse.stat().st_mtime_ns
     with duckdb.connect(str(warehouse), read_only=True):
         from slf_warehouse.answers.render import render_inquiry
+
         render_inquiry(warehouse, INQUIRY, warehouse.parent / "out-ro")
     assert warehouse.stat().st_mtime_ns == before
 
@@ -365,9 +451,11 @@ def test_chart_under_question_2(seed_render) -> None:
     html = answer.html_path.read_text(encoding="utf-8")
     q2, q3 = html.index('<span class="number">2.</span>'), html.index('<span class="number">3.</span>')
     assert q2 < html.index("<svg ") < q3
-    assert ("<title>Afsatte midler pr. finansieringskilde. Centralt opsparede midler: 8,7 mio. kr.; Donation fra "
-            "A.P. Møller Fonden: 6,6 mio. kr.; Centrale midler afsat til kompetenceudvikling: 5,8 mio. kr.; "
-            "Centrale puljer: 4,9 mio. kr.</title>") in html
+    assert (
+        "<title>Afsatte midler pr. finansieringskilde. Centralt opsparede midler: 8,7 mio. kr.; Donation fra "
+        "A.P. Møller Fonden: 6,6 mio. kr.; Centrale midler afsat til kompetenceudvikling: 5,8 mio. kr.; "
+        "Centrale puljer: 4,9 mio. kr.</title>"
+    ) in html
     assert "Centrale puljer: 4,9 mio. kr. Figur 1. Afsatte midler pr. finansieringskilde 3." in text
 
 

@@ -68,16 +68,22 @@ class _LiteralBlocks(yaml.SafeDumper):
     """Multi-line answers as `answer: |` blocks, as the inquiry files are written."""
 
 
-_LiteralBlocks.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+_LiteralBlocks.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    ),
+)
 
 
 def inquiry_with_answer(tmp_path: Path, answer: str, name: str = "attack.yaml") -> Path:
     data = copy.deepcopy(GOOD)
     data["questions"][4]["answer"] = answer
     path = tmp_path / name
-    path.write_text(yaml.dump(data, Dumper=_LiteralBlocks, allow_unicode=True, sort_keys=False, width=1000),
-                    encoding="utf-8")
+    path.write_text(
+        yaml.dump(data, Dumper=_LiteralBlocks, allow_unicode=True, sort_keys=False, width=1000),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -93,6 +99,7 @@ def render(warehouse: Path, inquiry: Path, out: Path, **kwargs):
 
 # --- 1. no local files, no URLs ----------------------------------------------------------------------
 
+
 def attacks(secret: Path, port: int) -> dict[str, str]:
     link = f'<link rel="attachment" href="file://{secret}">'
     return {
@@ -105,21 +112,31 @@ def attacks(secret: Path, port: int) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("attack", ["safe filter", "safe filter block", "autoescape off", "image", "css url",
-                                    "urlize"])
-def test_markup_constructs_are_refused_at_load_with_file_and_line(attack: str, tmp_path: Path, warehouse: Path,
-                                                                  secret_file: Path, server) -> None:
+@pytest.mark.parametrize(
+    "attack", ["safe filter", "safe filter block", "autoescape off", "image", "css url", "urlize"]
+)
+def test_markup_constructs_are_refused_at_load_with_file_and_line(
+    attack: str, tmp_path: Path, warehouse: Path, secret_file: Path, server
+) -> None:
     from slf_warehouse.answers.inquiry import InquiryError, load_inquiry
 
     port, hits = server
     inquiry = inquiry_with_answer(tmp_path, "Første linje.\n" + attacks(secret_file, port)[attack] + "\n")
-    line = next(n for n, text in enumerate(inquiry.read_text(encoding="utf-8").splitlines(), 1)
-                if "Første linje." in text) + 1  # the attack is on the answer's second line
+    line = (
+        next(
+            n
+            for n, text in enumerate(inquiry.read_text(encoding="utf-8").splitlines(), 1)
+            if "Første linje." in text
+        )
+        + 1
+    )  # the attack is on the answer's second line
     with pytest.raises(InquiryError) as e:
         load_inquiry(inquiry)
     message = str(e.value)
     assert f"attack.yaml:{line}: questions[4].answer (question 5), line 2 of the answer" in message
-    assert ("not allowed" in message) and ("safe" in message or "autoescape" in message or "urlize" in message)
+    assert ("not allowed" in message) and (
+        "safe" in message or "autoescape" in message or "urlize" in message
+    )
     with pytest.raises(InquiryError):
         render(warehouse, inquiry, tmp_path / "out")
     assert not (tmp_path / "out").exists() and hits == []
@@ -131,10 +148,15 @@ def test_markup_made_another_way_is_caught_after_rendering(tmp_path: Path, wareh
     from slf_warehouse.answers.inquiry import InquiryError
 
     port, hits = server
-    answer = ("{% set x %}{{ tal(1) }}{% endset %}"
-              "{{ x | replace('span class=', 'img src=http://127.0.0.1:" + str(port) + "/x alt=') }}")
-    with pytest.raises(InquiryError, match=r"attack.yaml: questions\[4\].answer \(question 5\): the answer renders "
-                                           r"to an HTML tag <img>; answers are plain text"):
+    answer = (
+        "{% set x %}{{ tal(1) }}{% endset %}"
+        "{{ x | replace('span class=', 'img src=http://127.0.0.1:" + str(port) + "/x alt=') }}"
+    )
+    with pytest.raises(
+        InquiryError,
+        match=r"attack.yaml: questions\[4\].answer \(question 5\): the answer renders "
+        r"to an HTML tag <img>; answers are plain text",
+    ):
         render(warehouse, inquiry_with_answer(tmp_path, answer), tmp_path / "out")
     assert hits == [] and not (tmp_path / "out").exists()
 
@@ -143,10 +165,15 @@ def test_helper_markup_cannot_be_edited_or_sliced(tmp_path: Path, warehouse: Pat
     from slf_warehouse.answers.inquiry import InquiryError
 
     port, hits = server
-    for answer in ("{{ tal(1).replace('span class=', 'img src=http://127.0.0.1:%d/x alt=') }}" % port,
-                   "{{ tal(1)[:1] ~ 'img src=http://127.0.0.1:%d/x' }}" % port):
-        with pytest.raises(InquiryError, match=r"question 5\): (SecurityError: access to attribute 'replace' of "
-                                               r"'Markup' object is unsafe|the answer renders to an HTML tag <img>)"):
+    for answer in (
+        "{{ tal(1).replace('span class=', 'img src=http://127.0.0.1:%d/x alt=') }}" % port,
+        "{{ tal(1)[:1] ~ 'img src=http://127.0.0.1:%d/x' }}" % port,
+    ):
+        with pytest.raises(
+            InquiryError,
+            match=r"question 5\): (SecurityError: access to attribute 'replace' of "
+            r"'Markup' object is unsafe|the answer renders to an HTML tag <img>)",
+        ):
             render(warehouse, inquiry_with_answer(tmp_path, answer), tmp_path / "out")
     assert hits == []
 
@@ -156,8 +183,9 @@ def letter_templates_with(tmp_path: Path, extra_head: str) -> Path:
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT / "report_templates", templates)
     letter = templates / "letter.html.j2"
-    letter.write_text(letter.read_text(encoding="utf-8").replace("</head>", extra_head + "\n</head>"),
-                      encoding="utf-8")
+    letter.write_text(
+        letter.read_text(encoding="utf-8").replace("</head>", extra_head + "\n</head>"), encoding="utf-8"
+    )
     return templates
 
 
@@ -171,10 +199,12 @@ def test_the_letter_fetches_only_the_projects_own_files(tmp_path: Path, warehous
     assert "0 embedded files" in attachments(plain.pdf_path)
 
 
-@pytest.mark.parametrize("kind", ["file attachment", "symlink in templates", "http image", "css url", "data uri"])
-def test_any_other_url_is_refused_and_logged_without_the_url(kind: str, tmp_path: Path, warehouse: Path,
-                                                             secret_file: Path, server,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "kind", ["file attachment", "symlink in templates", "http image", "css url", "data uri"]
+)
+def test_any_other_url_is_refused_and_logged_without_the_url(
+    kind: str, tmp_path: Path, warehouse: Path, secret_file: Path, server, caplog: pytest.LogCaptureFixture
+) -> None:
     from slf_warehouse.answers.inquiry import InquiryError
 
     port, hits = server
@@ -187,14 +217,22 @@ def test_any_other_url_is_refused_and_logged_without_the_url(kind: str, tmp_path
     }[kind]
     templates = letter_templates_with(tmp_path, head)
     (templates / "key-link").symlink_to(secret_file)
-    with caplog.at_level("WARNING"), pytest.raises(InquiryError, match=r"outside .*; only the project's own "
-                                                                      r"files are served; no letter was written"):
+    with (
+        caplog.at_level("WARNING"),
+        pytest.raises(
+            InquiryError,
+            match=r"outside .*; only the project's own "
+            r"files are served; no letter was written",
+        ),
+    ):
         render(warehouse, INQUIRY, tmp_path / "out", templates_dir=templates)
     assert hits == []
     assert not (tmp_path / "out").exists()
     refusals = [r.getMessage() for r in caplog.records if r.name == "slf_warehouse.answers.fetcher"]
     assert len(refusals) == 1 and "refused to fetch" in refusals[0]
-    assert str(secret_file) not in refusals[0] and "Søren" not in refusals[0] and "127.0.0.1" not in refusals[0]
+    assert (
+        str(secret_file) not in refusals[0] and "Søren" not in refusals[0] and "127.0.0.1" not in refusals[0]
+    )
 
 
 def test_seed_letter_still_renders_with_no_attachment(tmp_path: Path, warehouse: Path) -> None:
@@ -206,16 +244,22 @@ def test_seed_letter_still_renders_with_no_attachment(tmp_path: Path, warehouse:
 
 # --- 1. no template can change a figure -----------------------------------------------------------------
 
-@pytest.mark.parametrize("answer", [
-    "{{ allocated_by_source.rows[0].keys.update({'funding_source': 'APMF'}) }}",
-    "{% set r = allocated_by_source.rows %}{{ r.append(r[0]) }}",
-    "{{ inquiry.update({'party': 'x'}) }}",
-    "{% set l = [1] %}{{ l.append(2) }}",
-])
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "{{ allocated_by_source.rows[0].keys.update({'funding_source': 'APMF'}) }}",
+        "{% set r = allocated_by_source.rows %}{{ r.append(r[0]) }}",
+        "{{ inquiry.update({'party': 'x'}) }}",
+        "{% set l = [1] %}{{ l.append(2) }}",
+    ],
+)
 def test_templates_cannot_mutate_anything(answer: str, tmp_path: Path, warehouse: Path) -> None:
     from slf_warehouse.answers.inquiry import InquiryError
 
-    with pytest.raises(InquiryError, match=r"question 5\): (SecurityError|UndefinedError).*(unsafe|no attribute)"):
+    with pytest.raises(
+        InquiryError, match=r"question 5\): (SecurityError|UndefinedError).*(unsafe|no attribute)"
+    ):
         render(warehouse, inquiry_with_answer(tmp_path, answer), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -232,10 +276,16 @@ def test_figure_objects_are_read_only(tmp_path: Path, warehouse: Path) -> None:
         table.rows.append(row)  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         answer.figures["allocated_total"].params["window_start"] = None  # type: ignore[index]
-    assert [r.value.text for r in table.rows] == ["8,7 mio. kr.", "6,6 mio. kr.", "5,8 mio. kr.", "4,9 mio. kr."]
+    assert [r.value.text for r in table.rows] == [
+        "8,7 mio. kr.",
+        "6,6 mio. kr.",
+        "5,8 mio. kr.",
+        "4,9 mio. kr.",
+    ]
 
 
 # --- 5. limits ---------------------------------------------------------------------------------------
+
 
 def test_a_huge_string_stops_at_the_memory_limit(tmp_path: Path, warehouse: Path) -> None:
     from slf_warehouse.answers.inquiry import InquiryError
@@ -252,7 +302,9 @@ def test_a_huge_string_stops_at_the_memory_limit(tmp_path: Path, warehouse: Path
         else:  # 100 MB fits in the child once; escaping and joining it does not, or its length is refused
             assert "memory limit of 512 MB" in message or "the limit is 200.000" in message
     assert time.monotonic() - started < 30
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KB: never in this process
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    )  # KB: never in this process
     assert not (tmp_path / "out").exists()
 
 
@@ -262,14 +314,20 @@ def test_nested_loops_stop_at_the_time_limit(tmp_path: Path, warehouse: Path) ->
 
     answer = "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
     started = time.monotonic()
-    with pytest.raises(InquiryError, match=r"attack.yaml: questions\[4\].answer \(question 5\): stopped: rendering "
-                                           r"took longer than the limit of 2 s"):
-        render(warehouse, inquiry_with_answer(tmp_path, answer), tmp_path / "out", limits=RenderLimits(seconds=2))
+    with pytest.raises(
+        InquiryError,
+        match=r"attack.yaml: questions\[4\].answer \(question 5\): stopped: rendering "
+        r"took longer than the limit of 2 s",
+    ):
+        render(
+            warehouse, inquiry_with_answer(tmp_path, answer), tmp_path / "out", limits=RenderLimits(seconds=2)
+        )
     assert time.monotonic() - started < 10
 
 
-def test_the_rendering_process_gets_no_secrets(tmp_path: Path, warehouse: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_rendering_process_gets_no_secrets(
+    tmp_path: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The child's environment is minimal: the service's key is not in it (and nothing could print it)."""
     from slf_warehouse.answers.sandbox_run import _child_environment
 

@@ -51,25 +51,41 @@ def build(path: Path) -> Path:
     with duckdb.connect(str(path)) as con:
         con.execute(DDL)
         for aid, kind, held, district, participants, cost in ACTIVITIES:
-            con.execute("INSERT INTO marts.rpt_activity_costs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [aid, kind, f"{kind} {aid}", held, "ledere", district, participants, Decimal(cost),
-                         Decimal(cost) / participants])
+            con.execute(
+                "INSERT INTO marts.rpt_activity_costs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    aid,
+                    kind,
+                    f"{kind} {aid}",
+                    held,
+                    "ledere",
+                    district,
+                    participants,
+                    Decimal(cost),
+                    Decimal(cost) / participants,
+                ],
+            )
         for i, (month, purpose, flow, amount) in enumerate(SPENDING):
-            con.execute("INSERT INTO marts.rpt_spending_by_purpose VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [month, month.year, "OPSPARING", purpose, flow, Decimal(amount), 1])
-            con.execute("INSERT INTO marts.fct_programme_postings VALUES (?, ?, ?, ?, ?)",
-                        [f"p{i}", month.replace(day=15), Decimal(amount), flow, purpose])
+            con.execute(
+                "INSERT INTO marts.rpt_spending_by_purpose VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [month, month.year, "OPSPARING", purpose, flow, Decimal(amount), 1],
+            )
+            con.execute(
+                "INSERT INTO marts.fct_programme_postings VALUES (?, ?, ?, ?, ?)",
+                [f"p{i}", month.replace(day=15), Decimal(amount), flow, purpose],
+            )
     return path
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory):
+    from slf_warehouse.answers.render import render_inquiry
     from test_answers_render import pdf_text
 
-    from slf_warehouse.answers.render import render_inquiry
-
     root = tmp_path_factory.mktemp("second")
-    answer = render_inquiry(build(root / "wh.duckdb"), INQUIRY, root / "out", run_info={"run_id": "r", "version": "v"})
+    answer = render_inquiry(
+        build(root / "wh.duckdb"), INQUIRY, root / "out", run_info={"run_id": "r", "version": "v"}
+    )
     return answer, pdf_text(answer.pdf_path), answer.html_path.read_text(encoding="utf-8")
 
 
@@ -79,18 +95,25 @@ def test_figures(rendered) -> None:
     assert f["activity_costs_total"].value == Decimal("600000.00")
     assert f["activity_count"].value == 5 and f["activity_participants"].value == 450
     assert [(r.keys["held_on"], r.value.value) for r in f["activity_costs_by_year"].result.rows] == [
-        (date(2022, 1, 1), Decimal("200000.00")), (date(2023, 1, 1), Decimal("400000.00"))]
+        (date(2022, 1, 1), Decimal("200000.00")),
+        (date(2023, 1, 1), Decimal("400000.00")),
+    ]
     assert f["spent_total"].value == Decimal("3900000.00")
     assert [(r.keys["posting_month"], r.value.value) for r in f["spent_by_quarter"].result.rows] == [
-        (date(2022, 1, 1), Decimal("1000000.00")), (date(2022, 4, 1), Decimal("1300000.00")),
-        (date(2023, 7, 1), Decimal("1200000.00")), (date(2023, 10, 1), Decimal("400000.00"))]
+        (date(2022, 1, 1), Decimal("1000000.00")),
+        (date(2022, 4, 1), Decimal("1300000.00")),
+        (date(2023, 7, 1), Decimal("1200000.00")),
+        (date(2023, 10, 1), Decimal("400000.00")),
+    ]
 
 
 def test_letter_text(rendered) -> None:
     answer, text, _ = rendered
     assert answer.pdf_path.name == "konservative-kompetenceaktiviteter.pdf"
-    assert ("Svar på 10-dages forespørgsel fra Det Konservative Folkeparti om udgifterne til kompetenceaktiviteter "
-            "i Stærkere Læringsfællesskaber") in text
+    assert (
+        "Svar på 10-dages forespørgsel fra Det Konservative Folkeparti om udgifterne til kompetenceaktiviteter "
+        "i Stærkere Læringsfællesskaber"
+    ) in text
     assert "UDKAST – ikke afsendt" in text and "Status Udkast" in text
     assert "Dato 9. april 2024" in text and "Modtaget 22. marts 2024" in text
     assert "Svarfrist 10. april 2024 (10 arbejdsdage efter modtagelsen)" in text  # Easter skipped
@@ -104,36 +127,84 @@ def test_letter_text(rendered) -> None:
 
 def _table(html: str, number: int) -> list[str]:
     start = html.index(f"Tabel {number}.</span>")
-    return re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", html[start:html.index("</table>", start)])
+    return re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", html[start : html.index("</table>", start)])
 
 
 def test_tables(rendered) -> None:
     _, _, html = rendered
-    assert _table(html, 1) == ["Aktivitetstype", "Udgift, kr.",
-                               "Læringsdage", "250.000", "Introduktionsdage", "210.000", "Lederseminarer", "140.000",
-                               "I alt", "600.000"]
+    assert _table(html, 1) == [
+        "Aktivitetstype",
+        "Udgift, kr.",
+        "Læringsdage",
+        "250.000",
+        "Introduktionsdage",
+        "210.000",
+        "Lederseminarer",
+        "140.000",
+        "I alt",
+        "600.000",
+    ]
     # rows in the labels' order (Nord, Syd, …, Hele byen); districts without activities are not shown
     assert _table(html, 2) == [
-        "Distrikt", "Introduktionsdage", "Lederseminarer", "Læringsdage", "I alt",
-        "Nord", "120.000", "80.000", "–", "200.000",
-        "Syd", "90.000", "60.000", "–", "150.000",
-        "Hele byen", "–", "–", "250.000", "250.000",
-        "I alt", "210.000", "140.000", "250.000", "600.000"]
-    assert _table(html, 3) == ["Formål", "2022", "2023", "I alt",
-                               "Løn", "2.100.000", "1.200.000", "3.300.000",
-                               "Kompetenceaktiviteter", "200.000", "400.000", "600.000",
-                               "I alt", "2.300.000", "1.600.000", "3.900.000"]
+        "Distrikt",
+        "Introduktionsdage",
+        "Lederseminarer",
+        "Læringsdage",
+        "I alt",
+        "Nord",
+        "120.000",
+        "80.000",
+        "–",
+        "200.000",
+        "Syd",
+        "90.000",
+        "60.000",
+        "–",
+        "150.000",
+        "Hele byen",
+        "–",
+        "–",
+        "250.000",
+        "250.000",
+        "I alt",
+        "210.000",
+        "140.000",
+        "250.000",
+        "600.000",
+    ]
+    assert _table(html, 3) == [
+        "Formål",
+        "2022",
+        "2023",
+        "I alt",
+        "Løn",
+        "2.100.000",
+        "1.200.000",
+        "3.300.000",
+        "Kompetenceaktiviteter",
+        "200.000",
+        "400.000",
+        "600.000",
+        "I alt",
+        "2.300.000",
+        "1.600.000",
+        "3.900.000",
+    ]
 
 
 def test_charts(rendered) -> None:
     _, _, html = rendered
     assert html.count("<svg ") == 2
-    assert ("<title>Udgifter til kompetenceaktiviteter pr. distrikt, 2022–2023. Hele byen: 250.000 kr.; "
-            "Nord: 200.000 kr.; Syd: 150.000 kr.</title>") in html
-    assert ("<title>Programmets forbrug pr. kvartal, 2022–2023. 1. kvt. 2022: 1 mio. kr.; 2. kvt. 2022: "
-            "1,3 mio. kr.; 3. kvt. 2023: 1,2 mio. kr.; 4. kvt. 2023: 400.000 kr.</title>") in html
+    assert (
+        "<title>Udgifter til kompetenceaktiviteter pr. distrikt, 2022–2023. Hele byen: 250.000 kr.; "
+        "Nord: 200.000 kr.; Syd: 150.000 kr.</title>"
+    ) in html
+    assert (
+        "<title>Programmets forbrug pr. kvartal, 2022–2023. 1. kvt. 2022: 1 mio. kr.; 2. kvt. 2022: "
+        "1,3 mio. kr.; 3. kvt. 2023: 1,2 mio. kr.; 4. kvt. 2023: 400.000 kr.</title>"
+    ) in html
     # each chart sits under its question, after the answer's tables
-    q2, q3 = html.index("<span class=\"number\">2.</span>"), html.index("<span class=\"number\">3.</span>")
+    q2, q3 = html.index('<span class="number">2.</span>'), html.index('<span class="number">3.</span>')
     assert q2 < html.index("Figur 1.</span>") < q3 < html.index("Figur 2.</span>")
     assert html.index("Tabel 2.</span>") < html.index("Figur 1.</span>")
 
@@ -162,4 +233,6 @@ def test_pdf_is_tagged_with_the_charts_alternate_text(rendered) -> None:
     walk(root["/StructTreeRoot"])
     assert {"/Document", "/H1", "/H2", "/P", "/Table", "/TH", "/TD", "/Figure", "/Caption", "/L"} <= kinds
     assert b'pdfuaid:part="1"' in reader.xmp_metadata.stream.get_data()  # declared PDF/UA-1
-    assert len(alts) == 2 and alts[1].startswith("Programmets forbrug pr. kvartal, 2022–2023. 1. kvt. 2022: 1 mio. kr.")
+    assert len(alts) == 2 and alts[1].startswith(
+        "Programmets forbrug pr. kvartal, 2022–2023. 1. kvt. 2022: 1 mio. kr."
+    )

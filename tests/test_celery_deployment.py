@@ -52,14 +52,22 @@ def dotenv(work: Path) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     values = compose_env.read_env_file(PROJECT / ".env.example")
-    values.update({
-        "AIRFLOW_DB_PASSWORD": secrets.token_hex(16), "SLF_PG_PASSWORD": secrets.token_hex(16),
-        "SLF_READER_PASSWORD": secrets.token_hex(16), "AIRFLOW_JWT_SECRET": secrets.token_hex(32), "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
-        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(), "SLF_PSEUDONYM_KEY": secrets.token_hex(32),
-        "AIRFLOW_EXECUTOR": "CeleryExecutor", "AIRFLOW_WORKER_CONCURRENCY": "4",
-        "SLF_USERS_PATH": str(work / "users"), "SLF_LANDING_PATH": str(work / "landing"),
-        "SLF_OUTPUT_PATH": str(work / "output"),
-    })
+    values.update(
+        {
+            "AIRFLOW_DB_PASSWORD": secrets.token_hex(16),
+            "SLF_PG_PASSWORD": secrets.token_hex(16),
+            "SLF_READER_PASSWORD": secrets.token_hex(16),
+            "AIRFLOW_JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
+            "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+            "SLF_PSEUDONYM_KEY": secrets.token_hex(32),
+            "AIRFLOW_EXECUTOR": "CeleryExecutor",
+            "AIRFLOW_WORKER_CONCURRENCY": "4",
+            "SLF_USERS_PATH": str(work / "users"),
+            "SLF_LANDING_PATH": str(work / "landing"),
+            "SLF_OUTPUT_PATH": str(work / "output"),
+        }
+    )
     return values
 
 
@@ -108,11 +116,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
     (work / ".env").write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
     passwords = {user: secrets.token_urlsafe(18) for user in USERS}
     users_file = Path(variables["SLF_USERS_PATH"])
-    users_file.write_text("# username role password\n"
-                          + "".join(f"{u} {USERS[u]} {p}\n" for u, p in passwords.items()))
+    users_file.write_text(
+        "# username role password\n" + "".join(f"{u} {USERS[u]} {p}\n" for u, p in passwords.items())
+    )
     users_file.chmod(0o600)
-    subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "sample-data", "--out", variables["SLF_LANDING_PATH"]],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "slf_warehouse.cli", "sample-data", "--out", variables["SLF_LANDING_PATH"]],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     Path(variables["SLF_OUTPUT_PATH"]).mkdir()
     compose = compose_env.load(compose_env.read_env_file(work / ".env"))
     services = compose["services"]
@@ -123,46 +136,85 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             # The two database servers of the compose file are two databases of one server here.
             db_env = {**services["airflow-db"]["environment"]}
             wh_env = {**services["warehouse-db"]["environment"]}
-            pg.execute((f'create role "{db_env["POSTGRES_USER"]}" login password %s', (db_env["POSTGRES_PASSWORD"],)),
-                       f'create database "{db_env["POSTGRES_DB"]}" owner "{db_env["POSTGRES_USER"]}"',
-                       # the postgres image makes POSTGRES_USER its server's superuser
-                       (f'create role "{wh_env["POSTGRES_USER"]}" login superuser password %s',
-                        (wh_env["POSTGRES_PASSWORD"],)),
-                       f'create database "{wh_env["POSTGRES_DB"]}" owner "{wh_env["POSTGRES_USER"]}"')
+            pg.execute(
+                (
+                    f'create role "{db_env["POSTGRES_USER"]}" login password %s',
+                    (db_env["POSTGRES_PASSWORD"],),
+                ),
+                f'create database "{db_env["POSTGRES_DB"]}" owner "{db_env["POSTGRES_USER"]}"',
+                # the postgres image makes POSTGRES_USER its server's superuser
+                (
+                    f'create role "{wh_env["POSTGRES_USER"]}" login superuser password %s',
+                    (wh_env["POSTGRES_PASSWORD"],),
+                ),
+                f'create database "{wh_env["POSTGRES_DB"]}" owner "{wh_env["POSTGRES_USER"]}"',
+            )
             redis_port, api_port = free_port(), free_port()
-            procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-                                  "--appendonly", "no", "--dir", str(work)], env={"PATH": os.environ["PATH"]})
-            hosts = {"airflow-db": (5432, pg.port), "warehouse-db": (5432, pg.port), "redis": (6379, redis_port),
-                     "airflow-apiserver": (8080, api_port)}
+            procs.start(
+                "redis",
+                [
+                    "redis-server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(redis_port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(work),
+                ],
+                env={"PATH": os.environ["PATH"]},
+            )
+            hosts = {
+                "airflow-db": (5432, pg.port),
+                "warehouse-db": (5432, pg.port),
+                "redis": (6379, redis_port),
+                "airflow-apiserver": (8080, api_port),
+            }
             named_volumes = {"airflow-logs": work / "logs" / "airflow"}
             home = work / "airflow-home"
             home.mkdir()
 
             def service_env(name: str) -> dict[str, str]:
                 service = services[name]
-                paths = {**compose_env.image_paths(), IMAGE_AIRFLOW_HOME: home,
-                         **compose_env.volume_paths(service, named_volumes)}
+                paths = {
+                    **compose_env.image_paths(),
+                    IMAGE_AIRFLOW_HOME: home,
+                    **compose_env.volume_paths(service, named_volumes),
+                }
                 for secret in service.get("secrets", []):
                     paths[f"/run/secrets/{secret}"] = Path(compose["secrets"][secret]["file"])
                 env = compose_env.localise(service["environment"], hosts, paths)
-                env.update({
-                    # What the image sets, here: its AIRFLOW_HOME, DAGs folder and the log volume.
-                    "AIRFLOW_HOME": str(home),
-                    "AIRFLOW__CORE__DAGS_FOLDER": str(paths[f"{IMAGE_AIRFLOW_HOME}/dags"]),
-                    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(named_volumes["airflow-logs"]),
-                    # `ports: 127.0.0.1:8080:8080` publishes the api-server on loopback only
-                    "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                    "HOME": os.environ.get("HOME", str(work)), "LANG": "C.UTF-8", "NO_PROXY": "*",
-                    "no_proxy": "*",
-                })
+                env.update(
+                    {
+                        # What the image sets, here: its AIRFLOW_HOME, DAGs folder and the log volume.
+                        "AIRFLOW_HOME": str(home),
+                        "AIRFLOW__CORE__DAGS_FOLDER": str(paths[f"{IMAGE_AIRFLOW_HOME}/dags"]),
+                        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(named_volumes["airflow-logs"]),
+                        # `ports: 127.0.0.1:8080:8080` publishes the api-server on loopback only
+                        "AIRFLOW__API__HOST": "127.0.0.1",
+                        "AIRFLOW__API__PORT": str(api_port),
+                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                        "HOME": os.environ.get("HOME", str(work)),
+                        "LANG": "C.UTF-8",
+                        "NO_PROXY": "*",
+                        "no_proxy": "*",
+                    }
+                )
                 if os.environ.get("PYTHONPATH"):
                     env["PYTHONPATH"] = os.environ["PYTHONPATH"]
                 return env
 
             def run_init() -> subprocess.CompletedProcess[str]:
-                return subprocess.run(_command(services["airflow-init"]), env=service_env("airflow-init"),
-                                      capture_output=True, text=True, timeout=300)
+                return subprocess.run(
+                    _command(services["airflow-init"]),
+                    env=service_env("airflow-init"),
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
 
             init = run_init()
             assert init.returncode == 0, (init.stdout + init.stderr)[-5000:]
@@ -173,8 +225,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
                 procs.start(name, _command(services[name]), service_env(name), cwd=work)
             worker = services["airflow-worker"]
             for hostname in WORKERS:
-                procs.start(hostname, _in_own_uts_namespace(hostname, _command(worker)),
-                            service_env("airflow-worker"), cwd=work)
+                procs.start(
+                    hostname,
+                    _in_own_uts_namespace(hostname, _command(worker)),
+                    service_env("airflow-worker"),
+                    cwd=work,
+                )
             base = f"http://127.0.0.1:{api_port}"
 
             def api_up():
@@ -187,10 +243,23 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             print(f"deployment up in {time.monotonic() - started:.1f} s (init {init_seconds:.1f} s)")
             from psycopg2.extensions import make_dsn
 
-            warehouse = make_dsn(host="127.0.0.1", port=pg.port, user=wh_env["POSTGRES_USER"],
-                                 password=wh_env["POSTGRES_PASSWORD"], dbname=wh_env["POSTGRES_DB"])
-            yield Deployment(base, passwords, Path(variables["SLF_OUTPUT_PATH"]), procs, users_file, run_init,
-                             Path(variables["SLF_LANDING_PATH"]), warehouse)
+            warehouse = make_dsn(
+                host="127.0.0.1",
+                port=pg.port,
+                user=wh_env["POSTGRES_USER"],
+                password=wh_env["POSTGRES_PASSWORD"],
+                dbname=wh_env["POSTGRES_DB"],
+            )
+            yield Deployment(
+                base,
+                passwords,
+                Path(variables["SLF_OUTPUT_PATH"]),
+                procs,
+                users_file,
+                run_init,
+                Path(variables["SLF_LANDING_PATH"]),
+                warehouse,
+            )
         finally:
             procs.stop_all()
             leftovers = [n for n, p in procs.procs.items() if p.poll() is None]
@@ -199,19 +268,27 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
 
 def _dag_parsed(d: Deployment, dag_id: str) -> None:
     admin = d.session("ops")
-    wait_for(lambda: True if admin.get(f"{d.base}/api/v2/dags/{dag_id}", timeout=10).status_code == 200 else None,
-             240, f"{dag_id} parsed by the dag-processor", alive=d.procs.check_running)
+    wait_for(
+        lambda: True if admin.get(f"{d.base}/api/v2/dags/{dag_id}", timeout=10).status_code == 200 else None,
+        240,
+        f"{dag_id} parsed by the dag-processor",
+        alive=d.procs.check_running,
+    )
 
 
-def _trigger(session: requests.Session, d: Deployment, dag_id: str, conf: dict | None = None) -> requests.Response:
-    return session.post(f"{d.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
-                        json={"logical_date": None, "conf": conf or {}})
+def _trigger(
+    session: requests.Session, d: Deployment, dag_id: str, conf: dict | None = None
+) -> requests.Response:
+    return session.post(
+        f"{d.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30, json={"logical_date": None, "conf": conf or {}}
+    )
 
 
 def test_logins_and_roles(deployment: Deployment) -> None:
     d = deployment
-    bad = requests.post(f"{d.base}/auth/token", json={"username": "auditor", "password": "wrong-" + "x" * 12},
-                        timeout=30)
+    bad = requests.post(
+        f"{d.base}/auth/token", json={"username": "auditor", "password": "wrong-" + "x" * 12}, timeout=30
+    )
     assert bad.status_code == 401, bad.text[:300]
     _dag_parsed(d, "slf_refresh")
     _dag_parsed(d, "slf_answer_inquiry")
@@ -221,8 +298,10 @@ def test_logins_and_roles(deployment: Deployment) -> None:
     for dag_id in ("slf_refresh", "slf_answer_inquiry"):
         refused = _trigger(auditor, d, dag_id)
         assert refused.status_code == 403, (dag_id, refused.status_code, refused.text[:300])
-    assert auditor.patch(f"{d.base}/api/v2/dags/slf_refresh", json={"is_paused": False},
-                         timeout=30).status_code == 403
+    assert (
+        auditor.patch(f"{d.base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=30).status_code
+        == 403
+    )
     refused = _trigger(writer, d, "slf_refresh")
     assert refused.status_code == 403, refused.text[:300]
     refused = _trigger(finance, d, "slf_answer_inquiry")
@@ -248,14 +327,18 @@ def test_pseudonym_key_variable_is_masked(deployment: Deployment) -> None:
         listed = admin.get(f"{d.base}/api/v2/variables", timeout=30)
         assert listed.status_code == 200 and value not in listed.text, listed.text[:300]
         # Auditors do not read Variables at all.
-        assert d.session("auditor").get(f"{d.base}/api/v2/variables/{KEY_VARIABLE}", timeout=30).status_code == 403
+        assert (
+            d.session("auditor").get(f"{d.base}/api/v2/variables/{KEY_VARIABLE}", timeout=30).status_code
+            == 403
+        )
     finally:
         admin.delete(f"{d.base}/api/v2/variables/{KEY_VARIABLE}", timeout=30)
 
 
 def _pdf_text(path: Path) -> str:
-    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     return re.sub(r"\s+", " ", text.replace("\u00a0", " ").replace("\u202f", " "))
 
 
@@ -281,16 +364,21 @@ def pg_mart_totals(conninfo: str) -> dict[str, tuple]:
     con = psycopg2.connect(conninfo)
     try:
         with con, con.cursor() as cur:
-            cur.execute("select table_name, column_name from information_schema.columns "
-                        "where table_schema = 'marts' order by table_name, ordinal_position")
+            cur.execute(
+                "select table_name, column_name from information_schema.columns "
+                "where table_schema = 'marts' order by table_name, ordinal_position"
+            )
             columns: dict[str, list[str]] = {}
             for table, column in cur.fetchall():
                 columns.setdefault(table, []).extend([column] if MONEY_COLUMN.match(column) else [])
             totals = {}
             for table, money in columns.items():
-                cur.execute(sql.SQL("select count(*){} from {}").format(
-                    sql.SQL("").join(sql.SQL(", sum({})").format(sql.Identifier(c)) for c in money),
-                    sql.Identifier("marts", table)))
+                cur.execute(
+                    sql.SQL("select count(*){} from {}").format(
+                        sql.SQL("").join(sql.SQL(", sum({})").format(sql.Identifier(c)) for c in money),
+                        sql.Identifier("marts", table),
+                    )
+                )
                 totals[table] = _rounded(cur.fetchone())
             return totals
     finally:
@@ -302,12 +390,19 @@ def duckdb_mart_totals(warehouse: Path) -> dict[str, tuple]:
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         columns: dict[str, list[str]] = {}
-        for table, column in con.execute("select table_name, column_name from information_schema.columns "
-                                         "where table_schema = 'marts' order by table_name, ordinal_position").fetchall():
+        for table, column in con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'marts' order by table_name, ordinal_position"
+        ).fetchall():
             columns.setdefault(table, []).extend([column] if MONEY_COLUMN.match(column) else [])
-        return {table: _rounded(con.execute(
-            "select count(*)" + "".join(f', sum("{c}")' for c in money) + f' from marts."{table}"').fetchone())
-            for table, money in columns.items()}
+        return {
+            table: _rounded(
+                con.execute(
+                    "select count(*)" + "".join(f', sum("{c}")' for c in money) + f' from marts."{table}"'
+                ).fetchone()
+            )
+            for table, money in columns.items()
+        }
 
 
 def _rounded(row: tuple) -> tuple:
@@ -319,13 +414,17 @@ def _rounded(row: tuple) -> tuple:
 def duckdb_refresh(landing: Path, out: Path, run_id: str) -> dict[str, tuple]:
     """The same data refreshed on DuckDB by the pipeline's functions (test_concurrent_runs.REFRESH:
     load, dbt build, publish) in a process of its own; the published marts' totals."""
+    from slf_warehouse.warehouse import WarehouseStore
     from test_concurrent_runs import REFRESH
 
-    from slf_warehouse.warehouse import WarehouseStore
-
     env = {k: v for k, v in os.environ.items() if k != "SLF_WAREHOUSE_ENGINE" and not k.startswith("SLF_PG_")}
-    done = subprocess.run([sys.executable, "-c", REFRESH, str(landing), str(out), run_id, "publish"], env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", REFRESH, str(landing), str(out), run_id, "publish"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     return duckdb_mart_totals(WarehouseStore(out / "warehouse").published().path)
 
@@ -340,17 +439,24 @@ def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
 
     state = _refresh_finished(d, finance, run_id, "the finance user's refresh finishing")
     seconds = time.monotonic() - started
-    tis = auditor.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances",
-                      params={"limit": 500}, timeout=30).json()["task_instances"]
+    tis = auditor.get(
+        f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500}, timeout=30
+    ).json()["task_instances"]
     states = {t["task_id"]: t["state"] for t in tis}
-    assert state == "success", f"run {run_id} {state}: " + ", ".join(
-        f"{t}={s}" for t, s in states.items() if s != "success") + "\n" + d.procs.log_tail("slf-worker-1")
+    assert state == "success", (
+        f"run {run_id} {state}: "
+        + ", ".join(f"{t}={s}" for t, s in states.items() if s != "success")
+        + "\n"
+        + d.procs.log_tail("slf-worker-1")
+    )
     print(f"refresh {seconds:.1f} s, {len(tis)} task instances")
     # Every task ran on one of the two workers, and both workers ran some; the scheduler marks
     # EmptyOperator tasks done without sending them to a worker.
     unhosted = {t["task_id"]: t["operator"] for t in tis if not t["hostname"]}
     assert set(unhosted.values()) <= {"EmptyOperator"}, unhosted
-    per_host = {h: sum(1 for t in tis if t["hostname"] == h) for h in {t["hostname"] for t in tis if t["hostname"]}}
+    per_host = {
+        h: sum(1 for t in tis if t["hostname"] == h) for h in {t["hostname"] for t in tis if t["hostname"]}
+    }
     assert set(per_host) == set(WORKERS), per_host
     print(f"task instances per worker: {per_host}, not sent to a worker: {sorted(unhosted)}")
 
@@ -359,8 +465,12 @@ def test_finance_refresh_runs_on_both_workers(deployment: Deployment) -> None:
         assert figure in text, figure
     # The auditor reads a task's log (written by a worker into the shared log folder).
     publish = next(t for t in tis if t["task_id"] == "publish")
-    log = auditor.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances/publish/logs/"
-                      f"{publish['try_number']}", headers={"Accept": "application/json"}, timeout=60)
+    log = auditor.get(
+        f"{d.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances/publish/logs/"
+        f"{publish['try_number']}",
+        headers={"Accept": "application/json"},
+        timeout=60,
+    )
     assert log.status_code == 200 and "publish" in log.text, log.text[:500]
     # no warehouse file: the refresh wrote PostgreSQL, and its published marts equal DuckDB's
     assert not (d.output / "warehouse").exists()
@@ -378,17 +488,21 @@ def test_a_corrected_month_refreshes_incrementally(deployment: Deployment) -> No
 
     d = deployment
     finance, admin = d.session("finance"), d.session("ops")
+
     # Unpausing queued the last weekday morning's run behind the first: let every run finish first.
     def idle():
-        runs = admin.get(f"{d.base}/api/v2/dags/slf_refresh/dagRuns", params={"limit": 100}, timeout=30).json()
+        runs = admin.get(
+            f"{d.base}/api/v2/dags/slf_refresh/dagRuns", params={"limit": 100}, timeout=30
+        ).json()
         return all(r["state"] in ("success", "failed") for r in runs["dag_runs"]) or None
 
     wait_for(idle, 900, "the earlier refreshes finishing", step=5, alive=d.procs.check_running)
     before = pg_mart_totals(d.warehouse_conninfo)
     month = d.landing / "posteringer" / "posteringer_2023-03.csv"
     month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
-    run = finance.post(f"{d.base}/api/v2/dags/slf_refresh/dagRuns", timeout=30,
-                       json={"logical_date": None, "conf": {}})
+    run = finance.post(
+        f"{d.base}/api/v2/dags/slf_refresh/dagRuns", timeout=30, json={"logical_date": None, "conf": {}}
+    )
     assert run.status_code == 200, run.text[:500]
     run_id = run.json()["dag_run_id"]
     started = time.monotonic()
@@ -399,8 +513,11 @@ def test_a_corrected_month_refreshes_incrementally(deployment: Deployment) -> No
     con = psycopg2.connect(d.warehouse_conninfo)
     try:
         with con, con.cursor() as cur:
-            cur.execute("select file_name, status from audit.load_manifest where run_id = %s and status <> "
-                        "'skipped-duplicate'", (run_id,))
+            cur.execute(
+                "select file_name, status from audit.load_manifest where run_id = %s and status <> "
+                "'skipped-duplicate'",
+                (run_id,),
+            )
             loaded = cur.fetchall()
             cur.execute("select count(*) from audit.load_manifest where run_id = %s", (run_id,))
             seen = cur.fetchone()[0]
@@ -416,7 +533,9 @@ def test_a_corrected_month_refreshes_incrementally(deployment: Deployment) -> No
 
 
 def _token_status(d: Deployment, user: str, password: str) -> int:
-    return requests.post(f"{d.base}/auth/token", json={"username": user, "password": password}, timeout=30).status_code
+    return requests.post(
+        f"{d.base}/auth/token", json={"username": user, "password": password}, timeout=30
+    ).status_code
 
 
 def test_init_again_follows_the_users_file(deployment: Deployment) -> None:
@@ -429,7 +548,9 @@ def test_init_again_follows_the_users_file(deployment: Deployment) -> None:
     d.users_file.write_text("".join(f"{u} {USERS[u]} {p}\n" for u, p in kept.items()))
     init = d.run_init()
     assert init.returncode == 0, (init.stdout + init.stderr)[-3000:]
-    assert "user finance: password updated" in init.stdout and "user ops: unchanged" in init.stdout, init.stdout
+    assert "user finance: password updated" in init.stdout and "user ops: unchanged" in init.stdout, (
+        init.stdout
+    )
     assert "user auditor: deactivated" in init.stdout, init.stdout
     assert new not in init.stdout + init.stderr
     assert _token_status(d, "finance", old) == 401

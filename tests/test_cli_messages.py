@@ -18,9 +18,18 @@ SLF = [sys.executable, "-m", "slf_warehouse.cli"]
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def slf(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SLF, *args], check=False, capture_output=True, text=True, timeout=120,
-                          env=env if env is not None else os.environ.copy(), cwd=cwd)
+def slf(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SLF, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env if env is not None else os.environ.copy(),
+        cwd=cwd,
+    )
 
 
 def one_sentence(result: subprocess.CompletedProcess[str], code: int, *expected: str) -> str:
@@ -37,7 +46,12 @@ def one_sentence(result: subprocess.CompletedProcess[str], code: int, *expected:
 def test_help_documents_the_exit_codes() -> None:
     for args in ([], ["run"], ["answer"], ["inquiry"]):
         text = slf(*args, "--help").stdout
-        for line in ("0  done", "1  data rejected", "2  a usage or configuration mistake", "3  another refresh"):
+        for line in (
+            "0  done",
+            "1  data rejected",
+            "2  a usage or configuration mistake",
+            "3  another refresh",
+        ):
             assert line in text, (args, line)
     assert "SLF_PSEUDONYM_KEY" in slf("run", "--help").stdout
 
@@ -45,8 +59,13 @@ def test_help_documents_the_exit_codes() -> None:
 def test_misspelt_inquiry_names_the_close_one(tmp_path: Path) -> None:
     for name in ("enhedslisten", "enhedslisten-slv", "enhedslisten-slv.yaml"):
         result = slf("answer", name, "--out", str(tmp_path / "out"), cwd=tmp_path)
-        one_sentence(result, 2, "no such inquiry file", "did you mean 'enhedslisten-slf'?",
-                     "enhedslisten-slf.yaml, konservative-kompetenceaktiviteter.yaml")
+        one_sentence(
+            result,
+            2,
+            "no such inquiry file",
+            "did you mean 'enhedslisten-slf'?",
+            "enhedslisten-slf.yaml, konservative-kompetenceaktiviteter.yaml",
+        )
 
 
 @pytest.mark.parametrize("name", ["enhedslisten-slf", "enhedslisten-slf.yaml"])
@@ -64,8 +83,14 @@ def test_missing_key_is_refused_before_airflow_starts(tmp_path: Path, sample_lan
     one_sentence(result, 2, "SLF_PSEUDONYM_KEY is not set", ".slf-pseudonym-key")
     assert time.monotonic() - started < 15  # Airflow's start-up alone takes longer
     assert not (tmp_path / "out").exists()
-    short = slf("run", "--landing", str(sample_landing), "--out", str(tmp_path / "out"),
-                env={**env, "SLF_PSEUDONYM_KEY": "short"})
+    short = slf(
+        "run",
+        "--landing",
+        str(sample_landing),
+        "--out",
+        str(tmp_path / "out"),
+        env={**env, "SLF_PSEUDONYM_KEY": "short"},
+    )
     one_sentence(short, 2, "SLF_PSEUDONYM_KEY is shorter than 16 characters")
 
 
@@ -75,7 +100,9 @@ def test_landing_that_does_not_exist_or_has_no_source_folders(tmp_path: Path) ->
     (tmp_path / "downloads" / "misc").mkdir(parents=True)
     wrong = slf("run", "--landing", str(tmp_path / "downloads"), "--out", str(tmp_path / "out"))
     one_sentence(wrong, 2, "has none of the source folders", "posteringer")
-    ingest = slf("ingest", "--landing", str(tmp_path / "downloads"), "--warehouse", str(tmp_path / "w.duckdb"))
+    ingest = slf(
+        "ingest", "--landing", str(tmp_path / "downloads"), "--warehouse", str(tmp_path / "w.duckdb")
+    )
     one_sentence(ingest, 2, "has none of the source folders")
 
 
@@ -90,10 +117,17 @@ def test_output_folder_that_is_not_writable(tmp_path: Path, sample_landing: Path
 
 def test_other_usage_mistakes(tmp_path: Path) -> None:
     one_sentence(slf("status", "--out", str(tmp_path / "none")), 2, "does not exist")
-    one_sentence(slf("figures", "--out", str(tmp_path), "--from", "1. januar"), 2, "--from/--to", "YYYY-MM-DD")
-    one_sentence(slf("figures", "--out", str(tmp_path), "--inquiry", "enhedslist"), 2,
-                 "did you mean 'enhedslisten-slf'?")
-    one_sentence(slf("inquiry", "new", "Min Forespørgsel", "--dir", str(tmp_path)), 2, "not a usable inquiry name")
+    one_sentence(
+        slf("figures", "--out", str(tmp_path), "--from", "1. januar"), 2, "--from/--to", "YYYY-MM-DD"
+    )
+    one_sentence(
+        slf("figures", "--out", str(tmp_path), "--inquiry", "enhedslist"),
+        2,
+        "did you mean 'enhedslisten-slf'?",
+    )
+    one_sentence(
+        slf("inquiry", "new", "Min Forespørgsel", "--dir", str(tmp_path)), 2, "not a usable inquiry name"
+    )
     assert slf("inquiry", "new", "venstre-slf", "--dir", str(tmp_path)).returncode == 0
     one_sentence(slf("inquiry", "new", "venstre-slf", "--dir", str(tmp_path)), 2, "exists already")
 
@@ -112,10 +146,12 @@ def _line_of(text: str, needle: str) -> int:
 
 def test_inquiry_check_reports_every_problem_with_its_line(tmp_path: Path) -> None:
     text = (PROJECT / "inquiries" / "enhedslisten-slf.yaml").read_text(encoding="utf-8")
-    broken = (text.replace("{{ spent_salaries }}", "{{ spent_salaries | safe }}")
-                  .replace("      - figure: allocated_by_source", "      - figure: allocated_by_sorce")
-                  .replace("{% endif %}", "{% endiff %}", 1)
-                  .replace("  - name: Thomas Medom", "  - nme: Thomas Medom"))
+    broken = (
+        text.replace("{{ spent_salaries }}", "{{ spent_salaries | safe }}")
+        .replace("      - figure: allocated_by_source", "      - figure: allocated_by_sorce")
+        .replace("{% endif %}", "{% endiff %}", 1)
+        .replace("  - name: Thomas Medom", "  - nme: Thomas Medom")
+    )
     path = tmp_path / "broken.yaml"
     path.write_text(broken, encoding="utf-8")
     result = slf("inquiry", "check", str(path))
@@ -135,8 +171,10 @@ def test_inquiry_check_reports_every_problem_with_its_line(tmp_path: Path) -> No
     path.write_text(late, encoding="utf-8")
     result = slf("inquiry", "check", str(path))
     assert result.returncode == 1
-    assert f"{path}:{_line_of(late, 'deadline: 2024-09-10')}: deadline 2024-09-10 is not 10 working days after " \
-           f"2024-08-26" in result.stderr
+    assert (
+        f"{path}:{_line_of(late, 'deadline: 2024-09-10')}: deadline 2024-09-10 is not 10 working days after "
+        f"2024-08-26" in result.stderr
+    )
     assert slf("inquiry", "check", str(PROJECT / "inquiries" / "enhedslisten-slf.yaml")).returncode == 0
 
 
@@ -151,17 +189,25 @@ def test_inquiry_check_places_yaml_and_encoding_errors(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stderr.startswith(f"{path}:2: not UTF-8 text"), result.stderr
 
 
-def test_ingest_prints_a_table_per_source_and_nothing_of_the_libraries(tmp_path: Path, sample_landing: Path) -> None:
+def test_ingest_prints_a_table_per_source_and_nothing_of_the_libraries(
+    tmp_path: Path, sample_landing: Path
+) -> None:
     warehouse = tmp_path / "wh" / "raw.duckdb"
-    files = {s.name: len([f for f in s.iterdir() if f.is_file()]) for s in sample_landing.iterdir() if s.is_dir()}
+    files = {
+        s.name: len([f for f in s.iterdir() if f.is_file()]) for s in sample_landing.iterdir() if s.is_dir()
+    }
     first = slf("ingest", "--landing", str(sample_landing), "--warehouse", str(warehouse))
     assert first.returncode == 0, first.stderr
     assert not first.stderr.strip(), first.stderr
     for source, n in files.items():
-        assert any(line.split()[:4] == [source, str(n), "0", "0"] for line in first.stdout.splitlines()), source
+        assert any(line.split()[:4] == [source, str(n), "0", "0"] for line in first.stdout.splitlines()), (
+            source
+        )
     again = slf("ingest", "--landing", str(sample_landing), "--warehouse", str(warehouse))
     for source, n in files.items():
-        assert any(line.split() == [source, "0", str(n), "0", "0"] for line in again.stdout.splitlines()), source
+        assert any(line.split() == [source, "0", str(n), "0", "0"] for line in again.stdout.splitlines()), (
+            source
+        )
     assert (tmp_path / "wh" / "logs" / "slf_ingest.log").exists()
 
 

@@ -21,8 +21,15 @@ STEP_LINE = re.compile(r"^  [a-z_ ]+? +(started|done|FAILED|skipped)(  \d+\.\d s
 
 
 def slf(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SLF, *args], check=False, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-                          cwd=cwd)
+    return subprocess.run(
+        [*SLF, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +44,31 @@ def _history(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
 
 
-def test_run_shows_each_step_and_a_summary_and_no_library_lines(refreshed, sample_landing_master: Path) -> None:
+def test_run_shows_each_step_and_a_summary_and_no_library_lines(
+    refreshed, sample_landing_master: Path
+) -> None:
     out, run = refreshed
     err = run.stderr.splitlines()
     assert err[0].startswith("slf run: refreshing from ")
     # Nothing but step lines: no Great Expectations, WeasyPrint, dbt or Airflow log line.
-    assert all(STEP_LINE.match(line) for line in err[1:]), [line for line in err[1:] if not STEP_LINE.match(line)]
-    for step in ("prepare build", "ingest posteringer", "ingest loen", "dbt build", "quality checks", "publish",
-                 "answers"):
+    assert all(STEP_LINE.match(line) for line in err[1:]), [
+        line for line in err[1:] if not STEP_LINE.match(line)
+    ]
+    for step in (
+        "prepare build",
+        "ingest posteringer",
+        "ingest loen",
+        "dbt build",
+        "quality checks",
+        "publish",
+        "answers",
+    ):
         assert any(re.match(rf"^  {step} +started$", line) for line in err), step
         assert any(re.match(rf"^  {step} +done  \d+\.\d s$", line) for line in err), step
     log = (out / "logs" / "slf_refresh.log").read_text(encoding="utf-8")
-    assert "Skipping registering function" in log and "Step 2 - Fetching and parsing CSS" in log  # kept, in the log
+    assert (
+        "Skipping registering function" in log and "Step 2 - Fetching and parsing CSS" in log
+    )  # kept, in the log
 
     entry = _history(out)[-1]
     summary = run.stdout
@@ -56,12 +76,16 @@ def test_run_shows_each_step_and_a_summary_and_no_library_lines(refreshed, sampl
     for source in ("enheder", "bevillinger", "posteringer", "loen", "social_kapital", "aktiviteter"):
         files = len([f for f in (sample_landing_master / source).iterdir() if f.is_file()])
         assert re.search(rf"^  {source} +{files} +0 +0 +\d+$", summary, re.MULTILINE), source
-    assert re.search(rf"^  all +{entry['files_loaded']} +0 +0 +{entry['rows_loaded']}$", summary, re.MULTILINE)
+    assert re.search(
+        rf"^  all +{entry['files_loaded']} +0 +0 +{entry['rows_loaded']}$", summary, re.MULTILINE
+    )
     results = json.loads(next((out / "quality" / "dbt_run_results").glob("*/run_results*.json")).read_text())
     tests = sum(1 for r in results["results"] if r["unique_id"].startswith("test.") and r["status"] == "pass")
     assert f"tests: {tests} passed" in summary
-    assert (f"quality    {entry['checks']} checks: 0 failed, 0 warned; {entry['reconciliations']} "
-            f"reconciliations: 0 failed") in summary
+    assert (
+        f"quality    {entry['checks']} checks: 0 failed, 0 warned; {entry['reconciliations']} "
+        f"reconciliations: 0 failed"
+    ) in summary
     published = json.loads((out / "warehouse" / "published.json").read_text())
     assert f"published  {published['version']}" in summary
     for pdf in ("enhedslisten-slf.pdf", "konservative-kompetenceaktiviteter.pdf"):
@@ -74,7 +98,9 @@ def test_answer_by_name_with_or_without_yaml_from_any_folder(refreshed, tmp_path
         done = slf("answer", name, "--out", str(out), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[0] == str(out / "answers" / "enhedslisten-slf.pdf")
-        assert "Traceback" not in done.stderr and not done.stderr.strip(), done.stderr  # quiet: no library lines
+        assert "Traceback" not in done.stderr and not done.stderr.strip(), (
+            done.stderr
+        )  # quiet: no library lines
     assert "Step 2 - Fetching" in (out / "logs" / "slf_answer.log").read_text(encoding="utf-8")
     verbose = slf("answer", "enhedslisten-slf", "--out", str(out), "-v")
     assert verbose.returncode == 0 and "Step 2 - Fetching and parsing CSS" in verbose.stderr  # -v: shown live
@@ -131,8 +157,9 @@ def test_new_inquiry_edit_check_answer(refreshed, tmp_path: Path) -> None:
     answered = slf("answer", str(path), "--out", str(out), "--to", str(tmp_path / "letters"))
     assert answered.returncode == 0, answered.stderr
     pdf = tmp_path / "letters" / "venstre-slf.pdf"
-    words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                           check=True).stdout
+    words = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     sidecar = json.loads((tmp_path / "letters" / "venstre-slf.figures.json").read_text())["figures"]
     flat = re.sub(r"\s+", " ", words.replace("\u00a0", " "))
     assert "Venstre" in flat and sidecar["allocated_total"]["text"] in flat
@@ -152,4 +179,7 @@ def test_second_run_json_every_file_unchanged(refreshed, sample_landing_master: 
     for source, counts in sources.items():
         files = len([f for f in (sample_landing_master / source).iterdir() if f.is_file()])
         assert counts == {"loaded": 0, "unchanged": files, "rejected": 0, "rows": 0}, source
-    assert result["summary"]["published_version"] == json.loads((out / "warehouse" / "published.json").read_text())["version"]
+    assert (
+        result["summary"]["published_version"]
+        == json.loads((out / "warehouse" / "published.json").read_text())["version"]
+    )

@@ -31,8 +31,15 @@ def test_compose_file_matches_the_schema(compose: dict) -> None:
 
 def test_services_and_profiles(compose: dict) -> None:
     services = compose["services"]
-    for name in ("airflow-db", "warehouse-db", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                 "airflow-dag-processor", "airflow-triggerer"):
+    for name in (
+        "airflow-db",
+        "warehouse-db",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    ):
         assert name in services and "profiles" not in services[name], name
     assert services["airflow-worker"]["profiles"] == ["celery"]
     assert services["redis"]["profiles"] == ["celery"]
@@ -60,14 +67,18 @@ def test_logins_secrets_and_log_servers(compose: dict) -> None:
         assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"].isdigit()
         command = service["command"]
         # Every component checks the secrets before it starts (slf deploy serve / init).
-        assert command[:5] in (["python", "-m", "slf_warehouse.cli", "deploy", "serve"],
-                               ["python", "-m", "slf_warehouse.cli", "deploy", "init"]), (name, command)
+        assert command[:5] in (
+            ["python", "-m", "slf_warehouse.cli", "deploy", "serve"],
+            ["python", "-m", "slf_warehouse.cli", "deploy", "init"],
+        ), (name, command)
         # Airflow's log servers bind every interface: none runs; the api-server reads the shared log volume.
         if command[5:6] in (["scheduler"], ["triggerer"], ["celery"]):
             assert "--skip-serve-logs" in command, name
         assert "airflow-logs:/opt/airflow/logs" in service["volumes"], name
     init = services["airflow-init"]
-    assert init["secrets"] == ["slf_users"] and init["environment"]["SLF_USERS_FILE"] == "/run/secrets/slf_users"
+    assert (
+        init["secrets"] == ["slf_users"] and init["environment"]["SLF_USERS_FILE"] == "/run/secrets/slf_users"
+    )
     assert compose["secrets"]["slf_users"]["file"].startswith("${SLF_USERS_PATH:?")
     assert all("secrets" not in s for n, s in services.items() if n != "airflow-init")
 

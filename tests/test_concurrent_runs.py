@@ -61,8 +61,11 @@ def _kill(proc: subprocess.Popen) -> None:
 def _model_relations() -> set[str]:
     """Every dbt model the project builds, as schema.name (from the parsed manifest)."""
     manifest = json.loads((project_dir() / "dbt_project" / "target" / "manifest.json").read_text())
-    return {f"{n['schema']}.{n['alias'] or n['name']}" for n in manifest["nodes"].values()
-            if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"}
+    return {
+        f"{n['schema']}.{n['alias'] or n['name']}"
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"
+    }
 
 
 HOLD = """
@@ -78,20 +81,19 @@ with hold_output(sys.argv[1]) as lock:
 
 def test_the_lock_names_its_holder_and_outlives_a_killed_holder_while_its_child_runs(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(run_lock.RunInProgress) as refused:
-            with run_lock.hold_output(out):
-                pass
+        with pytest.raises(run_lock.RunInProgress) as refused, run_lock.hold_output(out):
+            pass
         message = str(refused.value)
         assert str(out) in message and f"pid {holder.pid}" in message and "since 20" in message
         os.kill(holder.pid, signal.SIGKILL)  # the holder only; its child keeps the lock
         holder.wait(timeout=30)
-        with pytest.raises(run_lock.RunInProgress):
-            with run_lock.hold_output(out):
-                pass
+        with pytest.raises(run_lock.RunInProgress), run_lock.hold_output(out):
+            pass
     finally:
         _kill(holder)  # the child is in the holder's process group
 
@@ -106,12 +108,18 @@ def test_the_lock_names_its_holder_and_outlives_a_killed_holder_while_its_child_
 
 
 def test_a_killed_run_is_recorded_as_failed_and_its_build_removed_by_the_next(
-        sample_landing: Path, tmp_path: Path) -> None:
+    sample_landing: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     store = WarehouseStore(out / "warehouse")
     refresh = [sys.executable, "-c", REFRESH, str(sample_landing), str(out)]
-    killed = subprocess.Popen([*refresh, "killed-run", "dbt"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    killed = subprocess.Popen(
+        [*refresh, "killed-run", "dbt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         line = killed.stdout.readline()
         assert line.startswith("prepared"), line
@@ -136,29 +144,45 @@ def test_a_killed_run_is_recorded_as_failed_and_its_build_removed_by_the_next(
 
 @pytest.mark.slow
 def test_two_refreshes_at_once_one_is_refused_and_the_published_warehouse_is_whole(
-        sample_landing: Path, tmp_path: Path) -> None:
+    sample_landing: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     refresh = [sys.executable, "-c", REFRESH, str(sample_landing), str(out)]
-    first = subprocess.Popen([*refresh, "run-a", "publish"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+    first = subprocess.Popen(
+        [*refresh, "run-a", "publish"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: (lease := run_lock.lease(out)) is not None and lease.run_id == "run-a", 120,
-                  "lease of run-a", first)
+        _wait_for(
+            lambda: (lease := run_lock.lease(out)) is not None and lease.run_id == "run-a",
+            120,
+            "lease of run-a",
+            first,
+        )
         second = subprocess.run([*refresh, "run-b", "publish"], capture_output=True, text=True, timeout=120)
         assert first.poll() is None, "run-a ended before run-b started: nothing was concurrent"
         stdout, stderr = first.communicate(timeout=600)
     finally:
         _kill(first)
     assert second.returncode != 0
-    assert "RunInProgress" in second.stderr and f"in use by run run-a (process, pid {first.pid}, since" \
-        in second.stderr, second.stderr[-2000:]
+    assert (
+        "RunInProgress" in second.stderr
+        and f"in use by run run-a (process, pid {first.pid}, since" in second.stderr
+    ), second.stderr[-2000:]
     assert first.returncode == 0, stderr[-3000:]
 
     published = WarehouseStore(out / "warehouse").published()
     assert published.run_id == "run-a"
     with duckdb.connect(str(published.path), read_only=True) as con:
-        relations = {f"{s}.{n}" for s, n in con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+        relations = {
+            f"{s}.{n}"
+            for s, n in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables"
+            ).fetchall()
+        }
         statuses = dict(con.execute("SELECT run_id, status FROM audit.runs").fetchall())
     assert _model_relations() <= relations
     assert statuses == {"run-a": "published"}  # run-b never started a build
@@ -180,15 +204,21 @@ def _dagrun_state(run_id: str) -> str | None:
 
 @pytest.mark.slow
 def test_slf_run_refuses_a_second_run_and_the_next_one_retires_a_killed_run(
-        sample_landing: Path, tmp_path: Path) -> None:
+    sample_landing: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     store = WarehouseStore(out / "warehouse")
     cmd = [*SLF, "run", "--landing", str(sample_landing), "--out", str(out)]
-    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
-        _wait_for(lambda: (lease := run_lock.lease(out)) is not None and store.builds_of(lease.run_id), 300,
-                  "the first run's prepared build", first)
+        _wait_for(
+            lambda: (lease := run_lock.lease(out)) is not None and store.builds_of(lease.run_id),
+            300,
+            "the first run's prepared build",
+            first,
+        )
         run_id = run_lock.lease(out).run_id
         second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert first.poll() is None, "the first run ended before the second started"

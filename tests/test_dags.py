@@ -74,8 +74,9 @@ def test_watcher_mode_shape(monkeypatch) -> None:
         assert sensor.pool != "slf_warehouse_writer", sensor.task_id
         # pokes in its worker (a deferred sensor can be failed by Airflow 3.3's stale-event race), bounded
         assert not sensor.deferrable and sensor.execution_timeout, sensor.task_id
-    writers = sorted(t.task_id for t in dag.tasks
-                     if t.pool == "slf_warehouse_writer" and t.task_id.startswith("dbt"))
+    writers = sorted(
+        t.task_id for t in dag.tasks if t.pool == "slf_warehouse_writer" and t.task_id.startswith("dbt")
+    )
     assert writers == ["dbt.dbt_producer_watcher", "dbt_docs"]
 
     manifest_path = Path(__file__).resolve().parents[1] / "dbt_project" / "target" / "manifest.json"
@@ -83,8 +84,9 @@ def test_watcher_mode_shape(monkeypatch) -> None:
     nodes = manifest["nodes"].values()
     suffix = {"model": "run", "seed": "seed", "snapshot": "snapshot"}
     built = {n["unique_id"]: n["name"] for n in nodes if n["resource_type"] in suffix}
-    assert {f"dbt.{n['name']}.{suffix[n['resource_type']]}" for n in nodes if n["resource_type"] in suffix} \
-        <= sensors.keys()
+    assert {
+        f"dbt.{n['name']}.{suffix[n['resource_type']]}" for n in nodes if n["resource_type"] in suffix
+    } <= sensors.keys()
     # Every data test's result shows on a sensor: its parent's `.test` (a test of several nodes on each).
     for test in (n for n in nodes if n["resource_type"] == "test"):
         parents = [built[p] for p in test["depends_on"]["nodes"] if p in built]

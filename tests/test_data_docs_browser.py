@@ -23,9 +23,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = PROJECT / "expectations"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-                  "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--hide-scrollbars",
+]
 
 
 def chromium() -> str:
@@ -38,8 +46,12 @@ def chromium() -> str:
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"  # a fresh profile every time
     profile.mkdir(exist_ok=True)
-    return subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 class SuiteTable(HTMLParser):
@@ -80,8 +92,11 @@ class SuiteTable(HTMLParser):
 def data_docs(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Data Docs of the raw suites on the sample, one suite failing (a corrupted funding source)."""
     root = tmp_path_factory.mktemp("data-docs-browser")
-    warehouse = corrupted_copy(raw_warehouse, root / "warehouse.duckdb",
-                               "UPDATE raw.bevillinger SET finansieringskilde = 'SPONSOR' WHERE _source_line = 2")
+    warehouse = corrupted_copy(
+        raw_warehouse,
+        root / "warehouse.duckdb",
+        "UPDATE raw.bevillinger SET finansieringskilde = 'SPONSOR' WHERE _source_line = 2",
+    )
     result = run_quality_checks(warehouse, root / "quality", "browser-run", EXPECTATIONS, suites=["raw_*"])
     assert not result.success
     return result.data_docs_index

@@ -13,8 +13,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_the_exposures_file_is_generated_and_current() -> None:
-    check = subprocess.run([sys.executable, "-m", "slf_warehouse.answers.exposures", "--check"],
-                           check=False, capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-m", "slf_warehouse.answers.exposures", "--check"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -37,12 +42,31 @@ def test_exposures_follow_the_figures(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_dbt_selects_what_one_letter_needs(tmp_path: Path) -> None:
-    result = run_dbt(tmp_path / "unused.duckdb", tmp_path, "ls", "-s", "+exposure:enhedslisten_slf",
-                     "--resource-type", "model", "--resource-type", "exposure", "--output", "name", "-q")
+    result = run_dbt(
+        tmp_path / "unused.duckdb",
+        tmp_path,
+        "ls",
+        "-s",
+        "+exposure:enhedslisten_slf",
+        "--resource-type",
+        "model",
+        "--resource-type",
+        "exposure",
+        "--output",
+        "name",
+        "-q",
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     names = set(result.stdout.split())
-    assert {"enhedslisten_slf", "fct_allocations", "fct_programme_postings", "rpt_staff_by_role_month",
-            "rpt_survey_fit", "rpt_unit_funding", "stg_budget__allocations"} <= names
+    assert {
+        "enhedslisten_slf",
+        "fct_allocations",
+        "fct_programme_postings",
+        "rpt_staff_by_role_month",
+        "rpt_survey_fit",
+        "rpt_unit_funding",
+        "stg_budget__allocations",
+    } <= names
     assert "rpt_activity_costs" not in names and "konservative_kompetenceaktiviteter" not in names
     parsed = run_dbt(tmp_path / "unused.duckdb", tmp_path, "parse")
     assert "Deprecat" not in parsed.stdout and "[WARNING]" not in parsed.stdout, parsed.stdout[-3000:]

@@ -30,9 +30,25 @@ pytestmark = pytest.mark.slow
 def _dbt_build(warehouse: Path, target: Path, *extra: str) -> dict[str, dict]:
     env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse)}
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir",
-         str(DBT_PROJECT), "--target-path", str(target), "--log-path", str(target / "logs"), *extra],
-        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target / "logs"),
+            *extra,
+        ],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"dbt build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     results = json.loads((target / "run_results.json").read_text())["results"]
     return {r["unique_id"].split(".")[-1]: r for r in results}
@@ -54,12 +70,17 @@ def _correct_one_amount(path: Path) -> None:
 
 
 def _tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[str]:
-    rows = con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN "
-                       f"({', '.join('?' * len(schemas))}) ORDER BY 1", list(schemas)).fetchall()
+    rows = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN "
+        f"({', '.join('?' * len(schemas))}) ORDER BY 1",
+        list(schemas),
+    ).fetchall()
     return [r[0] for r in rows]
 
 
-def test_new_month_built_incrementally_equals_a_full_rebuild(sample_landing_master: Path, tmp_path: Path) -> None:
+def test_new_month_built_incrementally_equals_a_full_rebuild(
+    sample_landing_master: Path, tmp_path: Path
+) -> None:
     landing, later = tmp_path / "landing", tmp_path / "later"
     shutil.copytree(sample_landing_master, landing)
     last_ledger = sorted((landing / "posteringer").glob("*.csv"))[-1]
@@ -96,12 +117,15 @@ def test_new_month_built_incrementally_equals_a_full_rebuild(sample_landing_mast
         assert any(t.endswith(".int_postings_classified") for t in tables), tables
         for table in tables:
             for a, b in ((table, f"full_build.{table}"), (f"full_build.{table}", table)):
-                differing = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})"
-                                        ).fetchall()[0][0]
+                differing = con.execute(
+                    f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})"
+                ).fetchall()[0][0]
                 assert differing == 0, f"{a} has {differing} row(s) that {b} has not"
         # and the corrected month's amount replaced the old one rather than adding to it
         raw_total, classified_total = con.execute(
             "SELECT (SELECT sum(beloeb) FROM raw.posteringer), "
-            "(SELECT sum(amount_dkk) FROM " + next(t for t in tables if t.endswith(".int_postings_classified")) + ")"
+            "(SELECT sum(amount_dkk) FROM "
+            + next(t for t in tables if t.endswith(".int_postings_classified"))
+            + ")"
         ).fetchall()[0]
         assert raw_total == classified_total

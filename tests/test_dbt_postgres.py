@@ -17,10 +17,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
-from pg_server import run_dbt as dbt
-from pg_server import failed_dbt_nodes
 
+from pg_server import PgServer, failed_dbt_nodes, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import run_dbt as dbt
 from slf_warehouse.sample_data import SampleConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -29,6 +28,7 @@ WINDOW_END = date(2024, 6, 30)
 
 
 # --- the two builds -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Builds:
@@ -60,8 +60,9 @@ def builds(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Bui
     copied = copy_raw_to_postgres(warehouse, pg_server.conninfo())
     seconds["copy raw"] = time.perf_counter() - start
     start = time.perf_counter()
-    postgres_results = dbt("postgres", work, {**pg_server.env(), "SLF_WAREHOUSE_PATH": str(warehouse)},
-                           "build")
+    postgres_results = dbt(
+        "postgres", work, {**pg_server.env(), "SLF_WAREHOUSE_PATH": str(warehouse)}, "build"
+    )
     seconds["dbt build postgres"] = time.perf_counter() - start
     print(" ".join(f"{k}: {v:.1f} s" for k, v in seconds.items()))
     return Builds(warehouse, pg_server, duckdb_results, postgres_results, copied, seconds)
@@ -90,6 +91,7 @@ def both(builds: Builds, sql: str) -> tuple[list[tuple], list[tuple]]:
 
 # --- the tests ------------------------------------------------------------------------------------
 
+
 def test_pg_type_mapping() -> None:
     from slf_warehouse.pg_raw import UnsupportedType, pg_type
 
@@ -104,25 +106,37 @@ def test_pg_type_mapping() -> None:
 
 @pytest.mark.slow
 def test_raw_copied_with_types_and_rows(builds: Builds) -> None:
-    tables = sorted(r[0] for r in duck(
-        builds, "select table_name from duckdb_tables() where schema_name = 'raw'"))
-    assert sorted(c.table for c in builds.copied) == tables == \
-        ["aktiviteter", "bevillinger", "enheder", "loen", "posteringer", "social_kapital"]
+    tables = sorted(
+        r[0] for r in duck(builds, "select table_name from duckdb_tables() where schema_name = 'raw'")
+    )
+    assert (
+        sorted(c.table for c in builds.copied)
+        == tables
+        == ["aktiviteter", "bevillinger", "enheder", "loen", "posteringer", "social_kapital"]
+    )
     for entry in builds.copied:
         assert entry.rows == duck(builds, f"select count(*) from raw.{entry.table}")[0][0] > 0
-    types = dict(((t, c), d) for t, c, d in pg(builds, """
+    types = dict(
+        ((t, c), d)
+        for t, c, d in pg(
+            builds,
+            """
         select table_name, column_name, data_type from information_schema.columns
-        where table_schema = 'raw'"""))
+        where table_schema = 'raw'""",
+        )
+    )
     assert types[("posteringer", "beloeb")] == "numeric"
     assert types[("posteringer", "bogfoeringsdato")] == "date"
     assert types[("social_kapital", "sk1")] == "integer"
     assert types[("loen", "medarbejder_key")] == "text"
     # money, NULLs and empty strings arrive as they are
-    checks = ["select count(*), sum(beloeb), count(tekst), count(aktivitet_id) from raw.posteringer",
-              "select count(*), sum(beloeb), sum(beskaeftigelsesgrad) from raw.loen",
-              "select count(*), count(aktiv_til), min(aktiv_fra) from raw.enheder",
-              "select count(*), count(sk1), count(slf4), sum(sk2) from raw.social_kapital",
-              "select count(*), count(bemaerkning), sum(beloeb_kr) from raw.bevillinger"]
+    checks = [
+        "select count(*), sum(beloeb), count(tekst), count(aktivitet_id) from raw.posteringer",
+        "select count(*), sum(beloeb), sum(beskaeftigelsesgrad) from raw.loen",
+        "select count(*), count(aktiv_til), min(aktiv_fra) from raw.enheder",
+        "select count(*), count(sk1), count(slf4), sum(sk2) from raw.social_kapital",
+        "select count(*), count(bemaerkning), sum(beloeb_kr) from raw.bevillinger",
+    ]
     for sql in checks:
         d, p = both(builds, sql)
         assert d == p, sql
@@ -152,9 +166,11 @@ def test_staff_in_the_latest_month(builds: Builds) -> None:
     sql = "select role, headcount from marts.rpt_staff_by_role_month where is_latest_month order by role"
     d, p = both(builds, sql)
     assert d == p
-    assert dict(p) == {"laeringspartner": CONFIG.learning_partners_latest,
-                       "projektmedarbejder": CONFIG.project_employees_latest,
-                       "sektionsleder": CONFIG.section_leaders_latest}
+    assert dict(p) == {
+        "laeringspartner": CONFIG.learning_partners_latest,
+        "projektmedarbejder": CONFIG.project_employees_latest,
+        "sektionsleder": CONFIG.section_leaders_latest,
+    }
 
 
 @pytest.mark.slow
@@ -173,7 +189,9 @@ def test_budget_vs_actual(builds: Builds) -> None:
              from marts.rpt_budget_vs_actual group by budget_year order by budget_year"""
     d, p = both(builds, sql)
     assert d == p and len(p) >= 3
-    spent, = pg(builds, "select sum(amount_dkk) from marts.fct_programme_postings where flow = 'expense'")[0]
+    (spent,) = pg(builds, "select sum(amount_dkk) from marts.fct_programme_postings where flow = 'expense'")[
+        0
+    ]
     assert sum(r[2] for r in p) == spent > 0
 
 
@@ -187,14 +205,29 @@ def _normalise(value: object) -> object:
 
 @pytest.mark.slow
 def test_every_mart_identical_on_both_targets(builds: Builds) -> None:
-    marts = [r[0] for r in duck(
-        builds, "select table_name from duckdb_tables() where schema_name = 'marts' order by 1")]
+    marts = [
+        r[0]
+        for r in duck(builds, "select table_name from duckdb_tables() where schema_name = 'marts' order by 1")
+    ]
     assert len(marts) >= 15
     for mart in marts:
-        d_cols = [r[0] for r in duck(builds, f"""select column_name from information_schema.columns
-            where table_schema = 'marts' and table_name = '{mart}' order by ordinal_position""")]
-        p_cols = [r[0] for r in pg(builds, """select column_name from information_schema.columns
-            where table_schema = 'marts' and table_name = %s order by ordinal_position""", (mart,))]
+        d_cols = [
+            r[0]
+            for r in duck(
+                builds,
+                f"""select column_name from information_schema.columns
+            where table_schema = 'marts' and table_name = '{mart}' order by ordinal_position""",
+            )
+        ]
+        p_cols = [
+            r[0]
+            for r in pg(
+                builds,
+                """select column_name from information_schema.columns
+            where table_schema = 'marts' and table_name = %s order by ordinal_position""",
+                (mart,),
+            )
+        ]
         assert d_cols == p_cols, mart
         d_rows, p_rows = both(builds, f"select * from marts.{mart}")
         d_rows = sorted((tuple(_normalise(v) for v in r) for r in d_rows), key=repr)
@@ -221,5 +254,6 @@ def test_raw_recopy_keeps_the_dbt_views(builds: Builds) -> None:
     assert not any(entry.recreated for entry in again)
     assert [(e.table, e.rows) for e in again] == [(e.table, e.rows) for e in builds.copied]
     assert pg(builds, views)[0][0] == before >= 6
-    assert pg(builds, "select count(*) from staging.stg_ledger__postings") == \
-        duck(builds, "select count(*) from raw.posteringer")
+    assert pg(builds, "select count(*) from staging.stg_ledger__postings") == duck(
+        builds, "select count(*) from raw.posteringer"
+    )

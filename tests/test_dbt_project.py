@@ -20,8 +20,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pg_server import failed_dbt_nodes
 
+from pg_server import failed_dbt_nodes
 from slf_warehouse.sample_data import SampleConfig
 
 pytestmark = pytest.mark.slow
@@ -41,13 +41,25 @@ class Case:
 
 
 CASES = {
-    "default": Case(SampleConfig(), 26_000_000, 6_600_000,
-                    {"laeringspartner": 16, "projektmedarbejder": 1, "sektionsleder": 1}),
-    "other": Case(SampleConfig(seed=7, total_allocated_kr=31_500_000, apmf_kr=4_200_000,
-                               learning_partners_latest=12, project_employees_latest=2,
-                               survey_r_squared={2022: 0.70, 2023: 0.65}),
-                  31_500_000, 4_200_000,
-                  {"laeringspartner": 12, "projektmedarbejder": 2, "sektionsleder": 1}),
+    "default": Case(
+        SampleConfig(),
+        26_000_000,
+        6_600_000,
+        {"laeringspartner": 16, "projektmedarbejder": 1, "sektionsleder": 1},
+    ),
+    "other": Case(
+        SampleConfig(
+            seed=7,
+            total_allocated_kr=31_500_000,
+            apmf_kr=4_200_000,
+            learning_partners_latest=12,
+            project_employees_latest=2,
+            survey_r_squared={2022: 0.70, 2023: 0.65},
+        ),
+        31_500_000,
+        4_200_000,
+        {"laeringspartner": 12, "projektmedarbejder": 2, "sektionsleder": 1},
+    ),
 }
 
 
@@ -65,12 +77,32 @@ def dbt_executable() -> str:
 
 
 def run_dbt(warehouse: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_USE_COLORS": "false"}
+    env = {
+        **os.environ,
+        "SLF_WAREHOUSE_PATH": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
     return subprocess.run(
-        [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-         "--target", "duckdb", "--target-path", str(work / "target"), "--log-path", str(work / "logs")],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            dbt_executable(),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--target",
+            "duckdb",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def build_case(name: str, work: Path) -> Built:
@@ -140,8 +172,12 @@ def test_build_runs_every_node_and_all_pass(built: Built) -> None:
     assert kinds["model"] >= 24 and kinds["seed"] == 3
     assert kinds["unit_test"] >= 6 and kinds["test"] >= 150
     singular = {uid.split(".")[2] for uid in statuses if uid.startswith("test.") and ".assert_" in uid}
-    assert singular == {"assert_no_apmf_salary_postings", "assert_programme_salaries_match_payroll",
-                        "assert_programme_funding_sources_allocated", "assert_referenced_units_exist"}
+    assert singular == {
+        "assert_no_apmf_salary_postings",
+        "assert_programme_salaries_match_payroll",
+        "assert_programme_funding_sources_allocated",
+        "assert_referenced_units_exist",
+    }
 
 
 def test_schemas_are_used_verbatim(built: Built) -> None:
@@ -154,18 +190,25 @@ def test_marts_have_exactly_the_architecture_columns(built: Built) -> None:
     expected = architecture_marts()
     assert len(expected) == 12, expected
     for model, columns in expected.items():
-        rows = query(built, """
+        rows = query(
+            built,
+            """
             SELECT column_name, table_type FROM information_schema.columns
             JOIN information_schema.tables USING (table_catalog, table_schema, table_name)
-            WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position""", [model])
+            WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position""",
+            [model],
+        )
         assert [r[0] for r in rows] == columns, model
         assert {r[1] for r in rows} == {"BASE TABLE"}, model
 
 
 def test_allocations_total_and_donation(built: Built) -> None:
-    total, apmf = query(built, f"""
+    total, apmf = query(
+        built,
+        f"""
         SELECT sum(amount_dkk), sum(CASE WHEN funding_source = 'APMF' THEN amount_dkk END)
-        FROM marts.fct_allocations WHERE period_end <= DATE '{WINDOW_END}'""")[0]
+        FROM marts.fct_allocations WHERE period_end <= DATE '{WINDOW_END}'""",
+    )[0]
     assert total == built.case.allocated_in_window_kr
     assert apmf == built.case.apmf_kr
     # the allocation after the window exists but is not part of the window's total
@@ -176,17 +219,28 @@ def test_allocations_total_and_donation(built: Built) -> None:
 
 
 def test_staff_in_the_latest_month(built: Built) -> None:
-    rows = dict(query(built, "SELECT role, headcount FROM marts.rpt_staff_by_role_month "
-                             "WHERE is_latest_month"))
+    rows = dict(
+        query(built, "SELECT role, headcount FROM marts.rpt_staff_by_role_month WHERE is_latest_month")
+    )
     assert rows == built.case.staff_latest
-    assert query(built, "SELECT count(DISTINCT payroll_month) FROM marts.rpt_staff_by_role_month "
-                        "WHERE is_latest_month")[0][0] == 1
+    assert (
+        query(
+            built,
+            "SELECT count(DISTINCT payroll_month) FROM marts.rpt_staff_by_role_month WHERE is_latest_month",
+        )[0][0]
+        == 1
+    )
 
 
 def test_survey_fit_reproduces_the_configured_r_squared(built: Built) -> None:
-    fit = {year: (r2, used, suppressed, latest) for year, r2, used, suppressed, latest in query(
-        built, "SELECT survey_year, r_squared, units_used, units_suppressed, is_latest_year "
-               "FROM marts.rpt_survey_fit")}
+    fit = {
+        year: (r2, used, suppressed, latest)
+        for year, r2, used, suppressed, latest in query(
+            built,
+            "SELECT survey_year, r_squared, units_used, units_suppressed, is_latest_year "
+            "FROM marts.rpt_survey_fit",
+        )
+    }
     assert set(fit) == set(built.case.config.survey_r_squared)
     for year, target in built.case.config.survey_r_squared.items():
         r2, used, suppressed, _ = fit[year]
@@ -195,36 +249,52 @@ def test_survey_fit_reproduces_the_configured_r_squared(built: Built) -> None:
         assert used > 20
     assert [y for y, v in fit.items() if v[3]] == [max(fit)]
     # suppressed units show no scores; shown units always have at least 5 counted respondents
-    assert query(built, """
+    assert (
+        query(
+            built,
+            """
         SELECT count(*) FROM marts.rpt_survey_unit_scores
         WHERE (is_suppressed AND (social_capital_index IS NOT NULL OR slf_score IS NOT NULL
                                   OR counted_respondents >= 5))
-           OR (NOT is_suppressed AND counted_respondents < 5)""")[0][0] == 0
+           OR (NOT is_suppressed AND counted_respondents < 5)""",
+        )[0][0]
+        == 0
+    )
 
 
 def test_programme_postings_and_units(built: Built) -> None:
-    raw_slf, = query(built, "SELECT count(*) FROM raw.posteringer WHERE projekt = 'SLF'")[0]
+    (raw_slf,) = query(built, "SELECT count(*) FROM raw.posteringer WHERE projekt = 'SLF'")[0]
     assert query(built, "SELECT count(*) FROM marts.fct_programme_postings")[0][0] == raw_slf
     purposes = {r[0] for r in query(built, "SELECT DISTINCT purpose FROM marts.fct_programme_postings")}
     assert purposes == {"salaries", "competence_activities", "other"}
     # no money is booked on individual schools, daycare or leisure units
-    local, = query(built, """SELECT coalesce(sum(abs(programme_amount_dkk)), 0) FROM marts.rpt_unit_funding
-                             WHERE unit_type IN ('skole', 'dagtilbud', 'fritidstilbud')""")[0]
+    (local,) = query(
+        built,
+        """SELECT coalesce(sum(abs(programme_amount_dkk)), 0) FROM marts.rpt_unit_funding
+                             WHERE unit_type IN ('skole', 'dagtilbud', 'fritidstilbud')""",
+    )[0]
     assert local == 0
     assert query(built, "SELECT count(*) FROM marts.rpt_unit_funding WHERE unit_type = 'skole'")[0][0] > 0
     # every activity's cost is the donation's postings on it
-    activity_cost, = query(built, "SELECT sum(cost_dkk) FROM marts.rpt_activity_costs")[0]
-    competence, = query(built, "SELECT sum(amount_dkk) FROM marts.rpt_spending_by_purpose "
-                               "WHERE purpose = 'competence_activities'")[0]
+    (activity_cost,) = query(built, "SELECT sum(cost_dkk) FROM marts.rpt_activity_costs")[0]
+    (competence,) = query(
+        built,
+        "SELECT sum(amount_dkk) FROM marts.rpt_spending_by_purpose WHERE purpose = 'competence_activities'",
+    )[0]
     assert activity_cost == competence > 0
 
 
 def test_budget_vs_actual_adds_up(built: Built) -> None:
-    allocated, spent = query(built, "SELECT sum(allocated_dkk), sum(spent_dkk) "
-                                    "FROM marts.rpt_budget_vs_actual")[0]
+    allocated, spent = query(
+        built, "SELECT sum(allocated_dkk), sum(spent_dkk) FROM marts.rpt_budget_vs_actual"
+    )[0]
     assert allocated == query(built, "SELECT sum(amount_dkk) FROM marts.fct_allocations")[0][0]
-    assert spent == query(built, "SELECT sum(amount_dkk) FROM marts.fct_programme_postings "
-                                 "WHERE flow = 'expense'")[0][0]
+    assert (
+        spent
+        == query(built, "SELECT sum(amount_dkk) FROM marts.fct_programme_postings WHERE flow = 'expense'")[0][
+            0
+        ]
+    )
 
 
 def test_contract_tests_catch_a_violation(builds: Callable[[str], Built], tmp_path: Path) -> None:
@@ -242,6 +312,9 @@ def test_contract_tests_catch_a_violation(builds: Callable[[str], Built], tmp_pa
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert re.search(r"WARN \d+ assert_no_apmf_salary_postings", output), output[-3000:]
-    for unaffected in ("assert_referenced_units_exist", "assert_programme_salaries_match_payroll",
-                       "assert_programme_funding_sources_allocated"):
+    for unaffected in (
+        "assert_referenced_units_exist",
+        "assert_programme_salaries_match_payroll",
+        "assert_programme_funding_sources_allocated",
+    ):
         assert re.search(rf"PASS {unaffected}", output), unaffected

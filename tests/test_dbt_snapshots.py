@@ -43,12 +43,30 @@ EMPLOYED_AT = """
 def dbt(work: Path, warehouse: Path, *args: str) -> dict:
     dbt_exe = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt_exe) if dbt_exe.exists() else "dbt", *args, "--project-dir", str(DBT_PROJECT),
-         "--profiles-dir", str(DBT_PROJECT), "--target", "duckdb", "--target-path", str(work / "target"),
-         "--log-path", str(work / "logs")],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, "SLF_WAREHOUSE_PATH": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-             "DBT_USE_COLORS": "false"})
+        [
+            str(dbt_exe) if dbt_exe.exists() else "dbt",
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--target",
+            "duckdb",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            **os.environ,
+            "SLF_WAREHOUSE_PATH": str(warehouse),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_USE_COLORS": "false",
+        },
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     return json.loads((work / "target" / "run_results.json").read_text())
 
@@ -101,11 +119,19 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     # delivery 2: June, with a changed fte, a leaver and a newcomer; a school renamed
     header, rows = read_semicolon_csv(held / "loen_2024-06.csv")
     col = {name: i for i, name in enumerate(header)}
-    partners = sorted({r[col["medarbejdernr"]] for r in rows if r[col["rolle"]] == "laeringspartner"
-                       and r[col["beskaeftigelsesgrad"]] != NEW_FTE})
+    partners = sorted(
+        {
+            r[col["medarbejdernr"]]
+            for r in rows
+            if r[col["rolle"]] == "laeringspartner" and r[col["beskaeftigelsesgrad"]] != NEW_FTE
+        }
+    )
     changed, left = partners[0], partners[1]
-    old_fte = Decimal(next(r[col["beskaeftigelsesgrad"]] for r in rows
-                           if r[col["medarbejdernr"]] == changed).replace(",", "."))
+    old_fte = Decimal(
+        next(r[col["beskaeftigelsesgrad"]] for r in rows if r[col["medarbejdernr"]] == changed).replace(
+            ",", "."
+        )
+    )
     june = []
     for row in rows:
         if row[col["medarbejdernr"]] == changed:
@@ -130,8 +156,17 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     dbt(work, warehouse, "build")
 
     keys = dict(pseudonymise([changed, left, NEW_PERSON], pseudonym_key()))
-    return History(warehouse, keys[changed], keys[left], keys[NEW_PERSON], old_fte,
-                   school[unit_col["enhed_id"]], school[unit_col["enhed_navn"]], roster_rows, units_rows)
+    return History(
+        warehouse,
+        keys[changed],
+        keys[left],
+        keys[NEW_PERSON],
+        old_fte,
+        school[unit_col["enhed_id"]],
+        school[unit_col["enhed_navn"]],
+        roster_rows,
+        units_rows,
+    )
 
 
 def query(history: History, sql: str, params: list | None = None) -> list[tuple]:
@@ -144,8 +179,10 @@ def employed_at(history: History, day: date) -> dict[str, tuple[str, Decimal]]:
 
 
 def paid_in(history: History, month: date) -> set[str]:
-    return {r[0] for r in query(history, "select employee_key from marts.fct_payroll where payroll_month = ?",
-                                [month])}
+    return {
+        r[0]
+        for r in query(history, "select employee_key from marts.fct_payroll where payroll_month = ?", [month])
+    }
 
 
 def test_who_was_employed_in_may(history: History) -> None:
@@ -166,9 +203,13 @@ def test_who_was_employed_in_june(history: History) -> None:
 
 def test_versions_of_the_changed_people(history: History) -> None:
     def versions(key: str) -> list[tuple]:
-        return query(history, """
+        return query(
+            history,
+            """
             select fte, is_employed, cast(dbt_valid_from as date), cast(dbt_valid_to as date)
-            from snapshots.snp_staff_roster where employee_key = ? order by dbt_valid_from""", [key])
+            from snapshots.snp_staff_roster where employee_key = ? order by dbt_valid_from""",
+            [key],
+        )
 
     changed = versions(history.changed)
     assert [(v[0], v[1]) for v in changed] == [(history.old_fte, True), (Decimal("0.9"), True)]
@@ -178,21 +219,28 @@ def test_versions_of_the_changed_people(history: History) -> None:
     assert left[0][3] == left[1][2] == JUNE and left[1][3] is None
     assert versions(history.joined) == [(left[0][0], True, JUNE, None)]
     # nobody else got a new version: three rows more than after the first build
-    total, current = query(history, "select count(*), count(*) filter (where dbt_valid_to is null) "
-                                    "from snapshots.snp_staff_roster")[0]
+    total, current = query(
+        history,
+        "select count(*), count(*) filter (where dbt_valid_to is null) from snapshots.snp_staff_roster",
+    )[0]
     assert total == history.roster_rows_after_first + 3
     assert current == history.roster_rows_after_first + 1
 
 
 def test_units_history(history: History) -> None:
-    rows = query(history, """select unit_name, dbt_valid_from, dbt_valid_to from snapshots.snp_units
-                             where unit_id = ? order by dbt_valid_from""", [history.renamed_unit])
+    rows = query(
+        history,
+        """select unit_name, dbt_valid_from, dbt_valid_to from snapshots.snp_units
+                             where unit_id = ? order by dbt_valid_from""",
+        [history.renamed_unit],
+    )
     assert len(rows) == 2
     (old_name, _, closed), (new_name, opened, still) = rows
     assert new_name == history.new_unit_name and old_name != new_name
     assert closed == opened and still is None
-    total, current = query(history, "select count(*), count(*) filter (where dbt_valid_to is null) "
-                                    "from snapshots.snp_units")[0]
+    total, current = query(
+        history, "select count(*), count(*) filter (where dbt_valid_to is null) from snapshots.snp_units"
+    )[0]
     assert (total, current) == (history.units_rows_after_first + 1, history.units_rows_after_first)
     assert current == query(history, "select count(*) from marts.dim_units")[0][0]
 
@@ -200,8 +248,9 @@ def test_units_history(history: History) -> None:
 def test_a_rerun_without_news_adds_no_version(history: History, tmp_path: Path) -> None:
     copy = tmp_path / "rerun.duckdb"
     shutil.copy(history.warehouse, copy)
-    count = ("select (select count(*) from snapshots.snp_staff_roster), "
-             "(select count(*) from snapshots.snp_units)")
+    count = (
+        "select (select count(*) from snapshots.snp_staff_roster), (select count(*) from snapshots.snp_units)"
+    )
     with duckdb.connect(str(copy), read_only=True) as con:
         before = con.execute(count).fetchall()
     dbt(tmp_path, copy, "snapshot")

@@ -57,17 +57,25 @@ def _docker_cli() -> str | None:
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
 
 
-def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None,
-         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
     """The docker client, with an engine answering: the running one, or a dockerd started (and stopped) here."""
-    missing = [tool for tool, found in (("docker (docker.io)", _docker_cli()), ("dockerd", shutil.which("dockerd")),
-                                        ("docker-compose", shutil.which("docker-compose")),
-                                        ("debootstrap", shutil.which("debootstrap"))) if not found]
+    missing = [
+        tool
+        for tool, found in (
+            ("docker (docker.io)", _docker_cli()),
+            ("dockerd", shutil.which("dockerd")),
+            ("docker-compose", shutil.which("docker-compose")),
+            ("debootstrap", shutil.which("debootstrap")),
+        )
+        if not found
+    ]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (make system-deps installs them)")
     docker = _docker_cli()
@@ -77,8 +85,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
             pytest.skip("no Docker engine answers and starting dockerd needs root")
         procs.start("dockerd", ["dockerd"], env={"PATH": os.environ["PATH"]})
         try:
-            wait_for(lambda: True if _run([docker, "info"], 30).returncode == 0 else None, 60,
-                     "dockerd answering", alive=procs.check_running)
+            wait_for(
+                lambda: True if _run([docker, "info"], 30).returncode == 0 else None,
+                60,
+                "dockerd answering",
+                alive=procs.check_running,
+            )
         except (TimeoutError, RuntimeError) as exc:
             procs.stop_all()
             pytest.skip(f"no Docker engine could be started: {exc}\n{procs.log_tail('dockerd', 1500)}")
@@ -94,16 +106,33 @@ def images(engine: str) -> dict[str, float]:
     """The base image and the three images built; seconds per step (cached steps take a few seconds)."""
     seconds = {}
     started = time.monotonic()
-    made = _run([str(PROJECT / "docker" / "make-base-image.sh"), BASE_IMAGE], 900,
-                env={**os.environ, "DOCKER": engine})
+    made = _run(
+        [str(PROJECT / "docker" / "make-base-image.sh"), BASE_IMAGE],
+        900,
+        env={**os.environ, "DOCKER": engine},
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     seconds["base image"] = time.monotonic() - started
     secret = ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"] if CA_BUNDLE.is_file() else []
     for image, (dockerfile, context) in IMAGES.items():
         started = time.monotonic()
-        built = _run([engine, "build", "--progress=plain", *secret, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-                      "-f", str(dockerfile), "-t", image, str(context)], 1800,
-                     env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        built = _run(
+            [
+                engine,
+                "build",
+                "--progress=plain",
+                *secret,
+                "--build-arg",
+                f"BASE_IMAGE={BASE_IMAGE}",
+                "-f",
+                str(dockerfile),
+                "-t",
+                image,
+                str(context),
+            ],
+            1800,
+            env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        )
         assert built.returncode == 0, f"docker build {image}:\n{built.stdout[-3000:]}\n{built.stderr[-5000:]}"
         seconds[image] = time.monotonic() - started
     print("build seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
@@ -122,9 +151,23 @@ class Stack:
         # Compose prefers the shell's variables to the env file's: give it none (this test process
         # has a short SLF_PSEUDONYM_KEY of its own, conftest), so .env alone says what runs.
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG")}
-        return _run(["docker-compose", "--env-file", str(self.work / ".env"),
-                     "-f", str(PROJECT / "docker-compose.yml"), "-f", str(PROJECT / "docker" / "compose.test.yml"),
-                     "--profile", "celery", *args], timeout, env=env, cwd=PROJECT)
+        return _run(
+            [
+                "docker-compose",
+                "--env-file",
+                str(self.work / ".env"),
+                "-f",
+                str(PROJECT / "docker-compose.yml"),
+                "-f",
+                str(PROJECT / "docker" / "compose.test.yml"),
+                "--profile",
+                "celery",
+                *args,
+            ],
+            timeout,
+            env=env,
+            cwd=PROJECT,
+        )
 
     def container(self, service: str) -> str:
         ids = self.compose("ps", "-q", service, timeout=60).stdout.split()
@@ -145,11 +188,13 @@ class Stack:
 def stack(engine: str, images: dict[str, float], tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("docker-compose")
     variables = dotenv(work)
-    variables.update({
-        "COMPOSE_PROJECT_NAME": f"slf-dockertest-{secrets.token_hex(3)}",
-        "AIRFLOW_UID": str(os.getuid() or UID_WHEN_ROOT),
-        "SLF_API_PORT": str(free_port()),
-    })
+    variables.update(
+        {
+            "COMPOSE_PROJECT_NAME": f"slf-dockertest-{secrets.token_hex(3)}",
+            "AIRFLOW_UID": str(os.getuid() or UID_WHEN_ROOT),
+            "SLF_API_PORT": str(free_port()),
+        }
+    )
     (work / ".env").write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
     passwords = {user: secrets.token_urlsafe(18) for user in USERS}
     users_file = Path(variables["SLF_USERS_PATH"])
@@ -174,7 +219,12 @@ def stack(engine: str, images: dict[str, float], tmp_path_factory: pytest.TempPa
         def healthy():
             if s.state("airflow-init")["Status"] == "exited":
                 assert s.state("airflow-init")["ExitCode"] == 0, s.logs()
-            for service in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):
+            for service in (
+                "airflow-scheduler",
+                "airflow-dag-processor",
+                "airflow-triggerer",
+                "airflow-worker",
+            ):
                 state = s.state(service)
                 assert state["Status"] == "running" and not state["Restarting"], (service, state, s.logs())
             return True if s.state("airflow-apiserver").get("Health", {}).get("Status") == "healthy" else None
@@ -188,10 +238,17 @@ def stack(engine: str, images: dict[str, float], tmp_path_factory: pytest.TempPa
         yield s
     finally:
         down = s.compose("down", "-v", "--remove-orphans", timeout=300)
-        left = _run([engine, "ps", "-aq", "--filter", f"label=com.docker.compose.project={s.project}"], 60).stdout
-        volumes = _run([engine, "volume", "ls", "-q", "--filter",
-                        f"label=com.docker.compose.project={s.project}"], 60).stdout
-        assert down.returncode == 0 and not left.strip() and not volumes.strip(), (down.stderr[-2000:], left, volumes)
+        left = _run(
+            [engine, "ps", "-aq", "--filter", f"label=com.docker.compose.project={s.project}"], 60
+        ).stdout
+        volumes = _run(
+            [engine, "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={s.project}"], 60
+        ).stdout
+        assert down.returncode == 0 and not left.strip() and not volumes.strip(), (
+            down.stderr[-2000:],
+            left,
+            volumes,
+        )
 
 
 def _token(s: Stack, user: str) -> requests.Session:
@@ -200,13 +257,24 @@ def _token(s: Stack, user: str) -> requests.Session:
 
 def test_refresh_in_containers(stack: Stack) -> None:
     s = stack
-    wrong = requests.post(f"{s.base}/auth/token", json={"username": "finance", "password": "x" + secrets.token_hex(8)},
-                          timeout=30)
+    wrong = requests.post(
+        f"{s.base}/auth/token",
+        json={"username": "finance", "password": "x" + secrets.token_hex(8)},
+        timeout=30,
+    )
     assert wrong.status_code == 401, wrong.text[:300]
     finance, auditor = _token(s, "finance"), _token(s, "auditor")
-    wait_for(lambda: True if finance.get(f"{s.base}/api/v2/dags/slf_refresh", timeout=10).status_code == 200
-             else None, 300, "slf_refresh parsed by the dag-processor", step=3)
-    refused = auditor.post(f"{s.base}/api/v2/dags/slf_refresh/dagRuns", json={"logical_date": None}, timeout=30)
+    wait_for(
+        lambda: (
+            True if finance.get(f"{s.base}/api/v2/dags/slf_refresh", timeout=10).status_code == 200 else None
+        ),
+        300,
+        "slf_refresh parsed by the dag-processor",
+        step=3,
+    )
+    refused = auditor.post(
+        f"{s.base}/api/v2/dags/slf_refresh/dagRuns", json={"logical_date": None}, timeout=30
+    )
     assert refused.status_code == 403, refused.text[:300]
 
     started = time.monotonic()
@@ -219,11 +287,15 @@ def test_refresh_in_containers(stack: Stack) -> None:
 
     state = wait_for(finished, 1200, "the refresh in containers finishing", step=5)
     seconds = time.monotonic() - started
-    tis = finance.get(f"{s.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances",
-                      params={"limit": 500}, timeout=30).json()["task_instances"]
-    assert state == "success", (f"run {run_id} {state}: "
-                                + ", ".join(f"{t['task_id']}={t['state']}" for t in tis if t["state"] != "success")
-                                + "\n" + s.logs())
+    tis = finance.get(
+        f"{s.base}/api/v2/dags/slf_refresh/dagRuns/{run_id}/taskInstances", params={"limit": 500}, timeout=30
+    ).json()["task_instances"]
+    assert state == "success", (
+        f"run {run_id} {state}: "
+        + ", ".join(f"{t['task_id']}={t['state']}" for t in tis if t["state"] != "success")
+        + "\n"
+        + s.logs()
+    )
     hosts = {t["hostname"] for t in tis if t["hostname"]}
     print(f"refresh in containers: {seconds:.1f} s, {len(tis)} task instances, on {sorted(hosts)}")
     # The tasks ran in the worker container (its host name is its container id), not on this machine.

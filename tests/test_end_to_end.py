@@ -21,17 +21,36 @@ pytestmark = pytest.mark.slow
 SLF = [sys.executable, "-m", "slf_warehouse.cli"]
 
 
-SAMPLE_FIGURES = ("26 mio. kr.", "6,6 mio. kr.", "16 læringspartnere", "en projektmedarbejder",
-                  "sektionsleder", "80 %")
-OTHER_CONFIG = SampleConfig(seed=7, total_allocated_kr=31_500_000, apmf_kr=4_200_000, learning_partners_latest=12,
-                            project_employees_latest=2, survey_r_squared={2022: 0.70, 2023: 0.65})
+SAMPLE_FIGURES = (
+    "26 mio. kr.",
+    "6,6 mio. kr.",
+    "16 læringspartnere",
+    "en projektmedarbejder",
+    "sektionsleder",
+    "80 %",
+)
+OTHER_CONFIG = SampleConfig(
+    seed=7,
+    total_allocated_kr=31_500_000,
+    apmf_kr=4_200_000,
+    learning_partners_latest=12,
+    project_employees_latest=2,
+    survey_r_squared={2022: 0.70, 2023: 0.65},
+)
 OTHER_FIGURES = ("31,5 mio. kr.", "4,2 mio. kr.", "12 læringspartnere", "to projektmedarbejdere", "65 %")
 OVERRIDE_REASON = "Fejlkontering i marts 2023 rettes i næste periode; godkendt af økonomichefen"
 
 
-def slf_run(landing: Path, out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SLF, "run", "--landing", str(landing), "--out", str(out), *args], capture_output=True,
-                          text=True, env=env or os.environ.copy(), timeout=900)
+def slf_run(
+    landing: Path, out: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SLF, "run", "--landing", str(landing), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=900,
+    )
 
 
 def pdf_text(path: Path) -> str:
@@ -58,9 +77,14 @@ def check_rerenders_are_identical(out: Path, env: dict[str, str] | None = None) 
     same bytes (the first edition's appendix says it is the first; later ones that nothing changed)."""
     pdfs = []
     for _ in range(2):
-        again = subprocess.run([*SLF, "answer", "inquiries/enhedslisten-slf.yaml", "--out", str(out)],
-                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                               env=env or os.environ.copy(), timeout=300)
+        again = subprocess.run(
+            [*SLF, "answer", "inquiries/enhedslisten-slf.yaml", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env=env or os.environ.copy(),
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr
         assert "figures changed since the last edition: none" in again.stdout
         pdfs.append((out / "answers" / "enhedslisten-slf.pdf").read_bytes())
@@ -102,7 +126,10 @@ def check_published_with_override(overridden: subprocess.CompletedProcess[str], 
     assert overridden.returncode == 0, overridden.stdout + overridden.stderr
     from pypdf import PdfReader
 
-    pages = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages]
+    pages = [
+        re.sub(r"\s+", " ", p.extract_text())
+        for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages
+    ]
     assert all(f"Offentliggjort trods fejlede kvalitetskontroller: {OVERRIDE_REASON}" in p for p in pages)
     history = [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
     assert history[-1]["status"] == "published" and history[-1]["override_reason"] == OVERRIDE_REASON
@@ -130,7 +157,9 @@ def test_other_data_gives_other_figures(tmp_path: Path) -> None:
 
 def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sample_landing: Path) -> None:
     bad = Path(__file__).parent / "data" / "bad" / "18-posteringer-bad-amount" / "posteringer"
-    shutil.copyfile(bad / "posteringer_2023-03.csv", sample_landing / "posteringer" / "posteringer_2023-03.csv")
+    shutil.copyfile(
+        bad / "posteringer_2023-03.csv", sample_landing / "posteringer" / "posteringer_2023-03.csv"
+    )
     out = tmp_path / "out"
     result = slf_run(sample_landing, out)
     assert result.returncode != 0
@@ -141,7 +170,9 @@ def test_broken_delivery_fails_the_run_and_names_the_fault(tmp_path: Path, sampl
     assert not (out / "warehouse" / "published.json").exists()
 
 
-def test_apmf_money_on_salaries_blocks_publication_until_overridden(tmp_path: Path, sample_landing: Path) -> None:
+def test_apmf_money_on_salaries_blocks_publication_until_overridden(
+    tmp_path: Path, sample_landing: Path
+) -> None:
     line = put_apmf_money_on_salaries(sample_landing)
     out = tmp_path / "out"
 

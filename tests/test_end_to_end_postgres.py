@@ -12,13 +12,21 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+
 from leak_scan import files_under, find_leaks
 from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
-from test_end_to_end import (OTHER_CONFIG, OVERRIDE_REASON, check_other_figures, check_published_with_override,
-                             check_refused_for_apmf, check_rerenders_are_identical, check_sample_figures,
-                             put_apmf_money_on_salaries, slf_run)
-
 from slf_warehouse.sample_data import write_sample_data
+from test_end_to_end import (
+    OTHER_CONFIG,
+    OVERRIDE_REASON,
+    check_other_figures,
+    check_published_with_override,
+    check_refused_for_apmf,
+    check_rerenders_are_identical,
+    check_sample_figures,
+    put_apmf_money_on_salaries,
+    slf_run,
+)
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[1]
@@ -45,8 +53,11 @@ def rows(pg: PgServer, sql: str, params: tuple = ()) -> list[tuple]:
 
 def versions(pg: PgServer) -> list[tuple]:
     """(run_id, published?, current?, dropped?) per build, oldest first."""
-    return rows(pg, "select run_id, published_at is not null, is_current, dropped_at is not null "
-                    "from slf_publication.versions order by created_at")
+    return rows(
+        pg,
+        "select run_id, published_at is not null, is_current, dropped_at is not null "
+        "from slf_publication.versions order by created_at",
+    )
 
 
 def build_schemas(pg: PgServer) -> list[str]:
@@ -77,7 +88,9 @@ def test_sample_data_gives_the_answers_figures_on_postgres(tmp_path: Path, pg: P
     assert not (out / "warehouse").exists()
     [(run_id, *state)] = versions(pg)
     assert state == [True, True, False]  # published, current, not dropped
-    marts = {r[0] for r in rows(pg, "select table_name from information_schema.views where table_schema = 'marts'")}
+    marts = {
+        r[0] for r in rows(pg, "select table_name from information_schema.views where table_schema = 'marts'")
+    }
     assert {"fct_programme_postings", "fct_payroll", "dim_units"} <= marts
     assert rows(pg, "select status from audit.runs where run_id = %s", (run_id,)) == [("published",)]
     # dbt's incremental models and snapshots were built into the build's schemas
@@ -95,8 +108,9 @@ def test_other_data_gives_other_figures_on_postgres(tmp_path: Path, pg: PgServer
     check_other_figures(out)
 
 
-def test_apmf_money_on_salaries_blocks_publication_on_postgres(tmp_path: Path, sample_landing: Path,
-                                                              pg: PgServer) -> None:
+def test_apmf_money_on_salaries_blocks_publication_on_postgres(
+    tmp_path: Path, sample_landing: Path, pg: PgServer
+) -> None:
     line = put_apmf_money_on_salaries(sample_landing)
     out = tmp_path / "out"
 
@@ -109,6 +123,10 @@ def test_apmf_money_on_salaries_blocks_publication_on_postgres(tmp_path: Path, s
     assert rows(pg, "select count(*) from pg_namespace where nspname = 'marts'") in ([(0,)], [(1,)])
     assert rows(pg, "select status from audit.runs where run_id = %s", (refused_run,)) == [("refused",)]
 
-    check_published_with_override(timed_run(sample_landing, out, pg, "--quality-override", OVERRIDE_REASON), out)
+    check_published_with_override(
+        timed_run(sample_landing, out, pg, "--quality-override", OVERRIDE_REASON), out
+    )
     assert [v[1:] for v in versions(pg)] == [(False, False, True), (True, True, False)]
-    assert rows(pg, "select override_reason from audit.runs where status = 'published'") == [(OVERRIDE_REASON,)]
+    assert rows(pg, "select override_reason from audit.runs where status = 'published'") == [
+        (OVERRIDE_REASON,)
+    ]

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import corrupted_copy
 
+from conftest import corrupted_copy
 from slf_warehouse.quality.step import check_build
 
 
@@ -33,8 +33,11 @@ def umask(mask: int) -> Iterator[None]:
 def loose_modes(root: Path) -> list[str]:
     """Files and folders under root (root included) that anyone but the owner may read or enter."""
     paths = [root, *root.rglob("*")]
-    return sorted(f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p.relative_to(root.parent)}"
-                  for p in paths if not p.is_symlink() and p.lstat().st_mode & 0o077)
+    return sorted(
+        f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p.relative_to(root.parent)}"
+        for p in paths
+        if not p.is_symlink() and p.lstat().st_mode & 0o077
+    )
 
 
 def test_quality_outputs_are_owner_only(built_warehouse: Path, tmp_path: Path) -> None:
@@ -61,17 +64,33 @@ def test_slf_writes_owner_only_files(sample_landing: Path, tmp_path: Path) -> No
     out = tmp_path / "out"
     out.mkdir(mode=0o700)
     shutil.move(str(sample_landing), out / "landing")
-    done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "ingest", "--landing", str(out / "landing"),
-                           "--warehouse", str(out / "warehouse" / "wh.duckdb")],
-                          capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o022))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slf_warehouse.cli",
+            "ingest",
+            "--landing",
+            str(out / "landing"),
+            "--warehouse",
+            str(out / "warehouse" / "wh.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # the broken file was rejected
     created = [p for p in out.rglob("*") if "landing" not in p.relative_to(out).parts[:1]]
     assert (out / "warehouse" / "wh.duckdb").is_file() and created
     assert not loose_modes(out / "warehouse"), loose_modes(out / "warehouse")
     # the error reports and folders the run created (the delivery itself is moved there, keeping the
     # landing's mode: ingestion tightens it, tests/test_personal_data_outputs.py checks the whole tree)
-    quarantined = [p for p in out.rglob("*") if any("quarantine" in part for part in p.parts)
-                   and (p.is_dir() or ".errors." in p.name)]
+    quarantined = [
+        p
+        for p in out.rglob("*")
+        if any("quarantine" in part for part in p.parts) and (p.is_dir() or ".errors." in p.name)
+    ]
     assert [p for p in quarantined if p.is_file()], sorted(str(p) for p in out.rglob("*"))[:20]
     for path in quarantined:
         assert not stat.S_IMODE(path.lstat().st_mode) & 0o077, (oct(path.lstat().st_mode), path)
@@ -85,8 +104,17 @@ def test_airflow_task_logs_are_owner_only(name: str) -> None:
 
     env = airflow_environment({})
     key = f"AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_{name}_PERMISSIONS"
-    done = subprocess.run([sys.executable, "-c", "from airflow.configuration import conf; print(conf.get("
-                           f"'logging', 'file_task_handler_new_{name.lower()}_permissions'))"],
-                          env={**os.environ, key: env[key]}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from airflow.configuration import conf; print(conf.get("
+            f"'logging', 'file_task_handler_new_{name.lower()}_permissions'))",
+        ],
+        env={**os.environ, key: env[key]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip().splitlines()[-1], 8) == (0o600 if name == "FILE" else 0o700)

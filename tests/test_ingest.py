@@ -38,16 +38,19 @@ def test_sample_loads_every_row_of_every_file(sample_landing: Path, tmp_path: Pa
             expected = sum(_data_rows(f) for f in files)
             assert con.execute(f"SELECT count(*) FROM raw.{source}").fetchall()[0][0] == expected, source
         # Lineage: every row says where it came from, with the line a person sees.
-        assert con.execute("SELECT _source_file, _source_line FROM raw.bevillinger ORDER BY _source_line "
-                           "LIMIT 1").fetchall() == [("bevillinger.csv", 2)]
+        assert con.execute(
+            "SELECT _source_file, _source_line FROM raw.bevillinger ORDER BY _source_line LIMIT 1"
+        ).fetchall() == [("bevillinger.csv", 2)]
         # Danish letters survive cp1252 (en dash included, which latin-1 would not carry).
-        remark = con.execute("SELECT bemaerkning FROM raw.bevillinger WHERE bevilling_id = 'BEV-2022-001'"
-                             ).fetchall()[0][0]
+        remark = con.execute(
+            "SELECT bemaerkning FROM raw.bevillinger WHERE bevilling_id = 'BEV-2022-001'"
+        ).fetchall()[0][0]
         assert remark == "Overført fra centralt opsparede midler – Børn og Unge"
         name = con.execute("SELECT enhed_navn FROM raw.enheder WHERE enhed_id = 'DAG-102'").fetchall()[0][0]
         assert name == 'Børnehuset "Spiren", Hasle'
-        assert con.execute("SELECT beloeb_kr FROM raw.bevillinger WHERE bevilling_id = 'BEV-2022-001'"
-                           ).fetchall()[0][0] == Decimal("3492000.00")
+        assert con.execute(
+            "SELECT beloeb_kr FROM raw.bevillinger WHERE bevilling_id = 'BEV-2022-001'"
+        ).fetchall()[0][0] == Decimal("3492000.00")
 
 
 def test_payroll_names_and_numbers_never_stored(sample_landing: Path, tmp_path: Path) -> None:
@@ -56,8 +59,12 @@ def test_payroll_names_and_numbers_never_stored(sample_landing: Path, tmp_path: 
     text = (sample_landing / "loen" / "loen_2024-06.csv").read_text("utf-8-sig").splitlines()[1:]
     numbers = {line.split(";")[0] for line in text}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                             "WHERE table_name = 'loen'").fetchall()]
+        columns = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'loen'"
+            ).fetchall()
+        ]
         keys = {r[0] for r in con.execute("SELECT DISTINCT medarbejder_key FROM raw.loen").fetchall()}
     assert "navn" not in columns and "medarbejdernr" not in columns
     assert not numbers & keys
@@ -73,8 +80,9 @@ def _outside_hex(raw: bytes, number: str) -> bool:
     return re.search(rb"(?<![0-9a-f])" + re.escape(number.encode()) + rb"(?![0-9a-f])", raw) is not None
 
 
-def test_payroll_is_read_only_by_another_process(sample_landing: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_payroll_is_read_only_by_another_process(
+    sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DuckDB may write stale heap memory into the database file (duckdb#23382), so the process
     that writes the warehouse must never have parsed a payroll file itself."""
     import slf_warehouse.ingest.loading as loading
@@ -84,7 +92,9 @@ def test_payroll_is_read_only_by_another_process(sample_landing: Path, tmp_path:
     read_here = []
     real_stage_file = loading.stage_file
 
-    def stage_file_here(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp: Path) -> StagedFile:
+    def stage_file_here(
+        con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp: Path
+    ) -> StagedFile:
         read_here.append(path.name)
         return real_stage_file(con, spec, path, tmp)
 
@@ -109,8 +119,9 @@ def test_a_failure_in_the_reading_process_names_the_file(sample_landing: Path, t
     assert duckdb.sql(f"SELECT count(*) FROM '{prepared.parquet}'").fetchall() == [(prepared.rows,)]
 
 
-def test_missing_key_stops_payroll_load(sample_landing: Path, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_stops_payroll_load(
+    sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SLF_PSEUDONYM_KEY")
     with pytest.raises(ConfigurationError, match="SLF_PSEUDONYM_KEY"):
         ingest_source("loen", sample_landing, tmp_path / "wh.duckdb")
@@ -146,8 +157,10 @@ def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path) -> No
     assert after["posteringer"][0] == before["posteringer"][0]
     assert after["posteringer"][1] - before["posteringer"][1] == Decimal("1000.00") - old
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        replaced = con.execute("SELECT count(*) FROM audit.load_manifest WHERE file_name = ? AND status = "
-                               "'replaced'", [month.name]).fetchall()[0][0]
+        replaced = con.execute(
+            "SELECT count(*) FROM audit.load_manifest WHERE file_name = ? AND status = 'replaced'",
+            [month.name],
+        ).fetchall()[0][0]
     assert replaced == 1
 
 
@@ -166,8 +179,13 @@ def test_bad_file_is_rejected_whole(case: dict, sample_landing: Path, tmp_path: 
     rejected = report.rejected
     assert [f.file_name for f in rejected] == [case["file"]]
     errors = rejected[0].errors
-    assert any(case["message"] in e.message and e.line == case["line"] and e.column == case["column"]
-               and e.file == case["file"] for e in errors), [str(e) for e in errors]
+    assert any(
+        case["message"] in e.message
+        and e.line == case["line"]
+        and e.column == case["column"]
+        and e.file == case["file"]
+        for e in errors
+    ), [str(e) for e in errors]
     assert raw_totals(warehouse) == before
     assert not (sample_landing / source / case["file"]).exists()
     assert (quarantine / case["file"]).exists()
@@ -202,19 +220,25 @@ def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tm
     with duckdb.connect(str(warehouse), read_only=True) as con:
         count, amount, lines = con.execute(
             "SELECT count(*), sum(beloeb), list(_source_line ORDER BY _source_line) FROM raw.posteringer "
-            "WHERE _source_file = ?", [month.name]).fetchall()[0]
+            "WHERE _source_file = ?",
+            [month.name],
+        ).fetchall()[0]
         # the first line after the blank one, on the line number a person sees
-        first = con.execute("SELECT bilagsnr FROM raw.posteringer WHERE _source_file = ? "
-                            "AND _source_line = ?", [month.name, middle + 3]).fetchall()[0][0]
-        groups = con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('raw.posteringer')"
-                             ).fetchall()[0][0]
+        first = con.execute(
+            "SELECT bilagsnr FROM raw.posteringer WHERE _source_file = ? AND _source_line = ?",
+            [month.name, middle + 3],
+        ).fetchall()[0][0]
+        groups = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('raw.posteringer')"
+        ).fetchall()[0][0]
     assert (count, amount, lines) == (len(data), total, expected_lines)
     assert first == data[middle].split(";")[0]
     assert groups >= 4
 
 
-def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(sample_landing: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(
+    sample_landing: Path, tmp_path: Path
+) -> None:
     from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
 
     warehouse = tmp_path / "wh.duckdb"
@@ -228,13 +252,18 @@ def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(sample_landin
 
     report = ingest_source("posteringer", sample_landing, warehouse, tmp_path / "quarantine")
     [error] = report.rejected[0].errors
-    assert (error.file, error.line, error.column, error.value) == \
-        (month.name, len(data) + 2, "beloeb", "12,34,56")
+    assert (error.file, error.line, error.column, error.value) == (
+        month.name,
+        len(data) + 2,
+        "beloeb",
+        "12,34,56",
+    )
     assert raw_totals(warehouse) == before
 
 
-def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(sample_landing: Path,
-                                                                     tmp_path: Path) -> None:
+def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(
+    sample_landing: Path, tmp_path: Path
+) -> None:
     """A blank line is found only when DuckDB reads fewer rows than the file has lines; the error
     after it must still name the line a person sees in an editor."""
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
@@ -243,8 +272,11 @@ def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(sample_landi
     fields[9] = "not a number"
     rows[6] = ";".join(fields)
     # blank lines at file lines 4 and 7 and at the end, so rows[6] ends up on line 10
-    month.write_bytes((header + "".join(rows[:2]) + "\r\n" + "".join(rows[2:4]) + "\r\n" + "".join(rows[4:])
-                       + "\r\n").encode("cp1252"))
+    month.write_bytes(
+        (
+            header + "".join(rows[:2]) + "\r\n" + "".join(rows[2:4]) + "\r\n" + "".join(rows[4:]) + "\r\n"
+        ).encode("cp1252")
+    )
     report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
     [rejected] = report.rejected
     assert [(e.line, e.column, e.value) for e in rejected.errors] == [(10, "beloeb", "not a number")]
@@ -252,8 +284,9 @@ def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(sample_landi
     assert (warning.line, warning.message) == (4, "3 blank line(s) skipped")
 
 
-def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(sample_landing: Path,
-                                                                       tmp_path: Path) -> None:
+def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(
+    sample_landing: Path, tmp_path: Path
+) -> None:
     """The contract lets lines end with CRLF or LF; a file edited in two editors has both, and
     DuckDB's reader alone refuses that without a line number."""
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
@@ -265,8 +298,18 @@ def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(sample_lan
     def both_ways(rows: list[str]) -> bytes:
         """CRLF, except line 3 (ends with a bare LF), the blank line 4 (LF) and LF from line 8 on:
         rows[5] is on line 8."""
-        return (header + "\r\n" + rows[0] + "\r\n" + rows[1] + "\n\n" + "\r\n".join(rows[2:5]) + "\r\n"
-                + "\n".join(rows[5:]) + "\n").encode("cp1252")
+        return (
+            header
+            + "\r\n"
+            + rows[0]
+            + "\r\n"
+            + rows[1]
+            + "\n\n"
+            + "\r\n".join(rows[2:5])
+            + "\r\n"
+            + "\n".join(rows[5:])
+            + "\n"
+        ).encode("cp1252")
 
     month.write_bytes(both_ways(rows))
     report = ingest_source("posteringer", sample_landing, tmp_path / "wh.duckdb", tmp_path / "quarantine")
@@ -280,8 +323,10 @@ def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(sample_lan
     assert (loaded.status, loaded.rows) == ("loaded", len(rows))
     assert any("lines end both with CRLF" in i.message for i in loaded.issues)
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
-        lines = con.execute("SELECT list(_source_line ORDER BY _source_line) FROM raw.posteringer "
-                            "WHERE _source_file = ?", [month.name]).fetchall()[0][0]
+        lines = con.execute(
+            "SELECT list(_source_line ORDER BY _source_line) FROM raw.posteringer WHERE _source_file = ?",
+            [month.name],
+        ).fetchall()[0][0]
     assert lines == [2, 3, *range(5, len(rows) + 3)]
 
 

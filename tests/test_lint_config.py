@@ -46,7 +46,9 @@ def _dag_path_modules() -> set[str]:
     (glob,) = [g for g, rules in ignores.items() if "TID253" in rules]
     names = re.fullmatch(r"!\{dags/\*\.py,src/slf_warehouse/\{(.+)\}\.py\}", glob)
     assert names, f"unexpected TID253 glob {glob!r}"
-    modules = (f"slf_warehouse.{n}".replace("/", ".").removesuffix(".__init__") for n in names.group(1).split(","))
+    modules = (
+        f"slf_warehouse.{n}".replace("/", ".").removesuffix(".__init__") for n in names.group(1).split(",")
+    )
     return {"slf_warehouse" if m == "slf_warehouse.__init__" else m for m in modules}
 
 

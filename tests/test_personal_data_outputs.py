@@ -21,8 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from leak_scan import amount_forms, files_under, find_leaks
 
+from leak_scan import amount_forms, files_under, find_leaks
 from slf_warehouse.airflow_env import airflow_environment
 
 pytestmark = pytest.mark.slow
@@ -44,23 +44,43 @@ def danish_amount(text: str) -> Decimal:
     return Decimal(text.replace(".", "").replace(",", "."))
 
 
-def test_a_scrambled_payroll_header_leaves_no_personal_data_anywhere(sample_landing: Path, tmp_path: Path) -> None:
+def test_a_scrambled_payroll_header_leaves_no_personal_data_anywhere(
+    sample_landing: Path, tmp_path: Path
+) -> None:
     rows = scramble_header(sample_landing / "loen" / SCRAMBLED)
     delivered = (sample_landing / "loen" / SCRAMBLED).read_bytes()
     names = {r["navn"] for r in rows}
     numbers = {r["medarbejdernr"] for r in rows}
     # individual amounts with øre: round ones (1.850,00) turn up in any figure by chance
-    amounts = {form for r in rows if not r["beloeb"].endswith(",00")
-               for form in amount_forms(danish_amount(r["beloeb"]))}
+    amounts = {
+        form
+        for r in rows
+        if not r["beloeb"].endswith(",00")
+        for form in amount_forms(danish_amount(r["beloeb"]))
+    }
     assert "Søren Jensen" in names and len(numbers) > 10 and len(amounts) > 20
 
     out = tmp_path / "out"
     env = airflow_environment(dict(os.environ))
     logs = Path(env["AIRFLOW_HOME"]) / "logs"
     started = time.time() - 1
-    done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(sample_landing),
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=900,
-                          preexec_fn=lambda: os.umask(0o022))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slf_warehouse.cli",
+            "run",
+            "--landing",
+            str(sample_landing),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # the delivery was rejected
     (tmp_path / "stdout.txt").write_text(done.stdout, encoding="utf-8")
     (tmp_path / "stderr.txt").write_text(done.stderr, encoding="utf-8")
@@ -80,6 +100,9 @@ def test_a_scrambled_payroll_header_leaves_no_personal_data_anywhere(sample_land
     leaks.update(find_leaks(in_warehouse, names | numbers))
     assert not leaks, {k: sorted(set(v))[:3] for k, v in sorted(leaks.items())[:12]}
 
-    loose = [f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p}" for p in [out, *out.rglob("*"), *task_logs]
-             if not p.is_symlink() and p.lstat().st_mode & 0o077]
+    loose = [
+        f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p}"
+        for p in [out, *out.rglob("*"), *task_logs]
+        if not p.is_symlink() and p.lstat().st_mode & 0o077
+    ]
     assert not loose, loose[:20]

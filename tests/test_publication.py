@@ -112,8 +112,16 @@ def test_warehouse_files_are_readable_by_the_service_user_only(tmp_path: Path) -
     first = _make_build(store, "run-1", 1)
     published = store.publish(first, "run-1")
     build = _make_build(store, "run-2", 2)  # copied from the published version
-    modes = {p: p.stat().st_mode & 0o777 for p in
-             (build, tmp_path / "builds", published.path, tmp_path / "versions", tmp_path / "published.json")}
+    modes = {
+        p: p.stat().st_mode & 0o777
+        for p in (
+            build,
+            tmp_path / "builds",
+            published.path,
+            tmp_path / "versions",
+            tmp_path / "published.json",
+        )
+    }
     assert modes[build] == 0o600 and modes[tmp_path / "builds"] == 0o700
     for path in (published.path, tmp_path / "published.json"):
         assert modes[path] == 0o600, path
@@ -136,7 +144,9 @@ if sys.argv[3] == "first":
 
 
 @pytest.mark.slow
-def test_killed_refresh_leaves_published_warehouse_byte_identical(sample_landing: Path, tmp_path: Path) -> None:
+def test_killed_refresh_leaves_published_warehouse_byte_identical(
+    sample_landing: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     run = [sys.executable, "-c", KILLED_REFRESH, str(sample_landing), str(out)]
     subprocess.run([*run, "first"], check=True, capture_output=True, timeout=600)
@@ -147,8 +157,9 @@ def test_killed_refresh_leaves_published_warehouse_byte_identical(sample_landing
     # A correction arrives, and the refresh that loads it dies mid-build.
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
-    proc = subprocess.Popen([*run, "second"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*run, "second"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while not list((out / "warehouse" / "builds").glob("*.duckdb")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -160,5 +171,8 @@ def test_killed_refresh_leaves_published_warehouse_byte_identical(sample_landing
     assert (out / "warehouse" / "published.json").read_bytes() == pointer
     assert _sha(store.published().path) == published_sha
     with duckdb.connect(str(store.published().path), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM audit.load_manifest WHERE status = 'loaded'").fetchall()[0][0] > 0
+        assert (
+            con.execute("SELECT count(*) FROM audit.load_manifest WHERE status = 'loaded'").fetchall()[0][0]
+            > 0
+        )
     assert json.loads(pointer)["run_id"] == "first"

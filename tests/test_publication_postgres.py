@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 import pytest
+
 from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
+from slf_warehouse import run_lock
+from slf_warehouse.answers.figures import FIGURES
+from slf_warehouse.quality.history import read_history
 from test_concurrent_runs import _kill, _wait_for
 from test_end_to_end import SLF
 from test_end_to_end_postgres import build_schemas, pg_env, rows, versions
 from test_warehouse_pg import checksums
-
-from slf_warehouse import run_lock
-from slf_warehouse.answers.figures import FIGURES
-from slf_warehouse.quality.history import read_history
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[1]
@@ -34,20 +34,30 @@ INQUIRY = PROJECT / "inquiries" / "enhedslisten-slf.yaml"
 
 
 def _marts_tables(pg: PgServer, schema: str) -> dict[str, int]:
-    return dict(rows(pg, """select c.relname, c.oid::bigint from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    return dict(
+        rows(
+            pg,
+            """select c.relname, c.oid::bigint from pg_class c join pg_namespace n on n.oid = c.relnamespace
                             where n.nspname = %s and c.relkind = 'r' and c.relname not like '%%__dbt_%%'""",
-                     (schema,)))
+            (schema,),
+        )
+    )
 
 
 def _figures(sidecar: Path) -> tuple[str, dict]:
     doc = json.loads(sidecar.read_text(encoding="utf-8"))
-    return doc["run_info"]["version"], {name: (f.get("exact"), json.dumps(f.get("parts"), sort_keys=True))
-                                        for name, f in doc["figures"].items()}
+    return doc["run_info"]["version"], {
+        name: (f.get("exact"), json.dumps(f.get("parts"), sort_keys=True))
+        for name, f in doc["figures"].items()
+    }
 
 
 def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_publication(
-        sample_landing: Path, tmp_path: Path, pg_server: PgServer,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    sample_landing: Path,
+    tmp_path: Path,
+    pg_server: PgServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pg = fresh_database(pg_server)
     env, out = pg_env(pg), tmp_path / "out"
     cmd = [*SLF, "run", "--landing", str(sample_landing), "--out", str(out)]
@@ -63,21 +73,42 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
     month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
     allocations = sample_landing / "bevillinger" / "bevillinger.csv"
     allocations.write_bytes(allocations.read_bytes().replace(b";3.492.000,00;", b";3.592.000,00;", 1))
-    killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    killed = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
-        new_builds = lambda: [v for v in rows(pg, "select version, run_id from slf_publication.versions "  # noqa: E731
-                                              "where run_id <> %s", (first_run,))]
+        new_builds = lambda: [
+            v
+            for v in rows(
+                pg,
+                "select version, run_id from slf_publication.versions "  # noqa: E731
+                "where run_id <> %s",
+                (first_run,),
+            )
+        ]
         _wait_for(lambda: new_builds(), 300, "the killed run's build", killed)
         [(version, killed_run)] = new_builds()
         copied = _marts_tables(pg, f"b_{version}_marts")
         assert len(copied) >= 15  # the build starts as a copy of the published version
-        _wait_for(lambda: any(_marts_tables(pg, f"b_{version}_marts").get(n) != oid for n, oid in copied.items()),
-                  600, "dbt rebuilding a first mart in the build", killed)
+        _wait_for(
+            lambda: any(_marts_tables(pg, f"b_{version}_marts").get(n) != oid for n, oid in copied.items()),
+            600,
+            "dbt rebuilding a first mart in the build",
+            killed,
+        )
     finally:
         _kill(killed)
-    _wait_for(lambda: not rows(pg, "select count(*) from pg_stat_activity where backend_type = 'client backend' "
-                                   "and pid <> pg_backend_pid()")[0][0], 30, "the killed sessions ending")
+    _wait_for(
+        lambda: (
+            not rows(
+                pg,
+                "select count(*) from pg_stat_activity where backend_type = 'client backend' "
+                "and pid <> pg_backend_pid()",
+            )[0][0]
+        ),
+        30,
+        "the killed sessions ending",
+    )
     rebuilt = [n for n, oid in copied.items() if _marts_tables(pg, f"b_{version}_marts").get(n) != oid]
     assert 1 <= len(rebuilt) < len(copied), rebuilt  # killed mid-build
     assert checksums(pg) == before  # the published marts, through the views, are unchanged
@@ -92,8 +123,9 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
     from slf_warehouse.answers.published import answer_from_published
 
     renders: list[Path] = []
-    refreshing = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  start_new_session=True)
+    refreshing = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
     def render_until_done() -> None:
         extra = 3  # and a few after the refresh ended, from the new version
@@ -112,7 +144,9 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
         reader.join(timeout=300)
     finally:
         _kill(refreshing)
-    print(f"refresh after the kill: {time.perf_counter() - started:.1f} s, {len(renders)} answers rendered meanwhile")
+    print(
+        f"refresh after the kill: {time.perf_counter() - started:.1f} s, {len(renders)} answers rendered meanwhile"
+    )
     assert refreshing.returncode == 0, output[-5000:]
     assert not reader.is_alive()
 
@@ -121,8 +155,11 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
     assert history[killed_run]["status"] == "failed"
     assert history[killed_run]["failed_steps"][0].startswith("interrupted")
     assert not any(s.startswith(f"b_{version}_") for s in build_schemas(pg))
-    assert rows(pg, "select published_at, dropped_at is not null from slf_publication.versions where version = %s",
-                (version,)) == [(None, True)]
+    assert rows(
+        pg,
+        "select published_at, dropped_at is not null from slf_publication.versions where version = %s",
+        (version,),
+    ) == [(None, True)]
     current = [v for v in versions(pg) if v[2]]
     assert len(current) == 1 and current[0][0] not in (first_run, killed_run)
     assert checksums(pg) != before  # the correction is published
@@ -134,7 +171,9 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
     seen = [_figures(path) for path in renders]
     reference = {}
     for version_seen in sorted({v for v, _ in seen}):
-        rendered = render_inquiry(PostgresSource(pg.conninfo(), version_seen), INQUIRY, tmp_path / f"ref-{version_seen}")
+        rendered = render_inquiry(
+            PostgresSource(pg.conninfo(), version_seen), INQUIRY, tmp_path / f"ref-{version_seen}"
+        )
         reference[version_seen] = _figures(rendered.sidecar_path)[1]
     assert len(reference) == 2, sorted(reference)  # the renders spanned the publication
     for version_seen, figures in seen:

@@ -34,7 +34,8 @@ class _AuthHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture()
 def http_share(sample_landing: Path):
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_AuthHandler, directory=str(sample_landing)))
+        ("127.0.0.1", 0), functools.partial(_AuthHandler, directory=str(sample_landing))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -42,12 +43,14 @@ def http_share(sample_landing: Path):
     server.server_close()
 
 
-def test_pull_over_http_with_connection_credentials(http_share: str, sample_landing: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_over_http_with_connection_credentials(
+    http_share: str, sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from urllib.parse import quote
 
-    monkeypatch.setenv("AIRFLOW_CONN_SLF_SOURCE_POSTERINGER",
-                       f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLF_SOURCE_POSTERINGER", f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1"
+    )
     monkeypatch.setenv("SLF_SOURCE_POSTERINGER_URL", f"{http_share}/posteringer/")
     location = source_location("posteringer", tmp_path / "unused")
     pulled = pull_source("posteringer", location, tmp_path / "pulled")
@@ -58,7 +61,8 @@ def test_pull_over_http_with_connection_credentials(http_share: str, sample_land
     report = ingest_source("posteringer", tmp_path, warehouse, tmp_path / "q", folder=pulled.folder)
     assert not report.rejected and len(report.files) == 30
     assert raw_totals(warehouse)["posteringer"][0] == sum(
-        len(p.read_bytes().splitlines()) - 1 for p in (sample_landing / "posteringer").iterdir())
+        len(p.read_bytes().splitlines()) - 1 for p in (sample_landing / "posteringer").iterdir()
+    )
 
 
 def test_pull_without_credentials_is_refused(http_share: str, tmp_path: Path) -> None:
@@ -69,4 +73,6 @@ def test_pull_without_credentials_is_refused(http_share: str, tmp_path: Path) ->
 
 def test_local_location_is_used_in_place(sample_landing: Path, tmp_path: Path) -> None:
     pulled = pull_source("enheder", str(sample_landing / "enheder"), tmp_path / "pulled")
-    assert not pulled.remote and pulled.folder == sample_landing / "enheder" and pulled.files == ["enheder.csv"]
+    assert (
+        not pulled.remote and pulled.folder == sample_landing / "enheder" and pulled.files == ["enheder.csv"]
+    )

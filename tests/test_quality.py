@@ -27,11 +27,16 @@ RAW_SOURCES = ("enheder", "bevillinger", "posteringer", "loen", "social_kapital"
 # Suite files (no Great Expectations)
 # ------------------------------------------------------------------------------------------
 
+
 def test_every_suite_file_loads_and_covers_the_sources() -> None:
     specs = {s.name: s for s in load_suites(EXPECTATIONS)}
     assert {f"raw_{source}" for source in RAW_SOURCES} <= set(specs)
-    assert {"marts_fct_allocations", "marts_rpt_survey_unit_scores", "marts_fct_payroll",
-            "marts_rpt_survey_fit"} <= set(specs)
+    assert {
+        "marts_fct_allocations",
+        "marts_rpt_survey_unit_scores",
+        "marts_fct_payroll",
+        "marts_rpt_survey_fit",
+    } <= set(specs)
     for spec in specs.values():
         assert spec.batch_query.strip().upper().startswith(("SELECT", "WITH")), spec.name
         assert spec.layer in ("raw", "marts"), spec.name
@@ -44,8 +49,9 @@ def test_every_suite_file_loads_and_covers_the_sources() -> None:
 
 def test_advisory_checks_are_warnings() -> None:
     (budget,) = load_suites(EXPECTATIONS, ["marts_rpt_budget_vs_actual"])
-    (overspend,) = [e for e in budget.expectations
-                    if e["type"] == "expect_column_pair_values_a_to_be_greater_than_b"]
+    (overspend,) = [
+        e for e in budget.expectations if e["type"] == "expect_column_pair_values_a_to_be_greater_than_b"
+    ]
     assert overspend["meta"]["severity"] == "warning" and overspend["severity"] == "warning"
     assert any(e["severity"] == "critical" for e in budget.expectations)
 
@@ -64,15 +70,18 @@ GOOD_SUITE = {
 }
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s.update(name="other"), "'name' must equal the file name"),
-    (lambda s: s["meta"].pop("batch_query"), "batch_query"),
-    (lambda s: s["expectations"][0].update(meta={"severity": "fatal"}), "meta.severity must be one of"),
-    (lambda s: s["expectations"][0].update(type="row_count"), "must name a GE expectation"),
-    (lambda s: s["expectations"][0].update(kwarg={}), "unknown keys"),
-    (lambda s: s["meta"].update(row_id_columns=["employee_key"]), "personal data"),
-    (lambda s: s.update(expectations=[]), "non-empty list"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.update(name="other"), "'name' must equal the file name"),
+        (lambda s: s["meta"].pop("batch_query"), "batch_query"),
+        (lambda s: s["expectations"][0].update(meta={"severity": "fatal"}), "meta.severity must be one of"),
+        (lambda s: s["expectations"][0].update(type="row_count"), "must name a GE expectation"),
+        (lambda s: s["expectations"][0].update(kwarg={}), "unknown keys"),
+        (lambda s: s["meta"].update(row_id_columns=["employee_key"]), "personal data"),
+        (lambda s: s.update(expectations=[]), "non-empty list"),
+    ],
+)
 def test_malformed_suite_files_are_refused(tmp_path: Path, change, message: str) -> None:
     suite = json.loads(json.dumps(GOOD_SUITE))
     change(suite)
@@ -89,6 +98,7 @@ def test_importing_the_package_does_not_import_great_expectations() -> None:
 # ------------------------------------------------------------------------------------------
 # Batch queries on the sample warehouse (DuckDB only)
 # ------------------------------------------------------------------------------------------
+
 
 def test_raw_batch_queries_run_on_the_sample(raw_warehouse: Path) -> None:
     specs = load_suites(EXPECTATIONS, ["raw_*"])
@@ -128,6 +138,7 @@ def test_missing_warehouse_is_an_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 # Great Expectations runs
 # ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_raw_suites_pass_on_the_sample(raw_warehouse: Path, tmp_path: Path) -> None:
@@ -170,19 +181,29 @@ def test_raw_suites_pass_on_the_sample(raw_warehouse: Path, tmp_path: Path) -> N
 CORRUPTIONS = {
     "invalid funding source": (
         "UPDATE raw.bevillinger SET finansieringskilde = 'SPONSOR' WHERE _source_line = 2",
-        ("raw_bevillinger", "expect_column_values_to_be_in_set", "finansieringskilde"), "SPONSOR"),
+        ("raw_bevillinger", "expect_column_values_to_be_in_set", "finansieringskilde"),
+        "SPONSOR",
+    ),
     "survey answer of 7": (
         "UPDATE raw.social_kapital SET sk3 = 7 WHERE _source_line = 5 AND aar = 2023",
-        ("raw_social_kapital", "expect_column_values_to_be_in_set", "sk3"), 7),
+        ("raw_social_kapital", "expect_column_values_to_be_in_set", "sk3"),
+        7,
+    ),
     "employment fraction above 1": (
         "UPDATE raw.loen SET beskaeftigelsesgrad = 1.2 WHERE _source_line = 2 AND _period = '2022-03'",
-        ("raw_loen", "expect_column_values_to_be_between", "beskaeftigelsesgrad"), 1.2),
+        ("raw_loen", "expect_column_values_to_be_between", "beskaeftigelsesgrad"),
+        1.2,
+    ),
     "names stored with payroll": (
         "ALTER TABLE raw.loen ADD COLUMN navn VARCHAR",
-        ("raw_loen", "expect_column_max_to_be_between", "clear_identity_columns"), None),
+        ("raw_loen", "expect_column_max_to_be_between", "clear_identity_columns"),
+        None,
+    ),
     "duplicate allocation id": (
         "UPDATE raw.bevillinger SET bevilling_id = 'BEV-2022-001' WHERE _source_line = 3",
-        ("raw_bevillinger", "expect_column_values_to_be_unique", "bevilling_id"), "BEV-2022-001"),
+        ("raw_bevillinger", "expect_column_values_to_be_unique", "bevilling_id"),
+        "BEV-2022-001",
+    ),
 }
 
 
@@ -192,8 +213,9 @@ def test_corruption_fails_exactly_the_expected_check(case: str, raw_warehouse: P
     statement, expected, example = CORRUPTIONS[case]
     warehouse = corrupted_copy(raw_warehouse, tmp_path / "corrupt.duckdb", statement)
 
-    result = run_quality_checks(warehouse, tmp_path / "quality", f"corrupt-{case}", EXPECTATIONS,
-                                suites=["raw_*"])
+    result = run_quality_checks(
+        warehouse, tmp_path / "quality", f"corrupt-{case}", EXPECTATIONS, suites=["raw_*"]
+    )
 
     assert not result.success
     assert failed_checks(result) == {expected}
@@ -217,12 +239,16 @@ def test_corruption_fails_exactly_the_expected_check(case: str, raw_warehouse: P
 
 @pytest.mark.slow
 def test_warning_is_reported_but_does_not_fail_the_gate(raw_warehouse: Path, tmp_path: Path) -> None:
-    warehouse = corrupted_copy(raw_warehouse, tmp_path / "warn.duckdb",
-                               "UPDATE raw.posteringer SET finansieringskilde = 'PULJE' "
-                               "WHERE projekt = 'DRIFT' AND _period = '2022-01' AND _source_line = 2")
+    warehouse = corrupted_copy(
+        raw_warehouse,
+        tmp_path / "warn.duckdb",
+        "UPDATE raw.posteringer SET finansieringskilde = 'PULJE' "
+        "WHERE projekt = 'DRIFT' AND _period = '2022-01' AND _source_line = 2",
+    )
 
-    result = run_quality_checks(warehouse, tmp_path / "quality", "warn", EXPECTATIONS,
-                                suites=["raw_posteringer"])
+    result = run_quality_checks(
+        warehouse, tmp_path / "quality", "warn", EXPECTATIONS, suites=["raw_posteringer"]
+    )
 
     assert result.success and result.failed == []
     assert len(result.warnings) == 1 and "funding_outside_programme" in result.warnings[0]
@@ -232,8 +258,13 @@ def test_warning_is_reported_but_does_not_fail_the_gate(raw_warehouse: Path, tmp
 
 @pytest.mark.slow
 def test_suite_whose_table_is_missing_fails_with_a_clear_message(raw_warehouse: Path, tmp_path: Path) -> None:
-    result = run_quality_checks(raw_warehouse, tmp_path / "quality", "no-marts", EXPECTATIONS,
-                                suites=["raw_enheder", "marts_fct_payroll"])
+    result = run_quality_checks(
+        raw_warehouse,
+        tmp_path / "quality",
+        "no-marts",
+        EXPECTATIONS,
+        suites=["raw_enheder", "marts_fct_payroll"],
+    )
 
     assert not result.success
     assert len(result.failed) == 1

@@ -38,8 +38,11 @@ EXPECTED_FAILED_CHECKS = {
     ("raw_posteringer", "expect_column_sum_to_be_between", "apmf_salary_postings"),
     ("marts_fct_programme_postings", "expect_column_values_to_be_in_set", "apmf_pays_salary"),
 }
-EXPECTED_FAILED_RECONCILIATIONS = {("salaries_vs_payroll", BROKEN_MONTH), ("apmf_not_on_salaries", "antal"),
-                                   ("apmf_not_on_salaries", "beløb")}
+EXPECTED_FAILED_RECONCILIATIONS = {
+    ("salaries_vs_payroll", BROKEN_MONTH),
+    ("apmf_not_on_salaries", "antal"),
+    ("apmf_not_on_salaries", "beløb"),
+}
 
 
 def add_apmf_salary_posting(landing: Path) -> tuple[str, int]:
@@ -48,9 +51,19 @@ def add_apmf_salary_posting(landing: Path) -> tuple[str, int]:
     path = landing / "posteringer" / f"posteringer_{BROKEN_MONTH}.csv"
     data = path.read_bytes()
     header = data.split(b"\r\n", 1)[0].decode("cp1252").split(";")
-    fields = {"bilagsnr": "519999", "bogfoeringsdato": "28-03-2023", "funktion": "6.45.51", "dranst": "1",
-              "art": "1.1", "omkostningssted": "041203", "projekt": "SLF", "aktivitet_id": "",
-              "finansieringskilde": "APMF", "beloeb": "48.500,00", "tekst": "Løn 03-2023 SLF – læringspartner"}
+    fields = {
+        "bilagsnr": "519999",
+        "bogfoeringsdato": "28-03-2023",
+        "funktion": "6.45.51",
+        "dranst": "1",
+        "art": "1.1",
+        "omkostningssted": "041203",
+        "projekt": "SLF",
+        "aktivitet_id": "",
+        "finansieringskilde": "APMF",
+        "beloeb": "48.500,00",
+        "tekst": "Løn 03-2023 SLF – læringspartner",
+    }
     line = ";".join(fields[name] for name in header) + "\r\n"
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
@@ -63,9 +76,25 @@ def dbt_build(build: Path, target: Path, *extra: str) -> Path:
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, "SLF_WAREHOUSE_PATH": str(build), "DBT_PROFILES_DIR": str(DBT_PROJECT)}
     done = subprocess.run(
-        [str(dbt), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-         "--target-path", str(target), "--log-path", str(target / "logs"), *extra],
-        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=900)
+        [
+            str(dbt),
+            "build",
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target / "logs"),
+            *extra,
+        ],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, f"dbt build failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     return target / "run_results.json"
 
@@ -93,8 +122,9 @@ def scenario(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFacto
         history.start_run(build1, "run-1")
         ingest_landing(landing, build1, quarantine, "run-1")
         results1 = dbt_build(build1, root / "target-1")
-        facts["decision1"] = check_build(build1, quality, "run-1", expectations_dir=EXPECTATIONS,
-                                         dbt_run_results=results1)
+        facts["decision1"] = check_build(
+            build1, quality, "run-1", expectations_dir=EXPECTATIONS, dbt_run_results=results1
+        )
         mark_published(build1, quality, "run-1")
         store.publish(build1, "run-1")
 
@@ -115,8 +145,14 @@ def scenario(sample_landing_master: Path, tmp_path_factory: pytest.TempPathFacto
         facts["quality_results"] = json.loads((quality / "quality_results.json").read_text(encoding="utf-8"))
 
         # The same build published with an override.
-        facts["decision2"] = check_build(build2, quality, "run-2", expectations_dir=EXPECTATIONS,
-                                         override_reason=OVERRIDE, dbt_run_results=results2)
+        facts["decision2"] = check_build(
+            build2,
+            quality,
+            "run-2",
+            expectations_dir=EXPECTATIONS,
+            override_reason=OVERRIDE,
+            dbt_run_results=results2,
+        )
         facts["override_report"] = pdf_text(quality / "report.pdf")
         mark_published(build2, quality, "run-2")
         facts["published"] = store.publish(build2, "run-2")
@@ -131,15 +167,22 @@ def test_the_sample_passes_and_is_published(scenario: dict) -> None:
 
 def test_the_broken_delivery_fails_exactly_the_expected_checks_and_reconciliations(scenario: dict) -> None:
     results = scenario["quality_results"]
-    failed = {(r["suite"], r["expectation_type"], r["column"]) for r in results["results"]
-              if not r["success"] and r["severity"] == "error"}
+    failed = {
+        (r["suite"], r["expectation_type"], r["column"])
+        for r in results["results"]
+        if not r["success"] and r["severity"] == "error"
+    }
     assert failed == EXPECTED_FAILED_CHECKS
     assert results["warnings"] == []
     with duckdb.connect(str(scenario["published"].path), read_only=True) as con:
-        rows = con.execute("SELECT check_name, key, severity, detail FROM audit.reconciliations "
-                           "WHERE run_id = 'run-2' AND NOT passed").fetchall()
-        offending = con.execute("SELECT unexpected_rows FROM audit.expectation_results WHERE run_id = 'run-2' "
-                                "AND column_name = 'apmf_pays_salary'").fetchall()[0][0]
+        rows = con.execute(
+            "SELECT check_name, key, severity, detail FROM audit.reconciliations "
+            "WHERE run_id = 'run-2' AND NOT passed"
+        ).fetchall()
+        offending = con.execute(
+            "SELECT unexpected_rows FROM audit.expectation_results WHERE run_id = 'run-2' "
+            "AND column_name = 'apmf_pays_salary'"
+        ).fetchall()[0][0]
     assert {(c, k) for c, k, _, _ in rows} == EXPECTED_FAILED_RECONCILIATIONS
     assert {s for _, _, s, _ in rows} == {"error"}
     apmf_detail = {d for c, _, _, d in rows if c == "apmf_not_on_salaries"}
@@ -177,11 +220,15 @@ def test_the_override_is_recorded_and_published(scenario: dict) -> None:
     assert history.override_for(published.path, "run-2") == OVERRIDE
     assert history.override_for(published.path, "run-1") is None
     with duckdb.connect(str(published.path), read_only=True) as con:
-        runs = con.execute("SELECT run_id, status, quality_success, override_reason FROM audit.runs "
-                           "ORDER BY run_id").fetchall()
-        dbt_nodes = con.execute("SELECT run_id, count(*) FROM audit.dbt_results GROUP BY 1 ORDER BY 1").fetchall()
-        files = con.execute("SELECT file, status FROM audit.run_files WHERE run_id = 'run-2' "
-                            "AND status = 'loaded'").fetchall()
+        runs = con.execute(
+            "SELECT run_id, status, quality_success, override_reason FROM audit.runs ORDER BY run_id"
+        ).fetchall()
+        dbt_nodes = con.execute(
+            "SELECT run_id, count(*) FROM audit.dbt_results GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        files = con.execute(
+            "SELECT file, status FROM audit.run_files WHERE run_id = 'run-2' AND status = 'loaded'"
+        ).fetchall()
     # History accumulates: the published warehouse holds both runs.
     assert runs == [("run-1", "published", True, None), ("run-2", "published", False, OVERRIDE)]
     assert [run for run, _ in dbt_nodes] == ["run-1", "run-2"] and all(n > 100 for _, n in dbt_nodes)
@@ -193,8 +240,12 @@ def test_the_override_is_recorded_and_published(scenario: dict) -> None:
 def test_history_jsonl_keeps_every_status_of_every_run(scenario: dict) -> None:
     lines = [json.loads(line) for line in (scenario["quality"] / "history.jsonl").read_text().splitlines()]
     assert [(e["run_id"], e["status"]) for e in lines] == [
-        ("run-1", "passed"), ("run-1", "published"), ("run-2", "refused"), ("run-2", "passed_with_override"),
-        ("run-2", "published")]
+        ("run-1", "passed"),
+        ("run-1", "published"),
+        ("run-2", "refused"),
+        ("run-2", "passed_with_override"),
+        ("run-2", "published"),
+    ]
     refused = lines[2]
     assert refused["checks_failed"] == 2 and refused["reconciliations_failed"] == 3
     assert refused["rows_loaded"] > 0 and refused["override_reason"] is None

@@ -17,13 +17,27 @@ def result(failed=(), warnings=()):
 
 
 def rec(check: str, key: str, passed: bool, severity: str) -> Reconciliation:
-    return Reconciliation(check, key, "venstre", Decimal(1), "højre", Decimal(2), Decimal(-1), Decimal(0), "regel",
-                          passed, severity)
+    return Reconciliation(
+        check,
+        key,
+        "venstre",
+        Decimal(1),
+        "højre",
+        Decimal(2),
+        Decimal(-1),
+        Decimal(0),
+        "regel",
+        passed,
+        severity,
+    )
 
 
 FAILED_CHECK = "raw_posteringer: expect_column_sum_to_be_between on apmf_salary_postings (observed 1)"
-RECS = [rec("salaries_vs_payroll", "2023-03", False, "error"), rec("salaries_vs_payroll", "2023-04", True, "error"),
-        rec("spending_within_allocation", "PULJE 2023", False, "warning")]
+RECS = [
+    rec("salaries_vs_payroll", "2023-03", False, "error"),
+    rec("salaries_vs_payroll", "2023-04", True, "error"),
+    rec("spending_within_allocation", "PULJE 2023", False, "warning"),
+]
 
 
 def test_nothing_failed_publishes() -> None:
@@ -82,7 +96,9 @@ def test_override_publishes_and_is_carried_in_the_decision() -> None:
     assert decision.banner.startswith("Offentliggjort trods fejlede kvalitetskontroller: ")
     assert decision.failed_checks == [FAILED_CHECK] and len(decision.failed_reconciliations) == 1
     data = decision.as_dict()
-    assert data["overridden"] is True and data["banner"] == decision.banner and data["status"] == decision.status
+    assert (
+        data["overridden"] is True and data["banner"] == decision.banner and data["status"] == decision.status
+    )
 
 
 def test_an_unneeded_override_is_not_recorded() -> None:

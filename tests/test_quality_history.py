@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import duckdb
 import pytest
-from test_quality_reconciliations import make_warehouse
 
 from slf_warehouse.ingest.loading import MANIFEST_DDL
 from slf_warehouse.quality import history
 from slf_warehouse.quality.checkpoint import CheckRecord
 from slf_warehouse.quality.reconciliations import run_reconciliations
+from test_quality_reconciliations import make_warehouse
 
 
 def add_manifest(path: Path, run_id: str, files: list[tuple[str, str, int, str, str | None]]) -> None:
@@ -23,24 +23,56 @@ def add_manifest(path: Path, run_id: str, files: list[tuple[str, str, int, str, 
     with duckdb.connect(str(path)) as con:
         con.execute(MANIFEST_DDL.replace("wh.audit.", "audit."))
         for i, (source, file, rows, status, error) in enumerate(files):
-            con.execute("INSERT INTO audit.load_manifest VALUES (?, ?, ?, ?, NULL, ?, 10, ?, NULL, now(), ?, NULL, "
-                        "?, NULL)", [f"{run_id}-{i}", run_id, source, file, "ab" * 32, rows, status, error])
+            con.execute(
+                "INSERT INTO audit.load_manifest VALUES (?, ?, ?, ?, NULL, ?, 10, ?, NULL, now(), ?, NULL, "
+                "?, NULL)",
+                [f"{run_id}-{i}", run_id, source, file, "ab" * 32, rows, status, error],
+            )
 
 
-RUN1_FILES = [("posteringer", "posteringer_2024-01.csv", 3, "loaded", None),
-              ("posteringer", "posteringer_2024-02.csv", 1, "loaded", None),
-              ("loen", "loen_2024-03.csv", 40, "rejected", "loen_2024-03.csv, line 4: bad\nloen_2024-03.csv, line 9: bad"),
-              ("enheder", "enheder.csv", 0, "skipped-duplicate", None)]
+RUN1_FILES = [
+    ("posteringer", "posteringer_2024-01.csv", 3, "loaded", None),
+    ("posteringer", "posteringer_2024-02.csv", 1, "loaded", None),
+    (
+        "loen",
+        "loen_2024-03.csv",
+        40,
+        "rejected",
+        "loen_2024-03.csv, line 4: bad\nloen_2024-03.csv, line 9: bad",
+    ),
+    ("enheder", "enheder.csv", 0, "skipped-duplicate", None),
+]
 
 RECORDS = [
-    CheckRecord("raw_posteringer", "expect_table_row_count_to_be_between", None, True, "error", observed_value=4),
-    CheckRecord("raw_posteringer", "expect_column_sum_to_be_between", "apmf_salary_postings", False, "error",
-                observed_value=1),
-    CheckRecord("marts_fct_programme_postings", "expect_column_values_to_be_in_set", "apmf_pays_salary", False,
-                "error", unexpected_count=1, unexpected_examples=[True],
-                unexpected_rows=[{"posting_id": "posteringer_2024-02.csv:7"}]),
-    CheckRecord("marts_rpt_budget_vs_actual", "expect_column_pair_values_a_to_be_greater_than_b",
-                "allocated_dkk, spent_dkk", False, "warning", unexpected_count=1),
+    CheckRecord(
+        "raw_posteringer", "expect_table_row_count_to_be_between", None, True, "error", observed_value=4
+    ),
+    CheckRecord(
+        "raw_posteringer",
+        "expect_column_sum_to_be_between",
+        "apmf_salary_postings",
+        False,
+        "error",
+        observed_value=1,
+    ),
+    CheckRecord(
+        "marts_fct_programme_postings",
+        "expect_column_values_to_be_in_set",
+        "apmf_pays_salary",
+        False,
+        "error",
+        unexpected_count=1,
+        unexpected_examples=[True],
+        unexpected_rows=[{"posting_id": "posteringer_2024-02.csv:7"}],
+    ),
+    CheckRecord(
+        "marts_rpt_budget_vs_actual",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "allocated_dkk, spent_dkk",
+        False,
+        "warning",
+        unexpected_count=1,
+    ),
 ]
 
 
@@ -57,29 +89,38 @@ def test_a_run_is_recorded_with_its_files_and_summary(build: Path, tmp_path: Pat
     with duckdb.connect(str(build)) as con:
         history.record_expectation_results(con, "run-1", RECORDS)
         run_reconciliations(con, "run-1")
-    summary = history.record_run(build, "run-1", status="refused", finished=True, quality_success=False,
-                                 history_dir=quality)
+    summary = history.record_run(
+        build, "run-1", status="refused", finished=True, quality_success=False, history_dir=quality
+    )
 
     assert summary["status"] == "refused" and summary["quality_success"] is False
     assert (summary["checks"], summary["checks_failed"], summary["checks_warned"]) == (4, 2, 1)
     assert summary["reconciliations"] == 8 and summary["reconciliations_failed"] == 0
     assert (summary["files_loaded"], summary["files_rejected"]) == (2, 1)
     assert (summary["rows_loaded"], summary["rows_rejected"]) == (4, 40)
-    assert summary["failed"] == ["marts_fct_programme_postings: expect_column_values_to_be_in_set on "
-                                 "apmf_pays_salary",
-                                 "raw_posteringer: expect_column_sum_to_be_between on apmf_salary_postings"]
+    assert summary["failed"] == [
+        "marts_fct_programme_postings: expect_column_values_to_be_in_set on apmf_pays_salary",
+        "raw_posteringer: expect_column_sum_to_be_between on apmf_salary_postings",
+    ]
     with duckdb.connect(str(build), read_only=True) as con:
-        runs = con.execute("SELECT run_id, status, started_at < finished_at, override_reason, build_file "
-                           "FROM audit.runs").fetchall()
-        files = con.execute("SELECT source, file, rows, status, errors FROM audit.run_files WHERE run_id = 'run-1' "
-                            "ORDER BY file").fetchall()
-        stored = con.execute("SELECT suite, column_name, success, severity, unexpected_rows FROM "
-                             "audit.expectation_results WHERE NOT success ORDER BY suite").fetchall()
+        runs = con.execute(
+            "SELECT run_id, status, started_at < finished_at, override_reason, build_file FROM audit.runs"
+        ).fetchall()
+        files = con.execute(
+            "SELECT source, file, rows, status, errors FROM audit.run_files WHERE run_id = 'run-1' "
+            "ORDER BY file"
+        ).fetchall()
+        stored = con.execute(
+            "SELECT suite, column_name, success, severity, unexpected_rows FROM "
+            "audit.expectation_results WHERE NOT success ORDER BY suite"
+        ).fetchall()
     assert runs == [("run-1", "refused", True, None, "build.duckdb")]
-    assert files == [("enheder", "enheder.csv", 0, "skipped-duplicate", 0),
-                     ("loen", "loen_2024-03.csv", 40, "rejected", 2),
-                     ("posteringer", "posteringer_2024-01.csv", 3, "loaded", 0),
-                     ("posteringer", "posteringer_2024-02.csv", 1, "loaded", 0)]
+    assert files == [
+        ("enheder", "enheder.csv", 0, "skipped-duplicate", 0),
+        ("loen", "loen_2024-03.csv", 40, "rejected", 2),
+        ("posteringer", "posteringer_2024-01.csv", 3, "loaded", 0),
+        ("posteringer", "posteringer_2024-02.csv", 1, "loaded", 0),
+    ]
     assert stored[0][0] == "marts_fct_programme_postings"
     assert json.loads(stored[0][4]) == [{"posting_id": "posteringer_2024-02.csv:7"}]
     lines = (quality / "history.jsonl").read_text(encoding="utf-8").splitlines()
@@ -88,8 +129,13 @@ def test_a_run_is_recorded_with_its_files_and_summary(build: Path, tmp_path: Pat
 
 def test_a_later_status_keeps_the_start_and_records_the_override(build: Path, tmp_path: Path) -> None:
     history.start_run(build, "run-1", started_at=datetime(2026, 11, 23, 6, 0))
-    history.record_run(build, "run-1", status="passed_with_override", override_reason="Kendt fejl, rettes i april",
-                       history_dir=tmp_path)
+    history.record_run(
+        build,
+        "run-1",
+        status="passed_with_override",
+        override_reason="Kendt fejl, rettes i april",
+        history_dir=tmp_path,
+    )
     history.record_run(build, "run-1", status="published", finished=True, history_dir=tmp_path)
 
     summary = history.run_summary(build, "run-1")
@@ -98,7 +144,9 @@ def test_a_later_status_keeps_the_start_and_records_the_override(build: Path, tm
     assert history.override_for(build, "run-1") == "Kendt fejl, rettes i april"
     assert history.override_for(build, "run-other") is None
     assert [e["status"] for e in map(json.loads, (tmp_path / "history.jsonl").read_text().splitlines())] == [
-        "passed_with_override", "published"]
+        "passed_with_override",
+        "published",
+    ]
     # The last line per run counts.
     (entry,) = history.read_history(tmp_path)
     assert entry["status"] == "published"
@@ -109,8 +157,9 @@ def test_an_unknown_status_is_refused(build: Path) -> None:
         history.record_run(build, "run-1", status="done")
 
 
-def test_history_accumulates_across_published_builds_and_failed_runs_stay_in_jsonl(build: Path,
-                                                                                     tmp_path: Path) -> None:
+def test_history_accumulates_across_published_builds_and_failed_runs_stay_in_jsonl(
+    build: Path, tmp_path: Path
+) -> None:
     quality = tmp_path / "quality"
     history.record_run(build, "run-1", status="published", finished=True, history_dir=quality)
     # The next run's build is a copy of the published warehouse (WarehouseStore.new_build).
@@ -123,11 +172,16 @@ def test_history_accumulates_across_published_builds_and_failed_runs_stay_in_jso
 
     with duckdb.connect(str(third), read_only=True) as con:
         assert [r[0] for r in con.execute("SELECT run_id FROM audit.runs ORDER BY run_id").fetchall()] == [
-            "run-1", "run-3"]
+            "run-1",
+            "run-3",
+        ]
     assert history.run_summary(second, "run-2")["status"] == "refused"
     runs = history.read_history(quality, third)
-    assert [(r["run_id"], r["status"]) for r in runs] == [("run-1", "published"), ("run-2", "refused"),
-                                                          ("run-3", "published")]
+    assert [(r["run_id"], r["status"]) for r in runs] == [
+        ("run-1", "published"),
+        ("run-2", "refused"),
+        ("run-3", "published"),
+    ]
     assert [r["run_id"] for r in history.read_history(quality, third, limit=2)] == ["run-2", "run-3"]
     # Without history.jsonl the warehouse's own runs are still there.
     (quality / "history.jsonl").unlink()
@@ -137,10 +191,20 @@ def test_history_accumulates_across_published_builds_and_failed_runs_stay_in_jso
 RUN_RESULTS = {
     "metadata": {"invocation_id": "inv-1", "generated_at": "2026-11-23T06:01:00Z"},
     "results": [
-        {"unique_id": "model.slf_warehouse.fct_payroll", "status": "success", "execution_time": 0.4,
-         "message": "OK", "failures": None},
-        {"unique_id": "test.slf_warehouse.assert_no_apmf_salary_postings", "status": "fail", "execution_time": 0.03,
-         "message": "Got 1 result, configured to fail if != 0", "failures": 1},
+        {
+            "unique_id": "model.slf_warehouse.fct_payroll",
+            "status": "success",
+            "execution_time": 0.4,
+            "message": "OK",
+            "failures": None,
+        },
+        {
+            "unique_id": "test.slf_warehouse.assert_no_apmf_salary_postings",
+            "status": "fail",
+            "execution_time": 0.03,
+            "message": "Got 1 result, configured to fail if != 0",
+            "failures": 1,
+        },
     ],
 }
 
@@ -153,10 +217,14 @@ def test_dbt_results_from_run_results_json(build: Path, tmp_path: Path) -> None:
     assert history.record_dbt_results(build, "run-1", path) == 2
     assert history.record_dbt_results(build, "run-1", path) == 2  # replaced, not added
     with duckdb.connect(str(build), read_only=True) as con:
-        rows = con.execute("SELECT unique_id, resource_type, status, failures, invocation_id FROM audit.dbt_results "
-                           "ORDER BY unique_id").fetchall()
-    assert rows == [("model.slf_warehouse.fct_payroll", "model", "success", None, "inv-1"),
-                    ("test.slf_warehouse.assert_no_apmf_salary_postings", "test", "fail", 1, "inv-1")]
+        rows = con.execute(
+            "SELECT unique_id, resource_type, status, failures, invocation_id FROM audit.dbt_results "
+            "ORDER BY unique_id"
+        ).fetchall()
+    assert rows == [
+        ("model.slf_warehouse.fct_payroll", "model", "success", None, "inv-1"),
+        ("test.slf_warehouse.assert_no_apmf_salary_postings", "test", "fail", 1, "inv-1"),
+    ]
 
 
 def test_cosmos_callback_keeps_run_results_per_task(build: Path, tmp_path: Path) -> None:
@@ -164,8 +232,11 @@ def test_cosmos_callback_keeps_run_results_per_task(build: Path, tmp_path: Path)
     (project / "target").mkdir(parents=True)
     (project / "target" / "run_results.json").write_text(json.dumps(RUN_RESULTS), encoding="utf-8")
     out = tmp_path / "out"
-    context = {"params": {"landing_dir": str(tmp_path / "landing"), "output_dir": str(out)},
-               "run_id": "manual__2026-11-23T06:00:00+00:00", "ti": SimpleNamespace(task_id="dbt_build")}
+    context = {
+        "params": {"landing_dir": str(tmp_path / "landing"), "output_dir": str(out)},
+        "run_id": "manual__2026-11-23T06:00:00+00:00",
+        "ti": SimpleNamespace(task_id="dbt_build"),
+    }
 
     saved = history.save_dbt_run_results(str(project), context=context)
 
@@ -180,7 +251,9 @@ def test_a_run_that_stopped_before_publication_is_recorded(build: Path, tmp_path
 
     quality = tmp_path / "quality"
     history.start_run(build, "run-1")
-    summary = finish_failed_run(quality, "run-1", build=build, failed_steps=["dbt_build"], render_report=False)
+    summary = finish_failed_run(
+        quality, "run-1", build=build, failed_steps=["dbt_build"], render_report=False
+    )
     assert summary["status"] == "failed" and summary["failed_steps"] == ["dbt_build"]
     assert history.run_summary(build, "run-1")["status"] == "failed"
     # A run the gate refused stays "refused".

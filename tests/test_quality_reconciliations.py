@@ -11,8 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from slf_warehouse.quality.reconciliations import (compute_reconciliations, read_reconciliations,
-                                                   run_reconciliations)
+from slf_warehouse.quality.reconciliations import (
+    compute_reconciliations,
+    read_reconciliations,
+    run_reconciliations,
+)
 
 BASELINE = """
 CREATE SCHEMA raw; CREATE SCHEMA marts; CREATE SCHEMA audit;
@@ -98,14 +101,20 @@ def test_a_consistent_warehouse_reconciles(tmp_path: Path) -> None:
     donation = by["apmf_donation_received"][0]
     assert donation.left_value == Decimal("50000.00") == donation.right_value  # the income's sign turned
     spent = by["spending_within_allocation"][0]
-    assert (spent.left_value, spent.right_value, spent.difference) == (Decimal(20000), Decimal(50000),
-                                                                       Decimal(-30000))
+    assert (spent.left_value, spent.right_value, spent.difference) == (
+        Decimal(20000),
+        Decimal(50000),
+        Decimal(-30000),
+    )
 
 
-@pytest.mark.parametrize(("ledger", "passes"), [("100500.00", True), ("99500.00", True), ("100500.01", False)])
+@pytest.mark.parametrize(
+    ("ledger", "passes"), [("100500.00", True), ("99500.00", True), ("100500.01", False)]
+)
 def test_salaries_within_half_a_percent_of_payroll(tmp_path: Path, ledger: str, passes: bool) -> None:
-    path = make_warehouse(tmp_path / "w.duckdb",
-                          f"UPDATE raw.posteringer SET beloeb = {ledger} WHERE bilagsnr = '4'")
+    path = make_warehouse(
+        tmp_path / "w.duckdb", f"UPDATE raw.posteringer SET beloeb = {ledger} WHERE bilagsnr = '4'"
+    )
     (february,) = [r for r in compute(path) if r.check == "salaries_vs_payroll" and r.key == "2024-02"]
     assert february.passed is passes
     assert february.blocking is (not passes)
@@ -120,14 +129,21 @@ def test_a_month_delivered_by_one_source_only_is_a_warning(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("ledger", "passes"), [("40000.00", True), ("40500.00", False)])
-def test_a_month_paying_fewer_than_five_people_shows_no_amounts(tmp_path: Path, ledger: str, passes: bool) -> None:
+def test_a_month_paying_fewer_than_five_people_shows_no_amounts(
+    tmp_path: Path, ledger: str, passes: bool
+) -> None:
     """Two people's pay is as good as one's: the month is checked, but its money is not shown."""
-    path = make_warehouse(tmp_path / "w.duckdb", "DELETE FROM raw.loen WHERE _period = '2024-02' AND _source_line > 3",
-                          f"UPDATE raw.posteringer SET beloeb = {ledger} WHERE bilagsnr = '4'")
+    path = make_warehouse(
+        tmp_path / "w.duckdb",
+        "DELETE FROM raw.loen WHERE _period = '2024-02' AND _source_line > 3",
+        f"UPDATE raw.posteringer SET beloeb = {ledger} WHERE bilagsnr = '4'",
+    )
     with duckdb.connect(str(path)) as con:
         rows = run_reconciliations(con, "run-1")
-        stored = con.execute("SELECT left_value, right_value, difference, tolerance, detail FROM audit.reconciliations "
-                             "WHERE check_name = 'salaries_vs_payroll' AND key = '2024-02'").fetchall()
+        stored = con.execute(
+            "SELECT left_value, right_value, difference, tolerance, detail FROM audit.reconciliations "
+            "WHERE check_name = 'salaries_vs_payroll' AND key = '2024-02'"
+        ).fetchall()
     (february,) = [r for r in rows if r.check == "salaries_vs_payroll" and r.key == "2024-02"]
     assert february.passed is passes and february.blocking is (not passes)
     assert (february.left_value, february.right_value, february.difference, february.tolerance) == (None,) * 4
@@ -139,30 +155,40 @@ def test_a_month_paying_fewer_than_five_people_shows_no_amounts(tmp_path: Path, 
 
 
 def test_overspending_is_a_warning(tmp_path: Path) -> None:
-    path = make_warehouse(tmp_path / "w.duckdb",
-                          "INSERT INTO raw.posteringer VALUES ('9', '4.0', 'SLF', 'OPSPARING', 150000, '2024-02', "
-                          "'posteringer_2024-02.csv', 3, 'l2')")
+    path = make_warehouse(
+        tmp_path / "w.duckdb",
+        "INSERT INTO raw.posteringer VALUES ('9', '4.0', 'SLF', 'OPSPARING', 150000, '2024-02', "
+        "'posteringer_2024-02.csv', 3, 'l2')",
+    )
     (opsparing,) = [r for r in compute(path) if r.key == "OPSPARING 2024"]
     assert not opsparing.passed and opsparing.severity == "warning"
     assert opsparing.difference == Decimal(50000)  # 350.000 spent of 300.000
 
 
 def test_donation_differing_from_the_allocation_is_a_warning(tmp_path: Path) -> None:
-    path = make_warehouse(tmp_path / "w.duckdb", "UPDATE raw.posteringer SET beloeb = -40000 WHERE bilagsnr = '3'")
+    path = make_warehouse(
+        tmp_path / "w.duckdb", "UPDATE raw.posteringer SET beloeb = -40000 WHERE bilagsnr = '3'"
+    )
     donation = [r for r in compute(path) if r.check == "apmf_donation_received"]
-    assert [(r.key, r.passed, r.severity) for r in donation] == [("2024", False, "warning"),
-                                                                 ("i alt", False, "warning")]
+    assert [(r.key, r.passed, r.severity) for r in donation] == [
+        ("2024", False, "warning"),
+        ("i alt", False, "warning"),
+    ]
     assert donation[0].difference == Decimal(-10000)
 
 
 def test_apmf_money_on_salaries_is_an_error_naming_the_lines(tmp_path: Path) -> None:
-    path = make_warehouse(tmp_path / "w.duckdb",
-                          "INSERT INTO raw.posteringer VALUES ('8', '1.1', 'SLF', 'APMF', 12000, '2024-02', "
-                          "'posteringer_2024-02.csv', 7, 'l2')")
+    path = make_warehouse(
+        tmp_path / "w.duckdb",
+        "INSERT INTO raw.posteringer VALUES ('8', '1.1', 'SLF', 'APMF', 12000, '2024-02', "
+        "'posteringer_2024-02.csv', 7, 'l2')",
+    )
     rows = compute(path)
     apmf = [r for r in rows if r.check == "apmf_not_on_salaries"]
     assert [(r.key, r.left_value, r.passed, r.blocking) for r in apmf] == [
-        ("antal", Decimal(1), False, True), ("beløb", Decimal("12000.00"), False, True)]
+        ("antal", Decimal(1), False, True),
+        ("beløb", Decimal("12000.00"), False, True),
+    ]
     assert apmf[0].detail == "posteringer_2024-02.csv linje 7"
     # The salary posting also puts the month's ledger salaries above the payroll.
     assert {r.key for r in rows if r.blocking} == {"antal", "beløb", "2024-02"}

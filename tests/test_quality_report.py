@@ -8,33 +8,71 @@ from pathlib import Path
 import duckdb
 import pytest
 from pypdf import PdfReader
-from test_quality_history import RUN1_FILES, RUN_RESULTS, add_manifest
-from test_quality_reconciliations import make_warehouse
 
 from slf_warehouse.quality import history
 from slf_warehouse.quality.checkpoint import CheckRecord
 from slf_warehouse.quality.reconciliations import run_reconciliations
 from slf_warehouse.quality.report import render_quality_report, render_quality_report_full, trend_chart
+from test_quality_history import RUN1_FILES, RUN_RESULTS, add_manifest
+from test_quality_reconciliations import make_warehouse
 
 PSEUDONYM = "3f" * 32
 OVERRIDE = "Kendt fejlpostering i februar; rettes ved næste levering"
 
 RECORDS = [
-    CheckRecord("raw_posteringer", "expect_table_row_count_to_be_between", None, True, "error", observed_value=5),
-    CheckRecord("raw_posteringer", "expect_column_sum_to_be_between", "apmf_salary_postings", False, "error",
-                observed_value=1, notes="Contract: the A.P. Møller Fonden donation may not pay salaries."),
-    CheckRecord("marts_fct_programme_postings", "expect_column_values_to_be_in_set", "apmf_pays_salary", False,
-                "error", unexpected_count=1, unexpected_examples=[True],
-                unexpected_rows=[{"posting_id": "posteringer_2024-02.csv:7"}]),
-    CheckRecord("marts_dim_units", "expect_column_values_to_match_regex", "cost_centre", False, "warning",
-                unexpected_count=1, unexpected_examples=[PSEUDONYM], unexpected_rows=[{"unit_id": "SKOLE-001"}]),
+    CheckRecord(
+        "raw_posteringer", "expect_table_row_count_to_be_between", None, True, "error", observed_value=5
+    ),
+    CheckRecord(
+        "raw_posteringer",
+        "expect_column_sum_to_be_between",
+        "apmf_salary_postings",
+        False,
+        "error",
+        observed_value=1,
+        notes="Contract: the A.P. Møller Fonden donation may not pay salaries.",
+    ),
+    CheckRecord(
+        "marts_fct_programme_postings",
+        "expect_column_values_to_be_in_set",
+        "apmf_pays_salary",
+        False,
+        "error",
+        unexpected_count=1,
+        unexpected_examples=[True],
+        unexpected_rows=[{"posting_id": "posteringer_2024-02.csv:7"}],
+    ),
+    CheckRecord(
+        "marts_dim_units",
+        "expect_column_values_to_match_regex",
+        "cost_centre",
+        False,
+        "warning",
+        unexpected_count=1,
+        unexpected_examples=[PSEUDONYM],
+        unexpected_rows=[{"unit_id": "SKOLE-001"}],
+    ),
     # Person- and respondent-level suites: values and rows must not reach the report.
-    CheckRecord("raw_loen", "expect_column_values_to_be_between", "beskaeftigelsesgrad", False, "error",
-                unexpected_count=1, unexpected_examples=[1.2345],
-                unexpected_rows=[{"_source_file": "loen_2024-02.csv", "first_line": 4321}]),
-    CheckRecord("raw_social_kapital", "expect_column_values_to_be_in_set", "sk3", False, "error",
-                unexpected_count=1, unexpected_examples=[7],
-                unexpected_rows=[{"_source_file": "social_kapital_2023.xlsx", "_source_line": 1717}]),
+    CheckRecord(
+        "raw_loen",
+        "expect_column_values_to_be_between",
+        "beskaeftigelsesgrad",
+        False,
+        "error",
+        unexpected_count=1,
+        unexpected_examples=[1.2345],
+        unexpected_rows=[{"_source_file": "loen_2024-02.csv", "first_line": 4321}],
+    ),
+    CheckRecord(
+        "raw_social_kapital",
+        "expect_column_values_to_be_in_set",
+        "sk3",
+        False,
+        "error",
+        unexpected_count=1,
+        unexpected_examples=[7],
+        unexpected_rows=[{"_source_file": "social_kapital_2023.xlsx", "_source_line": 1717}],
+    ),
 ]
 
 
@@ -51,24 +89,49 @@ def warehouse(tmp_path: Path) -> Path:
     quality = tmp_path / "quality"
     history.record_run(path, "run-1", status="published", finished=True, history_dir=quality)
     with duckdb.connect(str(path)) as con:
-        con.execute("INSERT INTO raw.posteringer VALUES ('8', '1.1', 'SLF', 'APMF', 12000, '2024-02', "
-                    "'posteringer_2024-02.csv', 7, 'l3')")
-        con.execute("CREATE OR REPLACE TABLE marts.fct_programme_postings AS SELECT * FROM "
-                    "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', DATE '2024-02-01', "
-                    "2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7")
+        con.execute(
+            "INSERT INTO raw.posteringer VALUES ('8', '1.1', 'SLF', 'APMF', 12000, '2024-02', "
+            "'posteringer_2024-02.csv', 7, 'l3')"
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE marts.fct_programme_postings AS SELECT * FROM "
+            "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', DATE '2024-02-01', "
+            "2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7"
+        )
         history.record_expectation_results(con, "run-2", RECORDS)
         run_reconciliations(con, "run-2")
-    add_manifest(path, "run-2", [("posteringer", "posteringer_2024-02.csv", 2, "loaded", None),
-                                 ("loen", "loen_2024-04.csv", 12, "rejected", "x")])
+    add_manifest(
+        path,
+        "run-2",
+        [
+            ("posteringer", "posteringer_2024-02.csv", 2, "loaded", None),
+            ("loen", "loen_2024-04.csv", 12, "rejected", "x"),
+        ],
+    )
     target = tmp_path / "run_results.json"
     target.write_text(json.dumps(RUN_RESULTS), encoding="utf-8")
     history.record_dbt_results(path, "run-2", target)
-    history.record_run(path, "run-2", status="passed_with_override", override_reason=OVERRIDE, history_dir=quality)
+    history.record_run(
+        path, "run-2", status="passed_with_override", override_reason=OVERRIDE, history_dir=quality
+    )
     quarantine = tmp_path / "quarantine" / "loen"
     quarantine.mkdir(parents=True)
-    (quarantine / "loen_2024-04.csv.errors.json").write_text(json.dumps({"errors": [
-        {"file": "loen_2024-04.csv", "line": 4, "column": "medarbejdernr", "value": "98765X",
-         "message": "must be 6 digits"}]}), encoding="utf-8")
+    (quarantine / "loen_2024-04.csv.errors.json").write_text(
+        json.dumps(
+            {
+                "errors": [
+                    {
+                        "file": "loen_2024-04.csv",
+                        "line": 4,
+                        "column": "medarbejdernr",
+                        "value": "98765X",
+                        "message": "must be 6 digits",
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -104,7 +167,10 @@ def test_the_report_shows_sources_checks_reconciliations_and_trend(warehouse: Pa
     html = report.html_path.read_text(encoding="utf-8")
     assert html.count("<svg") == 2
     trend = report.context["trend"]["runs"]
-    assert [(r["run_id"], r["status"]) for r in trend] == [("run-1", "offentliggjort"), ("run-2", "undtagelse")]
+    assert [(r["run_id"], r["status"]) for r in trend] == [
+        ("run-1", "offentliggjort"),
+        ("run-2", "undtagelse"),
+    ]
 
 
 def test_the_report_never_shows_personal_data(warehouse: Path, tmp_path: Path) -> None:
@@ -135,7 +201,11 @@ def test_a_run_that_failed_before_the_checks_still_gets_a_report(tmp_path: Path)
 
 
 def test_trend_chart_is_svg_with_the_values_as_text() -> None:
-    svg = trend_chart("Fejl pr. kørsel", [("22.11.", "06:00", 0, "published"), ("23.11.", "06:00", 5, "refused")])
+    svg = trend_chart(
+        "Fejl pr. kørsel", [("22.11.", "06:00", 0, "published"), ("23.11.", "06:00", 5, "refused")]
+    )
     assert svg.startswith("<svg") and 'role="img"' in svg
-    assert "<title>Fejl pr. kørsel. 22.11. 06:00 (offentliggjort): 0; 23.11. 06:00 (afvist): 5.</title>" in svg
+    assert (
+        "<title>Fejl pr. kørsel. 22.11. 06:00 (offentliggjort): 0; 23.11. 06:00 (afvist): 5.</title>" in svg
+    )
     assert 'fill="#a00000"' in svg  # the refused run in red

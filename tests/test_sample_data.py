@@ -9,8 +9,11 @@ from slf_warehouse.sample_data import write_sample_data
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_bytes_every_time(sample_landing_master: Path, tmp_path: Path) -> None:
@@ -21,7 +24,8 @@ def test_same_bytes_every_time(sample_landing_master: Path, tmp_path: Path) -> N
 def test_formats_follow_the_contract(sample_landing_master: Path) -> None:
     root = sample_landing_master
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        ["enheder", "bevillinger", "posteringer", "loen", "social_kapital", "aktiviteter"])
+        ["enheder", "bevillinger", "posteringer", "loen", "social_kapital", "aktiviteter"]
+    )
     bevillinger = (root / "bevillinger" / "bevillinger.csv").read_bytes()
     assert "–".encode("cp1252") in bevillinger and "ø".encode("cp1252") in bevillinger  # Windows-1252
     assert b"\r\n" in bevillinger and b";" in bevillinger.splitlines()[0]

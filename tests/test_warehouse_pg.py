@@ -22,13 +22,19 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from pg_server import PgServer, dbt_build, failed_dbt_nodes, pg_server  # noqa: F401 - the fixture, found by name
 from psycopg2 import errors, sql
 from psycopg2.extensions import make_dsn
 
+from pg_server import PgServer, dbt_build, failed_dbt_nodes, pg_server  # noqa: F401 - the fixture, found by name
 from slf_warehouse.sample_data import SampleConfig
-from slf_warehouse.warehouse_pg import (KEEP_VERSIONS, PgBuild, PgWarehouseStore, PublicationBlocked, StaleBuild,
-                                        ensure_reader_role)
+from slf_warehouse.warehouse_pg import (
+    KEEP_VERSIONS,
+    PgBuild,
+    PgWarehouseStore,
+    PublicationBlocked,
+    StaleBuild,
+    ensure_reader_role,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +42,10 @@ CONFIG = SampleConfig()
 WINDOW_END = date(2024, 6, 30)
 READER, READER_PASSWORD = "slf_reader", "reader-test-password-7c1d"
 # Two marts whose totals must always come from the same version
-PAIR = sql.SQL("select (select sum(amount_dkk) from {s}.fct_allocations), "
-               "(select sum(allocated_dkk) from {s}.rpt_budget_vs_actual)")
+PAIR = sql.SQL(
+    "select (select sum(amount_dkk) from {s}.fct_allocations), "
+    "(select sum(allocated_dkk) from {s}.rpt_budget_vs_actual)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,9 @@ class Warehouse:
 
 
 @pytest.fixture(scope="module")
-def warehouse(pg_server: PgServer, raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+def warehouse(
+    pg_server: PgServer, raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Warehouse:
     from slf_warehouse.pg_raw import copy_raw_to_postgres
 
     work = tmp_path_factory.mktemp("pg-publish")
@@ -80,8 +90,14 @@ def rows(server: PgServer, query, params: tuple = (), **login: str) -> list[tupl
 
 
 def relations(server: PgServer, schema: str) -> dict[str, str]:
-    return dict(rows(server, """select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                                where n.nspname = %s and c.relkind in ('r', 'v')""", (schema,)))
+    return dict(
+        rows(
+            server,
+            """select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                where n.nspname = %s and c.relkind in ('r', 'v')""",
+            (schema,),
+        )
+    )
 
 
 def schemas(server: PgServer) -> set[str]:
@@ -92,8 +108,9 @@ def checksums(server: PgServer, schema: str = "marts") -> dict[str, tuple[int, s
     """Rows and an md5 of the ordered rows of every relation in a schema."""
     found = {}
     for name in sorted(relations(server, schema)):
-        query = sql.SQL("select count(*), md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) "
-                        "from {} as t").format(sql.Identifier(schema, name))
+        query = sql.SQL(
+            "select count(*), md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} as t"
+        ).format(sql.Identifier(schema, name))
         found[name] = rows(server, query)[0]
     return found
 
@@ -113,7 +130,9 @@ def next_version(store: PgWarehouseStore, server: PgServer, run_id: str, *change
 
 def test_a_build_publishes_the_sample_figures(warehouse: Warehouse) -> None:
     server, first = warehouse.server, warehouse.first
-    assert warehouse.dbt_results["results"] and not (failed := failed_dbt_nodes(warehouse.dbt_results)), failed
+    assert warehouse.dbt_results["results"] and not (failed := failed_dbt_nodes(warehouse.dbt_results)), (
+        failed
+    )
     published = warehouse.store.published()
     assert (published.version, published.run_id) == (first.version, "run-first")
 
@@ -123,14 +142,26 @@ def test_a_build_publishes_the_sample_figures(warehouse: Warehouse) -> None:
     assert not {"staging", "intermediate", "snapshots"} & found
     built, stable = relations(server, first.schema("marts")), relations(server, "marts")
     assert len(built) >= 15 and set(stable) == set(built) and set(stable.values()) == {"v"}
-    assert rows(server, """select count(distinct view_name) from information_schema.view_table_usage
+    assert rows(
+        server,
+        """select count(distinct view_name) from information_schema.view_table_usage
                            where view_schema = 'marts' and table_schema = %s""",
-                (first.schema("marts"),))[0][0] == len(stable)
+        (first.schema("marts"),),
+    )[0][0] == len(stable)
 
-    total, apmf = rows(server, """select sum(amount_dkk), sum(case when funding_source = 'APMF' then amount_dkk end)
-                                  from marts.fct_allocations where period_end <= %s""", (WINDOW_END,))[0]
-    assert (total, apmf) == (Decimal(CONFIG.total_allocated_kr), Decimal(CONFIG.apmf_kr))  # 26 and 6,6 mio. kr.
-    staff = dict(rows(server, "select role, headcount from marts.rpt_staff_by_role_month where is_latest_month"))
+    total, apmf = rows(
+        server,
+        """select sum(amount_dkk), sum(case when funding_source = 'APMF' then amount_dkk end)
+                                  from marts.fct_allocations where period_end <= %s""",
+        (WINDOW_END,),
+    )[0]
+    assert (total, apmf) == (
+        Decimal(CONFIG.total_allocated_kr),
+        Decimal(CONFIG.apmf_kr),
+    )  # 26 and 6,6 mio. kr.
+    staff = dict(
+        rows(server, "select role, headcount from marts.rpt_staff_by_role_month where is_latest_month")
+    )
     assert staff["laeringspartner"] == CONFIG.learning_partners_latest
     assert checksums(server, "marts") == checksums(server, first.schema("marts"))
 
@@ -147,8 +178,9 @@ def test_a_refresh_killed_mid_build_leaves_the_published_marts(warehouse: Wareho
     # a new delivery, so anything the killed build leaked into the published marts would show
     rows(server, "update raw.aktiviteter set deltagere = deltagere + 1")
     command, env = dbt_build(warehouse.work, "killed", server, killed)
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 600
         while True:  # kill it once dbt has rebuilt a first mart in the build
@@ -167,8 +199,14 @@ def test_a_refresh_killed_mid_build_leaves_the_published_marts(warehouse: Wareho
         rows(server, "update raw.aktiviteter set deltagere = deltagere - 1")
     assert not (warehouse.work / "target-killed" / "run_results.json").exists()  # dbt never finished
     deadline = time.monotonic() + 30
-    while rows(server, """select count(*) from pg_stat_activity where backend_type = 'client backend'
-                          and pid <> pg_backend_pid()""")[0][0] and time.monotonic() < deadline:
+    while (
+        rows(
+            server,
+            """select count(*) from pg_stat_activity where backend_type = 'client backend'
+                          and pid <> pg_backend_pid()""",
+        )[0][0]
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)  # the server ends the killed client's session and rolls back its transaction
     now = dict(rows(server, oid_sql, (killed.schema("marts"),)))
     rebuilt = [name for name, oid in copied.items() if now.get(name) != oid]
@@ -194,27 +232,38 @@ def test_the_reader_role_reads_the_published_marts_and_nothing_else(warehouse: W
     with pytest.raises(psycopg2.OperationalError):
         rows(server, "select 1", user=READER, password="an-older-password-51ab")
     reader = {"user": READER, "password": READER_PASSWORD}
-    rows(server, "create schema if not exists audit; create table if not exists audit.run_history (run_id text)")
+    rows(
+        server,
+        "create schema if not exists audit; create table if not exists audit.run_history (run_id text)",
+    )
     build_marts = store.published().schema("marts")
 
     # unqualified names work: search_path is the published schema
-    assert rows(server, "select sum(amount_dkk) from fct_allocations where period_end <= %s", (WINDOW_END,),
-                **reader) == [(Decimal(CONFIG.total_allocated_kr),)]
+    assert rows(
+        server, "select sum(amount_dkk) from fct_allocations where period_end <= %s", (WINDOW_END,), **reader
+    ) == [(Decimal(CONFIG.total_allocated_kr),)]
     assert rows(server, "show default_transaction_read_only", **reader) == [("on",)]
     with pytest.raises(errors.ReadOnlySqlTransaction):  # the session refuses before privileges are asked
         rows(server, "create table marts.mine (i int)", **reader)
 
     refused = [
-        "select count(*) from raw.loen", "select count(*) from raw.posteringer",
-        "select count(*) from audit.run_history", "select count(*) from slf_publication.versions",
+        "select count(*) from raw.loen",
+        "select count(*) from raw.posteringer",
+        "select count(*) from audit.run_history",
+        "select count(*) from slf_publication.versions",
         f'select count(*) from "{build_marts}".fct_allocations',
         "insert into marts.fct_allocations select * from marts.fct_allocations limit 1",
-        "update marts.fct_allocations set amount_dkk = 0", "delete from marts.fct_allocations",
+        "update marts.fct_allocations set amount_dkk = 0",
+        "delete from marts.fct_allocations",
         "drop view marts.fct_allocations",
-        "alter view marts.fct_allocations rename to stolen", "create table marts.mine (i int)",
-        "create view public.mine as select 1", "create table raw.mine (i int)",
-        f'create table "{build_marts}".mine (i int)', "create temporary table mine (i int)",
-        "create schema mine", "insert into raw.loen select * from raw.loen limit 1",
+        "alter view marts.fct_allocations rename to stolen",
+        "create table marts.mine (i int)",
+        "create view public.mine as select 1",
+        "create table raw.mine (i int)",
+        f'create table "{build_marts}".mine (i int)',
+        "create temporary table mine (i int)",
+        "create schema mine",
+        "insert into raw.loen select * from raw.loen limit 1",
     ]
     for statement in refused:
         # read-only off, so what refuses each statement is the role's privileges, not the session
@@ -222,14 +271,25 @@ def test_the_reader_role_reads_the_published_marts_and_nothing_else(warehouse: W
             rows(server, "set transaction read write; " + statement, **reader)
 
     # a new publication with a new mart and a mart whose columns changed: still readable, still only that
-    changed = next_version(store, server, "run-new-columns",
-                           "create table {marts}.rpt_new_mart as select 1 as answer",
-                           "alter table {marts}.rpt_survey_fit drop column intercept")
+    changed = next_version(
+        store,
+        server,
+        "run-new-columns",
+        "create table {marts}.rpt_new_mart as select 1 as answer",
+        "alter table {marts}.rpt_survey_fit drop column intercept",
+    )
     store.publish(changed)
     assert rows(server, "select answer from marts.rpt_new_mart", **reader) == [(1,)]
-    columns = [r[0] for r in rows(server, "select * from marts.rpt_survey_fit limit 0; "
-                                          "select column_name from information_schema.columns where "
-                                          "table_schema = 'marts' and table_name = 'rpt_survey_fit'", **reader)]
+    columns = [
+        r[0]
+        for r in rows(
+            server,
+            "select * from marts.rpt_survey_fit limit 0; "
+            "select column_name from information_schema.columns where "
+            "table_schema = 'marts' and table_name = 'rpt_survey_fit'",
+            **reader,
+        )
+    ]
     assert "intercept" not in columns and "r_squared" in columns
     assert rows(server, "select count(*) from rpt_survey_fit", **reader)[0][0] > 0
     with pytest.raises(errors.InsufficientPrivilege):
@@ -277,9 +337,13 @@ def test_readers_see_one_version_while_versions_are_published(warehouse: Warehou
             time.sleep(0.05)
         for i in range(6):  # alternately double and halve both marts' money
             op = "* 2" if i % 2 == 0 else "/ 2"
-            build = next_version(store, server, f"run-flip-{i}",
-                                 f"update {{marts}}.fct_allocations set amount_dkk = amount_dkk {op}",
-                                 f"update {{marts}}.rpt_budget_vs_actual set allocated_dkk = allocated_dkk {op}")
+            build = next_version(
+                store,
+                server,
+                f"run-flip-{i}",
+                f"update {{marts}}.fct_allocations set amount_dkk = amount_dkk {op}",
+                f"update {{marts}}.rpt_budget_vs_actual set allocated_dkk = allocated_dkk {op}",
+            )
             start = time.perf_counter()
             store.publish(build)
             publish_seconds.append(time.perf_counter() - start)
@@ -322,8 +386,12 @@ def test_only_the_last_versions_are_kept(warehouse: Warehouse) -> None:
     assert not any(s.startswith(discarded.prefix + "_") for s in schemas(server))
     figures = {}
     for i in range(KEEP_VERSIONS + 1):
-        build = next_version(store, server, f"run-keep-{i}", "update {marts}.fct_allocations set amount_dkk = "
-                             f"amount_dkk + {i + 1}")
+        build = next_version(
+            store,
+            server,
+            f"run-keep-{i}",
+            f"update {{marts}}.fct_allocations set amount_dkk = amount_dkk + {i + 1}",
+        )
         figures[build.version] = pair(server, build.schema("marts"))
         store.publish(build)
 
@@ -336,5 +404,6 @@ def test_only_the_last_versions_are_kept(warehouse: Warehouse) -> None:
     for version in kept:
         assert pair(server, version.schema("marts")) == figures[version.version]
     assert pair(server, "marts") == figures[kept[0].version]
-    assert rows(server, "select count(*) from slf_publication.versions where dropped_at is null") == \
-        [(KEEP_VERSIONS,)]
+    assert rows(server, "select count(*) from slf_publication.versions where dropped_at is null") == [
+        (KEEP_VERSIONS,)
+    ]

@@ -9,8 +9,10 @@ from slf_warehouse.warehouse_reader import DuckDBSource, engine_from_env, open_r
 
 def test_placeholders_become_pyformat_outside_quotes_only() -> None:
     sql = """SELECT '?', "a?b", x % 2 FROM t WHERE a = ? AND b IN (?, ?) AND c LIKE 'x%'"""
-    assert to_pyformat(sql, 3) == ("""SELECT '?', "a?b", x %% 2 FROM t WHERE a = %s AND b IN (%s, %s) """
-                                   "AND c LIKE 'x%%'")
+    assert to_pyformat(sql, 3) == (
+        """SELECT '?', "a?b", x %% 2 FROM t WHERE a = %s AND b IN (%s, %s) """
+        "AND c LIKE 'x%%'"
+    )
     with pytest.raises(ValueError, match="2 placeholder"):
         to_pyformat("SELECT ? + ?", 1)
     with pytest.raises(ValueError, match="unterminated"):
@@ -47,9 +49,8 @@ def test_duckdb_reader_is_read_only_and_keeps_names(tmp_path) -> None:
         assert reader.describe() == {"engine": "duckdb", "file": "wh.duckdb"} and reader.version is None
         with pytest.raises(duckdb.Error, match="read-only"):
             reader.execute("INSERT INTO marts.t VALUES (?, ?)", [1, "x"])
-    with pytest.raises(FileNotFoundError):
-        with open_reader(tmp_path / "missing.duckdb"):
-            pass
+    with pytest.raises(FileNotFoundError), open_reader(tmp_path / "missing.duckdb"):
+        pass
 
 
 def test_a_refresh_on_a_warehouse_it_cannot_reach_is_refused_before_it_starts(tmp_path) -> None:
@@ -66,13 +67,33 @@ def test_a_refresh_on_a_warehouse_it_cannot_reach_is_refused_before_it_starts(tm
         port = sock.getsockname()[1]
     (tmp_path / "landing").mkdir()
     password = "not-the-real-one-0c5e2f9d"
-    base = {**os.environ, "SLF_PG_HOST": "127.0.0.1", "SLF_PG_PORT": str(port), "SLF_PG_PASSWORD": password,
-            "SLF_PG_DATABASE": "slf_wh"}
-    for engine, said in (("postgres", f"the warehouse server 127.0.0.1:{port}/slf_wh cannot be reached"),
-                         ("sqlite", "SLF_WAREHOUSE_ENGINE='sqlite': expected one of")):
-        done = subprocess.run([sys.executable, "-m", "slf_warehouse.cli", "run", "--landing", str(tmp_path / "landing"),
-                               "--out", str(tmp_path / "out")], env={**base, "SLF_WAREHOUSE_ENGINE": engine},
-                              capture_output=True, text=True, timeout=120)
+    base = {
+        **os.environ,
+        "SLF_PG_HOST": "127.0.0.1",
+        "SLF_PG_PORT": str(port),
+        "SLF_PG_PASSWORD": password,
+        "SLF_PG_DATABASE": "slf_wh",
+    }
+    for engine, said in (
+        ("postgres", f"the warehouse server 127.0.0.1:{port}/slf_wh cannot be reached"),
+        ("sqlite", "SLF_WAREHOUSE_ENGINE='sqlite': expected one of"),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slf_warehouse.cli",
+                "run",
+                "--landing",
+                str(tmp_path / "landing"),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            env={**base, "SLF_WAREHOUSE_ENGINE": engine},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2, done.stderr
         assert said in done.stderr
         assert password not in done.stderr + done.stdout

@@ -44,8 +44,9 @@ def setup_metadata_db(env: dict[str, str]) -> None:
     for command in (["db", "migrate"], ["pools", "set", *WRITER_POOL]):
         result = subprocess.run([str(airflow), *command], env=env, capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(command)} failed:\n{result.stdout[-3000:]}\n"
-                               f"{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
 
 
 def migrate_metadata_db(env: dict[str, str]) -> None:

@@ -18,18 +18,21 @@ from slf_warehouse.run_lock import TOKEN_ENV
 def fail_orphaned_runs(dag_id: str, output_dir: str) -> list[str]:
     """dag.test runs of `dag_id` on `output_dir` left running by a killed `slf run`: failed, with their
     unfinished tasks. Only while holding the folder's lock (no live run of ours can be among them)."""
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, State, TaskInstanceState
     from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
 
     failed = []
     with create_session() as session:
-        runs = session.scalars(select(DagRun).where(
-            DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING,
-            DagRun.triggered_by == DagRunTriggeredByType.TEST)).all()
+        runs = session.scalars(
+            select(DagRun).where(
+                DagRun.dag_id == dag_id,
+                DagRun.state == DagRunState.RUNNING,
+                DagRun.triggered_by == DagRunTriggeredByType.TEST,
+            )
+        ).all()
         for run in runs:
             if (run.conf or {}).get("output_dir") != output_dir:
                 continue
@@ -51,8 +54,12 @@ def record_orphans_without_lease(conf: dict, run_ids: list[str]) -> None:
     leased = run_lock.lease(settings.output_dir)
     for run_id in run_ids:
         if leased is None or leased.run_id != run_id:
-            finish_failed_run(settings.quality_dir, run_id, failed_steps=["interrupted before prepare_build"],
-                              render_report=False)
+            finish_failed_run(
+                settings.quality_dir,
+                run_id,
+                failed_steps=["interrupted before prepare_build"],
+                render_report=False,
+            )
 
 
 def _test_watched(dag, conf: dict):
@@ -76,8 +83,14 @@ def ingested_sources(dag_id: str, run_id: str) -> dict[str, dict]:
         rows = session.scalars(XComModel.get_many(run_id=run_id, key="return_value", dag_ids=dag_id)).all()
         # get_many is annotated as selecting tuples; scalars() yields the XComModel rows themselves
         values = {row.task_id: XComModel.deserialize_value(row) for row in rows}  # type: ignore[attr-defined]
-    return {v["source"]: v for task_id, v in values.items()
-            if task_id.startswith("ingest_") and task_id.endswith(".load") and isinstance(v, dict) and "source" in v}
+    return {
+        v["source"]: v
+        for task_id, v in values.items()
+        if task_id.startswith("ingest_")
+        and task_id.endswith(".load")
+        and isinstance(v, dict)
+        and "source" in v
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -96,20 +109,38 @@ def main(argv: list[str]) -> int:
     if conf.get("output_dir") and os.environ.get(TOKEN_ENV):
         orphans = fail_orphaned_runs(dag_id, conf["output_dir"])
         if orphans:
-            print(f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)",
-                  file=sys.stderr)
+            print(
+                f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)", file=sys.stderr
+            )
             record_orphans_without_lease(conf, orphans)
     run = _test_watched(dag, conf)
     tis = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date))
     failed = [ti.task_id for ti in tis if ti.state not in ("success", "skipped")]
     # What each task took (the benchmark reads it), and each DAG file's parse time as the
     # dag-processor measures it (DagBag's own statistics).
-    tasks = [{"task_id": ti.task_id, "state": str(ti.state),
-              "start": ti.start_date.timestamp() if ti.start_date else None,
-              "end": ti.end_date.timestamp() if ti.end_date else None} for ti in tis]
+    tasks = [
+        {
+            "task_id": ti.task_id,
+            "state": str(ti.state),
+            "start": ti.start_date.timestamp() if ti.start_date else None,
+            "end": ti.end_date.timestamp() if ti.end_date else None,
+        }
+        for ti in tis
+    ]
     parse = {Path(stat.file).name: stat.duration.total_seconds() for stat in bag.dagbag_stats}
-    print(json.dumps({"dag_id": dag_id, "run_id": run.run_id, "state": str(run.state), "not_succeeded": failed,
-                      "tasks": tasks, "parse_seconds": parse, "ingested": ingested_sources(dag_id, run.run_id)}))
+    print(
+        json.dumps(
+            {
+                "dag_id": dag_id,
+                "run_id": run.run_id,
+                "state": str(run.state),
+                "not_succeeded": failed,
+                "tasks": tasks,
+                "parse_seconds": parse,
+                "ingested": ingested_sources(dag_id, run.run_id),
+            }
+        )
+    )
     return 0 if str(run.state) == "success" and not failed else 1
 
 

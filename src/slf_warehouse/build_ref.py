@@ -29,7 +29,9 @@ class BuildRef:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise ValueError(f"build reference with engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
+            raise ValueError(
+                f"build reference with engine {self.engine!r}: expected one of {', '.join(ENGINES)}"
+            )
         if self.engine == "duckdb" and not Path(self.key).is_absolute():
             raise ValueError(f"build reference {self.to_xcom()!r}: a DuckDB build is an absolute file path")
         if self.engine == "postgres" and not _PG_VERSION.fullmatch(self.key):
@@ -52,8 +54,9 @@ class BuildRef:
     def from_xcom(cls, text: object) -> BuildRef:
         engine, sep, key = str(text).partition(":")
         if not sep or not isinstance(text, str):
-            raise ValueError(f"{text!r} is not a build reference (expected 'duckdb:<path>' or "
-                             f"'postgres:<version>')")
+            raise ValueError(
+                f"{text!r} is not a build reference (expected 'duckdb:<path>' or 'postgres:<version>')"
+            )
         return cls(engine, key)
 
     @property

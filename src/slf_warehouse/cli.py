@@ -75,11 +75,20 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
         # dag.test() runs one task at a time in this process: a watcher sensor that starts before
         # the producer has run waits for it until its timeout. Watcher mode is for the scheduler
         # (`slf airflow`).
-        print("slf run: SLF_DBT_MODE=watcher needs Airflow's scheduler; running dbt as one "
-              "`dbt build` task instead", file=sys.stderr)
+        print(
+            "slf run: SLF_DBT_MODE=watcher needs Airflow's scheduler; running dbt as one "
+            "`dbt build` task instead",
+            file=sys.stderr,
+        )
         env["SLF_DBT_MODE"] = "build"
-    conf = json.dumps({"landing_dir": str(landing), "output_dir": str(out),
-                       "quality_override": args.quality_override or "", "full_refresh": args.full_refresh})
+    conf = json.dumps(
+        {
+            "landing_dir": str(landing),
+            "output_dir": str(out),
+            "quality_override": args.quality_override or "",
+            "full_refresh": args.full_refresh,
+        }
+    )
     started = time.time()
     log_path = out / "logs" / "slf_refresh.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,15 +96,24 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
     env[PROGRESS_FD_ENV] = str(progress_w)
     display = None if args.json else display_for(sys.stderr, live=False if args.verbose else None)
     if display is not None:
-        print(f"slf run: refreshing from {landing} into {out} (full log: {log_path})", file=sys.stderr, flush=True)
+        print(
+            f"slf run: refreshing from {landing} into {out} (full log: {log_path})",
+            file=sys.stderr,
+            flush=True,
+        )
     with log_path.open("w", encoding="utf-8") as log:
         migrate_metadata_db(env)
         with os.fdopen(progress_r, encoding="utf-8") as progress:
             reader = follow(progress, display.update if display is not None else (lambda tasks: None))
             with display if display is not None else contextlib.nullcontext():
-                proc = subprocess.Popen([sys.executable, "-m", "slf_warehouse.airflow_runner", "slf_refresh", conf],
-                                        env=env, stdout=subprocess.PIPE if args.verbose else log,
-                                        stderr=subprocess.STDOUT, text=True, pass_fds=(lock.fd, progress_w))
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "slf_warehouse.airflow_runner", "slf_refresh", conf],
+                    env=env,
+                    stdout=subprocess.PIPE if args.verbose else log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    pass_fds=(lock.fd, progress_w),
+                )
                 os.close(progress_w)
                 if proc.stdout is not None:  # -v: the log, live, as well as in its file
                     for line in proc.stdout:
@@ -129,11 +147,25 @@ def _run_locked(args: argparse.Namespace, landing: Path, out: Path, lock: Output
 
 def _print_failure_reasons(log_path: Path) -> None:
     """The lines of the Airflow log that say why a task failed, so nobody must dig for them."""
-    interesting = ("IngestFailed", "StepFailed", "ConfigurationError", "FileRejected", "ERROR", "Error:",
-                   "- check ", "- reconciliation ")
+    interesting = (
+        "IngestFailed",
+        "StepFailed",
+        "ConfigurationError",
+        "FileRejected",
+        "ERROR",
+        "Error:",
+        "- check ",
+        "- reconciliation ",
+    )
     seen: set[str] = set()
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if any(k in line for k in interesting) and "Traceback" not in line and not line.strip().startswith("raise ") and line not in seen and len(seen) < 40:
+        if (
+            any(k in line for k in interesting)
+            and "Traceback" not in line
+            and not line.strip().startswith("raise ")
+            and line not in seen
+            and len(seen) < 40
+        ):
             seen.add(line)
             print("  " + line.strip()[:400], file=sys.stderr)
 
@@ -141,8 +173,11 @@ def _print_failure_reasons(log_path: Path) -> None:
 def _print_rejections(quarantine: Path, since: float) -> None:
     for report in sorted(quarantine.glob("*/*.errors.txt")):
         if report.stat().st_mtime >= since:
-            print(f"Rejected {report.parent.name}/{report.name.removesuffix('.errors.txt')} "
-                  f"(moved to {report.parent}):", file=sys.stderr)
+            print(
+                f"Rejected {report.parent.name}/{report.name.removesuffix('.errors.txt')} "
+                f"(moved to {report.parent}):",
+                file=sys.stderr,
+            )
             for line in report.read_text(encoding="utf-8").splitlines()[:20]:
                 print(f"  {line}", file=sys.stderr)
 
@@ -197,8 +232,11 @@ def _answer(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     print(f"{answer['pdf']}\n{answer['html']}")
     if not answer["official"]:
-        print("not official: the inquiry file is not one of the project's inquiries/; the letter says so on "
-              "every page", file=sys.stderr)
+        print(
+            "not official: the inquiry file is not one of the project's inquiries/; the letter says so on "
+            "every page",
+            file=sys.stderr,
+        )
     if not answer["first_edition"]:
         print("figures changed since the last edition: " + (", ".join(answer["changed_figures"]) or "none"))
     return 0
@@ -219,8 +257,11 @@ def _figures(args: argparse.Namespace) -> int:
     if args.inquiry:
         given = Path(args.inquiry)
         try:
-            path = given.resolve() if given.is_file() else resolve_inquiry(args.inquiry,
-                                                                          Settings.from_env(output_dir=out).inquiries_dir)
+            path = (
+                given.resolve()
+                if given.is_file()
+                else resolve_inquiry(args.inquiry, Settings.from_env(output_dir=out).inquiries_dir)
+            )
             loaded = load_inquiry(path)
         except InquiryError as e:
             raise UsageError(str(e)) from None
@@ -228,8 +269,10 @@ def _figures(args: argparse.Namespace) -> int:
         window = (loaded.inquiry.window.start, loaded.inquiry.window.end)
     else:
         try:
-            window = (date.fromisoformat(args.start) if args.start else EARLIEST,
-                      date.fromisoformat(args.end) if args.end else date.today())
+            window = (
+                date.fromisoformat(args.start) if args.start else EARLIEST,
+                date.fromisoformat(args.end) if args.end else date.today(),
+            )
         except ValueError as e:
             raise UsageError(f"--from/--to: {e} (write YYYY-MM-DD)") from None
         params = window_parameters(*window)
@@ -239,12 +282,23 @@ def _figures(args: argparse.Namespace) -> int:
         listed, version = list_figures(out, names, params, with_values=False)
         print(f"slf figures: values not shown: {e}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"published": version, "window": [d.isoformat() for d in window],
-                          "figures": [vars(f) for f in listed]}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "published": version,
+                    "window": [d.isoformat() for d in window],
+                    "figures": [vars(f) for f in listed],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     if version:
-        print(f"{len(listed)} figures; values for {window[0]} – {window[1]} from published version "
-              f"{version['version']} (run {version['run_id']})\n")
+        print(
+            f"{len(listed)} figures; values for {window[0]} – {window[1]} from published version "
+            f"{version['version']} (run {version['run_id']})\n"
+        )
     print("\n".join(format_listing(listed)))
     return 0
 
@@ -265,13 +319,17 @@ def _inquiry(args: argparse.Namespace) -> int:
         if problems:
             print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
             return EXIT_DATA
-        print(f"{path}: OK (fields, dates and deadline, templates, sandbox rules, figures, tables and charts)")
+        print(
+            f"{path}: OK (fields, dates and deadline, templates, sandbox rules, figures, tables and charts)"
+        )
         return 0
     from slf_warehouse.answers.inquiry_template import write_new_inquiry
     from slf_warehouse.settings import project_dir
 
     try:
-        path = write_new_inquiry(args.file, Path(args.dir).resolve() if args.dir else project_dir() / "inquiries")
+        path = write_new_inquiry(
+            args.file, Path(args.dir).resolve() if args.dir else project_dir() / "inquiries"
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"{path}\nEdit it, then: slf inquiry check {path}")
@@ -310,15 +368,20 @@ def _airflow(args: argparse.Namespace) -> int:
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{args.port}/execution/")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
     # One laptop, one person: the simple auth manager (the shared deployment uses FAB, docs/deploy.md).
-    env.setdefault("AIRFLOW__CORE__AUTH_MANAGER",
-                   "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    env.setdefault(
+        "AIRFLOW__CORE__AUTH_MANAGER",
+        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    )
     # Under the scheduler the dbt step shows one task per model (Cosmos watcher mode: one producer
     # runs `dbt build`, one poking sensor reports each model); docs/performance.md has its cost.
     env.setdefault("SLF_DBT_MODE", "watcher")
     migrate_metadata_db(env)
     password_file = private_password_file(env)
-    print(f"Airflow UI: http://127.0.0.1:{args.port}  (user admin; the generated password is printed below "
-          f"and kept in {password_file}, readable by you only)", flush=True)
+    print(
+        f"Airflow UI: http://127.0.0.1:{args.port}  (user admin; the generated password is printed below "
+        f"and kept in {password_file}, readable by you only)",
+        flush=True,
+    )
     return run_components(env)
 
 
@@ -349,8 +412,12 @@ def main(argv: list[str] | None = None) -> int:
 
     private_outputs()  # outputs and logs may hold personal data; children inherit the umask
     verbose_help = "show the libraries' and Airflow's log lines live (they always go to the log file)"
-    parser = argparse.ArgumentParser(prog="slf", description=__doc__, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="slf",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     # After the command too; SUPPRESS: not given there, the top level's value stands.
     verbose = argparse.ArgumentParser(add_help=False)
@@ -358,26 +425,43 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, **kw):
-        return sub.add_parser(name, parents=[verbose], epilog=EXIT_CODES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        return sub.add_parser(
+            name,
+            parents=[verbose],
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kw,
+        )
 
     p = command("sample-data", help="write the deterministic sample data set in the contract's formats")
     p.add_argument("--out", required=True, help="landing folder to write (one folder per source)")
     p.set_defaults(func=_sample_data)
 
-    p = command("run", help="run the refresh end to end through Airflow (slf_refresh)",
-                description="Run the refresh through Airflow: each step is shown as it starts and ends, then a "
-                            "summary. Needs SLF_PSEUDONYM_KEY (payroll pseudonyms; `make setup` writes one to "
-                            ".slf-pseudonym-key).")
+    p = command(
+        "run",
+        help="run the refresh end to end through Airflow (slf_refresh)",
+        description="Run the refresh through Airflow: each step is shown as it starts and ends, then a "
+        "summary. Needs SLF_PSEUDONYM_KEY (payroll pseudonyms; `make setup` writes one to "
+        ".slf-pseudonym-key).",
+    )
     p.add_argument("--landing", required=True, help="landing folder with one folder per source")
     p.add_argument("--out", required=True, help="output folder: answers/, quality/, warehouse/, logs/")
-    p.add_argument("--quality-override", metavar="REASON",
-                   help="publish even if quality checks fail; the reason is recorded in the run history and "
-                        "printed on every page of the answers")
-    p.add_argument("--full-refresh", action="store_true",
-                   help="rebuild dbt's incremental models from every loaded row (after a change to their logic)")
-    p.add_argument("--json", action="store_true",
-                   help="print the run's result as one JSON object (for scripts) instead of the progress and summary")
+    p.add_argument(
+        "--quality-override",
+        metavar="REASON",
+        help="publish even if quality checks fail; the reason is recorded in the run history and "
+        "printed on every page of the answers",
+    )
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild dbt's incremental models from every loaded row (after a change to their logic)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's result as one JSON object (for scripts) instead of the progress and summary",
+    )
     p.set_defaults(func=_run)
 
     p = command("ingest", help="validate and load a landing folder into a warehouse file (no Airflow)")
@@ -387,26 +471,37 @@ def main(argv: list[str] | None = None) -> int:
 
     p = command("answer", help="render one inquiry from the last published warehouse")
     p.add_argument("inquiry", help="inquiry YAML file, or its name in inquiries/ (with or without .yaml)")
-    p.add_argument("--out", required=True,
-                   help="the refresh's output folder: its published warehouse is read, the PDF goes to answers/")
-    p.add_argument("--to", metavar="DIR",
-                   help="folder for the letter (default: answers/ for the project's inquiries/, answers/drafts/ "
-                        "for an inquiry file from elsewhere, which never publishes to answers/)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the refresh's output folder: its published warehouse is read, the PDF goes to answers/",
+    )
+    p.add_argument(
+        "--to",
+        metavar="DIR",
+        help="folder for the letter (default: answers/ for the project's inquiries/, answers/drafts/ "
+        "for an inquiry file from elsewhere, which never publishes to answers/)",
+    )
     p.set_defaults(func=_answer)
 
     p = command("figures", help="list every figure: name, label, definition, unit and today's value")
     p.add_argument("--out", default="output", help="the refresh's output folder (its published warehouse)")
-    p.add_argument("--inquiry", help="only the figures this inquiry uses, over its window (a file or a name "
-                                     "in inquiries/)")
+    p.add_argument(
+        "--inquiry",
+        help="only the figures this inquiry uses, over its window (a file or a name in inquiries/)",
+    )
     p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="window start (default 2000-01-01)")
     p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="window end (default today)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_figures)
 
     p = command("inquiry", help="check an inquiry file (every problem, with its line) or start a new one")
-    p.add_argument("action", choices=["check", "new"],
-                   help="check FILE: validate without rendering; new NAME: write inquiries/NAME.yaml from a "
-                        "commented template")
+    p.add_argument(
+        "action",
+        choices=["check", "new"],
+        help="check FILE: validate without rendering; new NAME: write inquiries/NAME.yaml from a "
+        "commented template",
+    )
     p.add_argument("file", metavar="FILE|NAME")
     p.add_argument("--dir", help="for new: the folder to write to (default: the project's inquiries/)")
     p.set_defaults(func=_inquiry)
@@ -421,11 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("SLF_AIRFLOW_PORT", "8080")))
     p.set_defaults(func=_airflow)
 
-    p = command("deploy", help="the shared deployment: check secrets, init roles and users, serve a component")
-    p.add_argument("step", choices=["check", "init", "serve"],
-                   help="check: refuse placeholder/short secrets; init: migrate, pool, roles, users from "
-                        "SLF_USERS_FILE; serve: check, then run `airflow COMPONENT...`")
-    p.add_argument("component", nargs=argparse.REMAINDER, help="for serve: the airflow command and its options")
+    p = command(
+        "deploy", help="the shared deployment: check secrets, init roles and users, serve a component"
+    )
+    p.add_argument(
+        "step",
+        choices=["check", "init", "serve"],
+        help="check: refuse placeholder/short secrets; init: migrate, pool, roles, users from "
+        "SLF_USERS_FILE; serve: check, then run `airflow COMPONENT...`",
+    )
+    p.add_argument(
+        "component", nargs=argparse.REMAINDER, help="for serve: the airflow command and its options"
+    )
     p.set_defaults(func=_deploy)
 
     args = parser.parse_args(argv)

@@ -27,7 +27,9 @@ def setup_logging(log_file: Path | None, verbose: bool = False) -> Path | None:
     terminal.setLevel(logging.INFO if verbose else logging.WARNING)
     terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(terminal)
-    logging.captureWarnings(True)  # warnings.warn() goes through logging: to the file and, as a warning, shown
+    logging.captureWarnings(
+        True
+    )  # warnings.warn() goes through logging: to the file and, as a warning, shown
     opened = None
     if log_file is not None:
         try:

@@ -10,8 +10,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-ColumnType = Literal["text", "id", "code", "cost_centre", "iso_date", "dk_date", "dk_decimal", "integer", "answer",
-                     "month", "year"]
+ColumnType = Literal[
+    "text",
+    "id",
+    "code",
+    "cost_centre",
+    "iso_date",
+    "dk_date",
+    "dk_decimal",
+    "integer",
+    "answer",
+    "month",
+    "year",
+]
 
 # An id ("id" columns): letters (Danish ones included), digits and - _ . /, compared after Unicode
 # NFC normalisation, so `SKOLE-017` has one spelling (no NFD twin, no U+2010 for the hyphen).
@@ -98,8 +109,13 @@ ENHEDER = SourceSpec(
         Column("aktiv_til", "iso_date", required=False),
     ),
     unique_key=("enhed_id",),
-    row_rules=(("aktiv_til", "{aktiv_til} >= {aktiv_fra}", "the unit closes before it opens (aktiv_til is before "
-                                                           "aktiv_fra)"),),
+    row_rules=(
+        (
+            "aktiv_til",
+            "{aktiv_til} >= {aktiv_fra}",
+            "the unit closes before it opens (aktiv_til is before aktiv_fra)",
+        ),
+    ),
 )
 
 BEVILLINGER = SourceSpec(
@@ -120,8 +136,11 @@ BEVILLINGER = SourceSpec(
     ),
     unique_key=("bevilling_id",),
     row_rules=(
-        ("periode_til", "{periode_til} >= {periode_fra}",
-         "the period ends before it starts (periode_til is before periode_fra)"),
+        (
+            "periode_til",
+            "{periode_til} >= {periode_fra}",
+            "the period ends before it starts (periode_til is before periode_fra)",
+        ),
         ("beloeb_kr", "{beloeb_kr} > 0", "the amount allocated must be positive"),
     ),
 )
@@ -173,8 +192,13 @@ LOEN = SourceSpec(
     ),
     drop_columns=("navn",),
     references={"omkostningssted": ("enheder", "omkostningssted")},
-    row_rules=(("beskaeftigelsesgrad", "{beskaeftigelsesgrad} BETWEEN 0 AND 1.5",
-                "a fraction of full time is between 0 and 1,5 (e.g. 0,8000)"),),
+    row_rules=(
+        (
+            "beskaeftigelsesgrad",
+            "{beskaeftigelsesgrad} BETWEEN 0 AND 1.5",
+            "a fraction of full time is between 0 and 1,5 (e.g. 0,8000)",
+        ),
+    ),
     pseudonymise={"medarbejdernr": "medarbejder_key"},
 )
 

@@ -25,9 +25,11 @@ MAX_LINES_SHOWN = 10
 def failing_rows_lineage(result: Any, warehouse: Path) -> list[str]:
     """One line per failed test of a dbtRunner result: the test, and where its rows can carry it,
     the files and lines of its failing rows (at most MAX_LINES_SHOWN a test)."""
-    failed = [(r.node.name, getattr(r.node, "compiled_code", None))
-              for r in getattr(getattr(result, "result", None), "results", None) or []
-              if str(getattr(r, "status", "")) == "fail" and getattr(r.node, "resource_type", None) == "test"]
+    failed = [
+        (r.node.name, getattr(r.node, "compiled_code", None))
+        for r in getattr(getattr(result, "result", None), "results", None) or []
+        if str(getattr(r, "status", "")) == "fail" and getattr(r.node, "resource_type", None) == "test"
+    ]
     return describe(failed, warehouse)
 
 
@@ -44,12 +46,17 @@ def log_failing_rows(project_dir: str | Path, context: Any = None, **_: Any) -> 
     and lines from the run's run_results.json, on the warehouse the task built."""
     results = Path(project_dir) / "target" / "run_results.json"
     task = (context or {}).get("task")
-    warehouse = (getattr(task, "env", None) or {}).get("SLF_WAREHOUSE_PATH") or os.environ.get("SLF_WAREHOUSE_PATH")
+    warehouse = (getattr(task, "env", None) or {}).get("SLF_WAREHOUSE_PATH") or os.environ.get(
+        "SLF_WAREHOUSE_PATH"
+    )
     if not results.is_file() or not warehouse:
         return []
     data = json.loads(results.read_text(encoding="utf-8"))
-    failed = [(r["unique_id"].split(".")[2], r.get("compiled_code")) for r in data.get("results", [])
-              if r.get("status") == "fail" and r["unique_id"].startswith("test.")]
+    failed = [
+        (r["unique_id"].split(".")[2], r.get("compiled_code"))
+        for r in data.get("results", [])
+        if r.get("status") == "fail" and r["unique_id"].startswith("test.")
+    ]
     lines = describe(failed, Path(warehouse))
     for line in lines:
         log.error("dbt test failed: %s", line)
@@ -64,8 +71,10 @@ def _where(con: duckdb.DuckDBPyConnection, compiled: str | None) -> str:
         columns = [d[0] for d in con.execute(f"{query} LIMIT 0").description]
         if not {"source_file", "source_line"} <= set(columns):
             return "its failing rows name no source line"
-        rows = con.execute(f"SELECT source_file, list(DISTINCT source_line ORDER BY source_line) "
-                           f"FROM ({query}) GROUP BY source_file ORDER BY source_file").fetchall()
+        rows = con.execute(
+            f"SELECT source_file, list(DISTINCT source_line ORDER BY source_line) "
+            f"FROM ({query}) GROUP BY source_file ORDER BY source_file"
+        ).fetchall()
     except duckdb.Error as e:
         return f"its failing rows could not be read again ({type(e).__name__})"
     parts = []

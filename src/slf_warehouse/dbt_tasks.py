@@ -22,9 +22,11 @@ from typing import Any
 
 MODES = ("build", "watcher", "layers", "local")
 PRODUCTION_EXCLUDED_RESOURCE_TYPES = "unit_test"
-LAYERS = (("seeds_staging", "resource_type:seed path:models/staging"),
-          ("intermediate", "path:models/intermediate resource_type:snapshot"),
-          ("marts", "path:models/marts path:tests"))
+LAYERS = (
+    ("seeds_staging", "resource_type:seed path:models/staging"),
+    ("intermediate", "path:models/intermediate resource_type:snapshot"),
+    ("marts", "path:models/marts path:tests"),
+)
 
 
 def dbt_mode() -> str:
@@ -86,8 +88,10 @@ def build_env(build_xcom: str) -> dict[str, str]:
     dbt's postgres target reads from the task's own SLF_PG_* environment)."""
     from slf_warehouse.build_ref import BUILD_PREFIX_ENV
 
-    return {"SLF_WAREHOUSE_PATH": f"{{{{ slf_build_path({build_xcom}) }}}}",
-            BUILD_PREFIX_ENV: f"{{{{ slf_build_schema_prefix({build_xcom}) }}}}"}
+    return {
+        "SLF_WAREHOUSE_PATH": f"{{{{ slf_build_path({build_xcom}) }}}}",
+        BUILD_PREFIX_ENV: f"{{{{ slf_build_schema_prefix({build_xcom}) }}}}",
+    }
 
 
 def kept_target_dir(output_dir: str | Path) -> Path:
@@ -103,7 +107,9 @@ def keep_dbt_target(project_dir: str | Path, context: Any = None, **_: Any) -> P
     from slf_warehouse.settings import Settings
 
     params = context["params"]
-    target = kept_target_dir(Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir)
+    target = kept_target_dir(
+        Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir
+    )
     target.mkdir(parents=True, exist_ok=True)
     for name in KEPT_TARGET_FILES:
         source = Path(project_dir) / "target" / name
@@ -139,15 +145,28 @@ def dbt_docs_task(project_dir: Path, build_xcom: str, pool: str) -> Any:
     from cosmos.operators.local import DbtDocsLocalOperator
 
     return DbtDocsLocalOperator(
-        task_id="dbt_docs", project_dir=str(project_dir),
-        profile_config=ProfileConfig(profile_name="slf_warehouse", target_name=dbt_target_name(),
-                                     profiles_yml_filepath=str(project_dir / "profiles.yml")),
-        invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+        task_id="dbt_docs",
+        project_dir=str(project_dir),
+        profile_config=ProfileConfig(
+            profile_name="slf_warehouse",
+            target_name=dbt_target_name(),
+            profiles_yml_filepath=str(project_dir / "profiles.yml"),
+        ),
+        invocation_mode=InvocationMode.SUBPROCESS,
+        dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
         # The build's manifest and parse cache (keep_dbt_target): no second parse and compile.
-        dbt_cmd_flags=["--static", "--no-compile", "--target-path",
-                       f"{{{{ slf_output_dir(params) }}}}/{KEPT_TARGET_DIR}"],
-        env=build_env(build_xcom), append_env=True,
-        install_deps=False, pool=pool, callback="slf_warehouse.dbt_tasks.save_dbt_docs")
+        dbt_cmd_flags=[
+            "--static",
+            "--no-compile",
+            "--target-path",
+            f"{{{{ slf_output_dir(params) }}}}/{KEPT_TARGET_DIR}",
+        ],
+        env=build_env(build_xcom),
+        append_env=True,
+        install_deps=False,
+        pool=pool,
+        callback="slf_warehouse.dbt_tasks.save_dbt_docs",
+    )
 
 
 def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = None) -> Any:
@@ -159,34 +178,55 @@ def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = 
 
     mode = mode or dbt_mode()
     dbt = str(Path(sys.executable).with_name("dbt"))
-    profile = ProfileConfig(profile_name="slf_warehouse", target_name=dbt_target_name(),
-                            profiles_yml_filepath=str(project_dir / "profiles.yml"))
+    profile = ProfileConfig(
+        profile_name="slf_warehouse",
+        target_name=dbt_target_name(),
+        profiles_yml_filepath=str(project_dir / "profiles.yml"),
+    )
     # dbt runs as a subprocess so none of its DuckDB handles outlive the task (dag.test runs all
     # tasks in one process), and every task writing the warehouse takes the one-writer pool.
     # Unit tests check the models' logic on fixed rows, not the data: they run in the test suite
     # and CI (tests/), not in every scheduled refresh, as dbt recommends.
-    common: dict[str, Any] = {"env": {**build_env(build_xcom),
-                                      "DBT_EXCLUDE_RESOURCE_TYPES": PRODUCTION_EXCLUDED_RESOURCE_TYPES},
-                              "append_env": True,
-                              # the DAG's param; test operators drop it
-                              "full_refresh": "{{ params.full_refresh }}",
-                              "install_deps": False, "pool": pool,
-                              # keeps run_results.json for the run history (imported when it runs)
-                              "callback": ["slf_warehouse.quality.history.save_dbt_run_results",
-                                           "slf_warehouse.dbt_tasks.keep_dbt_target",
-                                           # a failed test's rows: their delivered file and line
-                                           "slf_warehouse.dbt_failures.log_failing_rows"]}
+    common: dict[str, Any] = {
+        "env": {**build_env(build_xcom), "DBT_EXCLUDE_RESOURCE_TYPES": PRODUCTION_EXCLUDED_RESOURCE_TYPES},
+        "append_env": True,
+        # the DAG's param; test operators drop it
+        "full_refresh": "{{ params.full_refresh }}",
+        "install_deps": False,
+        "pool": pool,
+        # keeps run_results.json for the run history (imported when it runs)
+        "callback": [
+            "slf_warehouse.quality.history.save_dbt_run_results",
+            "slf_warehouse.dbt_tasks.keep_dbt_target",
+            # a failed test's rows: their delivered file and line
+            "slf_warehouse.dbt_failures.log_failing_rows",
+        ],
+    }
 
     if mode == "build":
-        return DbtBuildLocalOperator(task_id="dbt_build", project_dir=str(project_dir), profile_config=profile,
-                                     invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=dbt, **common)
+        return DbtBuildLocalOperator(
+            task_id="dbt_build",
+            project_dir=str(project_dir),
+            profile_config=profile,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=dbt,
+            **common,
+        )
     if mode == "layers":
-        tasks = [DbtBuildLocalOperator(task_id=f"dbt_build_{name}", project_dir=str(project_dir),
-                                       profile_config=profile, invocation_mode=InvocationMode.SUBPROCESS,
-                                       dbt_executable_path=dbt, select=selector,
-                                       # a test runs in the layer where all of its parents are built
-                                       indirect_selection="cautious", **common)
-                 for name, selector in LAYERS]
+        tasks = [
+            DbtBuildLocalOperator(
+                task_id=f"dbt_build_{name}",
+                project_dir=str(project_dir),
+                profile_config=profile,
+                invocation_mode=InvocationMode.SUBPROCESS,
+                dbt_executable_path=dbt,
+                select=selector,
+                # a test runs in the layer where all of its parents are built
+                indirect_selection="cautious",
+                **common,
+            )
+            for name, selector in LAYERS
+        ]
         for upstream, downstream in zip(tasks, tasks[1:]):
             upstream >> downstream
         return tasks
@@ -197,8 +237,11 @@ def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = 
         # (setup_operator_args). The sensors write nothing: in the one-slot pool they ran one after
         # another once dbt had finished (114 s of a 178 s run), and a sensor holding the slot
         # would keep the producer waiting.
-        setup_args = {"pool": common.pop("pool"), "callback": common.pop("callback"),
-                      "execution_timeout": None}
+        setup_args = {
+            "pool": common.pop("pool"),
+            "callback": common.pop("callback"),
+            "execution_timeout": None,
+        }
         # The sensors poke in their worker instead of deferring: on Airflow 3.3 a deferred task
         # that resumes quickly can be failed by the executor's late "success" for its defer exit
         # (apache/airflow#71580, #72716; 1 of 6 runs here). At most ~10 wait at once on this project.
@@ -209,19 +252,24 @@ def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = 
         common["execution_timeout"] = WATCHER_SENSOR_TIMEOUT
     return DbtTaskGroup(
         group_id="dbt",
-        project_config=ProjectConfig(dbt_project_path=project_dir,
-                                     manifest_path=project_dir / "target" / "manifest.json"),
+        project_config=ProjectConfig(
+            dbt_project_path=project_dir, manifest_path=project_dir / "target" / "manifest.json"
+        ),
         profile_config=profile,
         # Watcher's producer already runs `dbt build`; per-model tasks run each model with its tests.
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=(
-            TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=(TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD),
             # local: a test of several models (relationships, cross-source rules) waits for all of
             # them. watcher: such a test counts in each parent's test sensor (the producer's `dbt
             # build` orders it), so it needs no sensor of its own.
-            should_detach_multiple_parents_tests=not watcher),
+            should_detach_multiple_parents_tests=not watcher,
+        ),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
-            invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=dbt,
-            setup_operator_args=setup_args or None),
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=dbt,
+            setup_operator_args=setup_args or None,
+        ),
         operator_args=common,
     )

@@ -42,8 +42,9 @@ READER_PASSWORD_FILE_ENV = "SLF_READER_PASSWORD_FILE"
 DB_PASSWORD_MIN = 16
 USER_PASSWORD_MIN = 12
 # Words that mark a value someone copied from an example instead of generating it.
-_PLACEHOLDER = re.compile(r"change.?me|example|placeholder|password|secret|default|dummy|todo|xxx|admin",
-                          re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    r"change.?me|example|placeholder|password|secret|default|dummy|todo|xxx|admin", re.IGNORECASE
+)
 
 
 class DeploymentError(Exception):
@@ -81,9 +82,11 @@ def secret_problems(env: dict[str, str]) -> list[str]:
 
         Fernet(fernet.encode())
     except (ValueError, TypeError):
-        problems.append(f"{FERNET_KEY} (encrypts Connections and Variables in the metadata DB) is not a "
-                        "Fernet key: generate one with `python -c \"from cryptography.fernet import Fernet; "
-                        "print(Fernet.generate_key().decode())\"`")
+        problems.append(
+            f"{FERNET_KEY} (encrypts Connections and Variables in the metadata DB) is not a "
+            'Fernet key: generate one with `python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`'
+        )
     return problems
 
 
@@ -101,8 +104,12 @@ REFRESH_DAG, ANSWER_DAG = "slf_refresh", "slf_answer_inquiry"
 
 def _trigger(dag_id: str) -> list[tuple[str, str]]:
     """Trigger, clear and mark runs of one DAG: FAB asks for edit on the DAG and create/edit on its runs."""
-    return [("can_edit", f"DAG:{dag_id}"), ("can_create", f"DAG Run:{dag_id}"),
-            ("can_edit", f"DAG Run:{dag_id}"), ("can_edit", "Task Instances")]
+    return [
+        ("can_edit", f"DAG:{dag_id}"),
+        ("can_create", f"DAG Run:{dag_id}"),
+        ("can_edit", f"DAG Run:{dag_id}"),
+        ("can_edit", "Task Instances"),
+    ]
 
 
 def role_permissions() -> dict[str, list[tuple[str, str]]]:
@@ -124,12 +131,13 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
         AUDITOR: viewer + [("can_read", "Audit Logs"), ("menu_access", "Audit Logs")],
         # Signatories answer the approvals of answer letters they are assigned to (FAB asks for edit on
         # the DAG and on HITL details); they trigger nothing.
-        SIGNATORY: viewer + [("can_edit", f"DAG:{ANSWER_DAG}"), ("can_edit", "HITL Detail"),
-                             ("menu_access", "HITL Detail")],
+        SIGNATORY: viewer
+        + [("can_edit", f"DAG:{ANSWER_DAG}"), ("can_edit", "HITL Detail"), ("menu_access", "HITL Detail")],
     }
 
 
 # --- users -----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UserSpec:
@@ -174,9 +182,8 @@ def read_users(path: Path, roles: set[str]) -> list[UserSpec]:
 def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
     """Idempotent: the project's roles get exactly their permissions, each listed user exactly its role
     (password reset only when it changed); users no longer listed are deactivated."""
-    from werkzeug.security import check_password_hash
-
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from werkzeug.security import check_password_hash
 
     done = []
     with get_application_builder() as appbuilder:
@@ -198,8 +205,14 @@ def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
             role = sm.find_role(spec.role)
             user = sm.find_user(username=spec.username)
             if user is None:
-                sm.add_user(spec.username, spec.username, spec.role, f"{spec.username}@users.invalid", role,
-                            password=spec.password)
+                sm.add_user(
+                    spec.username,
+                    spec.username,
+                    spec.role,
+                    f"{spec.username}@users.invalid",
+                    role,
+                    password=spec.password,
+                )
                 done.append(f"user {spec.username}: created ({spec.role})")
                 continue
             changed = []
@@ -214,8 +227,9 @@ def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
             if not check_password_hash(user.password, spec.password):
                 sm.reset_password(user.id, spec.password)
                 changed.append("password")
-            done.append(f"user {spec.username}: "
-                        + (", ".join(changed) + " updated" if changed else "unchanged"))
+            done.append(
+                f"user {spec.username}: " + (", ".join(changed) + " updated" if changed else "unchanged")
+            )
         for user in sm.get_all_users():
             if user.username not in listed and user.active:
                 user.active = False
@@ -241,7 +255,9 @@ def reader_password(env: dict[str, str]) -> str:
     if (why := _weakness(password, DB_PASSWORD_MIN)) is not None:
         raise DeploymentError(f"refusing to start: {where} (the warehouse reader's password) {why}")
     if not (password.isascii() and password.isprintable()):
-        raise DeploymentError(f"refusing to start: {where} (the warehouse reader's password) must be printable ASCII")
+        raise DeploymentError(
+            f"refusing to start: {where} (the warehouse reader's password) must be printable ASCII"
+        )
     return password
 
 
@@ -252,21 +268,23 @@ def setup_reader_role(env: dict[str, str]) -> list[str]:
 
     if engine_from_env(env) != "postgres":
         return []
-    from slf_warehouse.pg_raw import conninfo_from_env, server_name
-    from slf_warehouse.warehouse_pg import READER_ROLE, ensure_reader_role
-
     import psycopg2
     from psycopg2.extensions import parse_dsn
+
+    from slf_warehouse.pg_raw import conninfo_from_env, server_name
+    from slf_warehouse.warehouse_pg import READER_ROLE, ensure_reader_role
 
     conninfo, password = conninfo_from_env(env), reader_password(env)
     try:
         ensure_reader_role(conninfo, password)
     except psycopg2.Error as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DeploymentError(f"the read-only role {READER_ROLE} could not be set up on the warehouse "
-                              f"{server_name(conninfo)} as {parse_dsn(conninfo).get('user')} "
-                              f"({reason}): SLF_PG_USER must own the warehouse database and may create roles "
-                              f"(the postgres image's POSTGRES_USER does)") from None
+        raise DeploymentError(
+            f"the read-only role {READER_ROLE} could not be set up on the warehouse "
+            f"{server_name(conninfo)} as {parse_dsn(conninfo).get('user')} "
+            f"({reason}): SLF_PG_USER must own the warehouse database and may create roles "
+            f"(the postgres image's POSTGRES_USER does)"
+        ) from None
     return [f"warehouse reader role {READER_ROLE}: may read the published marts only"]
 
 

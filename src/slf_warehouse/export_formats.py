@@ -29,8 +29,9 @@ def write_csv(path: Path, spec: SourceSpec, rows: list[list[str]], *, line_endin
     buffer = io.StringIO()
     # Windows systems (finance, budget, payroll) end lines with CRLF; the others with LF.
     ending = line_ending or ("\r\n" if spec.delimiter == ";" else "\n")
-    writer = csv.writer(buffer, delimiter=spec.delimiter, quotechar='"', lineterminator=ending,
-                        quoting=csv.QUOTE_MINIMAL)
+    writer = csv.writer(
+        buffer, delimiter=spec.delimiter, quotechar='"', lineterminator=ending, quoting=csv.QUOTE_MINIMAL
+    )
     writer.writerow(spec.column_names)
     writer.writerows(rows)
     path.write_bytes(buffer.getvalue().encode(spec.encoding))

@@ -31,12 +31,20 @@ class Listed:
 
 def window_parameters(start: date, end: date) -> dict[str, Any]:
     """The parameters figures' filters bind, as ``inquiry.Inquiry.parameters`` gives them."""
-    return {"window_start": start, "window_end": end, "window_start_year": start.year,
-            "window_end_year": end.year}
+    return {
+        "window_start": start,
+        "window_end": end,
+        "window_start_year": start.year,
+        "window_end_year": end.year,
+    }
 
 
-def list_figures(output_dir: Path, names: list[str] | None = None, params: dict[str, Any] | None = None,
-                 with_values: bool = True) -> tuple[list[Listed], dict[str, Any] | None]:
+def list_figures(
+    output_dir: Path,
+    names: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    with_values: bool = True,
+) -> tuple[list[Listed], dict[str, Any] | None]:
     """The figures (``names`` or all, registry order) and the published version they were read from
     (None when there is none: ``NoPublishedWarehouse`` is the caller's to report, or values are left
     out when ``with_values`` is False)."""
@@ -54,16 +62,28 @@ def list_figures(output_dir: Path, names: list[str] | None = None, params: dict[
         published, source = published_warehouse(Settings.from_env(output_dir=output_dir))
         with open_reader(source) as reader:
             results = evaluate_figures(reader, names, params)
-        version = {"version": published.version, "run_id": published.run_id,
-                   "published_at": published.published_at}
+        version = {
+            "version": published.version,
+            "run_id": published.run_id,
+            "published_at": published.published_at,
+        }
     listed = []
     for name in names:
         spec, result = FIGURES[name], results.get(name)
         rows = None
         if result is not None:
             rows = len(result.result.items) if isinstance(result.result, FigureTable) else result.rows
-        listed.append(Listed(name, spec.label, spec.definition, spec.unit, spec.is_table,
-                             result.text if result is not None else None, rows))
+        listed.append(
+            Listed(
+                name,
+                spec.label,
+                spec.definition,
+                spec.unit,
+                spec.is_table,
+                result.text if result is not None else None,
+                rows,
+            )
+        )
     return listed, version
 
 

@@ -15,16 +15,22 @@ import sys
 import time
 from pathlib import Path
 
-COMPONENTS = (["api-server"], ["scheduler", "--skip-serve-logs"], ["dag-processor"],
-              ["triggerer", "--skip-serve-logs"])
+COMPONENTS = (
+    ["api-server"],
+    ["scheduler", "--skip-serve-logs"],
+    ["dag-processor"],
+    ["triggerer", "--skip-serve-logs"],
+)
 STOP_GRACE_S = 20
 
 
 def private_password_file(env: dict[str, str]) -> Path:
     """SimpleAuthManager keeps its generated plain-text passwords in this file, opened in append mode:
     created here first with mode 0600 it stays readable by this user only."""
-    path = Path(env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
-                or Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated")
+    path = Path(
+        env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+        or Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    )
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     path.chmod(0o600)
     return path

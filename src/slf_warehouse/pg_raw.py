@@ -104,8 +104,12 @@ def _pg_columns(cur, schema: str, table: str) -> list[tuple[str, str, bool]]:
 
 
 def _normalised(pg_type_: str) -> str:
-    return pg_type_.replace(" ", "").replace("timestampwithouttimezone", "timestamp") \
-        .replace("timestampwithtimezone", "timestamptz").replace("timewithouttimezone", "time")
+    return (
+        pg_type_.replace(" ", "")
+        .replace("timestampwithouttimezone", "timestamp")
+        .replace("timestampwithtimezone", "timestamptz")
+        .replace("timewithouttimezone", "time")
+    )
 
 
 def copy_raw_to_postgres(
@@ -150,21 +154,32 @@ def copy_raw_to_postgres(
                         if recreated:
                             if existing:
                                 cur.execute(sql.SQL("drop table {} cascade").format(target))
-                            cur.execute(sql.SQL("create table {} ({})").format(target, sql.SQL(", ").join(
-                                sql.SQL("{} {}{}").format(
-                                    sql.Identifier(c.name), sql.SQL(c.pg_type),
-                                    sql.SQL("" if c.nullable else " not null"))
-                                for c in columns)))
+                            cur.execute(
+                                sql.SQL("create table {} ({})").format(
+                                    target,
+                                    sql.SQL(", ").join(
+                                        sql.SQL("{} {}{}").format(
+                                            sql.Identifier(c.name),
+                                            sql.SQL(c.pg_type),
+                                            sql.SQL("" if c.nullable else " not null"),
+                                        )
+                                        for c in columns
+                                    ),
+                                )
+                            )
                         else:
                             cur.execute(sql.SQL("truncate table {}").format(target))
 
                         csv_path = Path(tmp) / f"{table}.csv"
                         column_list = ", ".join(_duck_ident(c.name) for c in columns)
                         source = f"{_duck_ident(schema)}.{_duck_ident(table)}"
-                        duck.execute(f"copy (select {column_list} from {source}) to "
-                                     f"'{csv_path.as_posix()}' (format csv, header false)")
+                        duck.execute(
+                            f"copy (select {column_list} from {source}) to "
+                            f"'{csv_path.as_posix()}' (format csv, header false)"
+                        )
                         copy = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
-                            target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns))
+                            target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+                        )
                         with csv_path.open("rb") as handle:
                             cur.copy_expert(copy.as_string(cur), handle, size=1 << 20)
                         rows = cur.rowcount

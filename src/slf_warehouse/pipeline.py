@@ -42,9 +42,11 @@ def check_refresh_engine(settings: Settings) -> None:
             psycopg2.connect(settings.pg_conninfo, connect_timeout=10).close()
         except psycopg2.Error as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StepFailed(f"SLF_WAREHOUSE_ENGINE=postgres: the warehouse server {pg_server_name(settings)} "
-                             f"cannot be reached ({reason}); check SLF_PG_HOST, SLF_PG_PORT, SLF_PG_USER, "
-                             f"SLF_PG_PASSWORD and SLF_PG_DATABASE") from None
+            raise StepFailed(
+                f"SLF_WAREHOUSE_ENGINE=postgres: the warehouse server {pg_server_name(settings)} "
+                f"cannot be reached ({reason}); check SLF_PG_HOST, SLF_PG_PORT, SLF_PG_USER, "
+                f"SLF_PG_PASSWORD and SLF_PG_DATABASE"
+            ) from None
 
 
 def pg_server_name(settings: Settings) -> str:
@@ -57,6 +59,7 @@ def pg_server_name(settings: Settings) -> str:
 # --- the build, on either engine --------------------------------------------------------------------
 # A build is a DuckDB file (a Path) or a warehouse_pg.PgBuild; between Airflow tasks it travels as a
 # build_ref.BuildRef, which never holds a connection string.
+
 
 def build_store(settings: Settings) -> Any:
     """The engine's build store: WarehouseStore (files in warehouse_dir) or PgWarehouseStore."""
@@ -76,16 +79,20 @@ def build_from_ref(settings: Settings, ref: BuildRef | str) -> Path | Any:
     that is not the engine this task runs with, or when the PostgreSQL build is gone (dropped)."""
     ref = ref if isinstance(ref, BuildRef) else BuildRef.from_xcom(ref)
     if ref.engine != settings.warehouse_engine:
-        raise StepFailed(f"build {ref.to_xcom()} was made on {ref.engine}, but this task runs with "
-                         f"SLF_WAREHOUSE_ENGINE={settings.warehouse_engine}: every task of a refresh needs "
-                         f"the same setting")
+        raise StepFailed(
+            f"build {ref.to_xcom()} was made on {ref.engine}, but this task runs with "
+            f"SLF_WAREHOUSE_ENGINE={settings.warehouse_engine}: every task of a refresh needs "
+            f"the same setting"
+        )
     if ref.engine == "duckdb":
         return Path(ref.key)
     try:
         return build_store(settings).build(ref.key)
     except KeyError:
-        raise StepFailed(f"PostgreSQL build {ref.key} is gone (dropped while the run was in progress?): "
-                         f"the published warehouse is unchanged") from None
+        raise StepFailed(
+            f"PostgreSQL build {ref.key} is gone (dropped while the run was in progress?): "
+            f"the published warehouse is unchanged"
+        ) from None
 
 
 def quality_target(settings: Settings, build: Path | Any) -> Path | Any:
@@ -97,7 +104,9 @@ def quality_target(settings: Settings, build: Path | Any) -> Path | Any:
     return build
 
 
-def prepare_build(settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None) -> Path | Any:
+def prepare_build(
+    settings: Settings, run_id: str, dagrun_alive: Callable[[str], bool] | None = None
+) -> Path | Any:
     """Claim the output folder for the run (run_lock.RunInProgress if another refresh holds it; a
     run that held it and is gone is recorded as failed and its build removed), then a new build on
     the engine SLF_WAREHOUSE_ENGINE names: a DuckDB file (Path) or a PgBuild."""
@@ -124,14 +133,20 @@ def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) ->
     store = build_store(settings)
     builds = store.builds_of(orphan.run_id)
     reason = [f"interrupted: its process ended before the run finished (found by run {found_by})"]
-    recorded = next((r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id),
-                    {})
+    recorded = next(
+        (r for r in reversed(read_history(settings.quality_dir)) if r["run_id"] == orphan.run_id), {}
+    )
     published = [b for b in builds if is_pg_build(b) and store.was_published(b)]
     if published and recorded.get("status") != "published":
         from slf_warehouse.quality.step import mark_published
 
-        mark_published(quality_target(settings, published[-1]), settings.quality_dir, orphan.run_id,
-                       quarantine_dir=settings.quarantine_dir, render_report=False)
+        mark_published(
+            quality_target(settings, published[-1]),
+            settings.quality_dir,
+            orphan.run_id,
+            quarantine_dir=settings.quarantine_dir,
+            render_report=False,
+        )
         recorded = {"status": "published"}
     # One that recorded its end died later (e.g. rendering answers): its history stays as it is.
     if recorded.get("status") not in ("published", "failed", "refused"):
@@ -139,9 +154,14 @@ def retire_orphan(settings: Settings, orphan: run_lock.Holder, found_by: str) ->
     unpublished = [b for b in builds if b not in published]
     for build in unpublished:
         store.discard(build)
-    log.warning("run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) "
-                "removed", orphan.run_id, orphan.since, orphan.pid, recorded.get("status") or "failed",
-                len(unpublished))
+    log.warning(
+        "run %s, held since %s by pid %s, ended without finishing: recorded as %s, %d build(s) removed",
+        orphan.run_id,
+        orphan.since,
+        orphan.pid,
+        recorded.get("status") or "failed",
+        len(unpublished),
+    )
 
 
 def _record_interrupted(settings: Settings, run_id: str, build: Path | Any | None, reason: list[str]) -> None:
@@ -149,37 +169,54 @@ def _record_interrupted(settings: Settings, run_id: str, build: Path | Any | Non
     from slf_warehouse.quality.target import db_errors
 
     try:
-        finish_failed_run(settings.quality_dir, run_id, build=None if build is None else quality_target(settings, build),
-                          failed_steps=reason, quarantine_dir=settings.quarantine_dir, render_report=False)
+        finish_failed_run(
+            settings.quality_dir,
+            run_id,
+            build=None if build is None else quality_target(settings, build),
+            failed_steps=reason,
+            quarantine_dir=settings.quarantine_dir,
+            render_report=False,
+        )
     except db_errors():  # a build torn by the kill: the history line is what matters
         finish_failed_run(settings.quality_dir, run_id, failed_steps=reason, render_report=False)
 
 
 def pull_source(settings: Settings, source: str) -> str:
     """Fetch the source's deliveries (local folder or HTTP share); returns the local folder."""
-    from slf_warehouse.ingest.pull import pull_source as pull, source_location
+    from slf_warehouse.ingest.pull import pull_source as pull
+    from slf_warehouse.ingest.pull import source_location
 
     pulled = pull(source, source_location(source, settings.landing_dir), settings.output_dir / "pulled")
     log.info("%s: %d file(s) in %s", source, len(pulled.files), pulled.folder)
     return str(pulled.folder)
 
 
-def ingest_source(settings: Settings, build: Path | Any, source: str, run_id: str,
-                  folder: Path | None = None) -> dict[str, object]:
+def ingest_source(
+    settings: Settings, build: Path | Any, source: str, run_id: str, folder: Path | None = None
+) -> dict[str, object]:
     """Validate and load a source's deliveries: into the build file, or on PostgreSQL into the
     server's shared raw.* and audit.load_manifest (COPY, one transaction per file with its manifest row)."""
-    from slf_warehouse.ingest import IngestFailed, PostgresTarget, ingest_source as load
+    from slf_warehouse.ingest import IngestFailed, PostgresTarget
+    from slf_warehouse.ingest import ingest_source as load
 
     target = PostgresTarget(settings.pg_conninfo) if is_pg_build(build) else build
     report = load(source, settings.landing_dir, target, settings.quarantine_dir / source, run_id, folder)
     log.info("%s:\n%s", source, report.summary())
     if report.rejected:
         raise IngestFailed(report)
-    return {"source": source, "files": len(report.files), "rows": sum(f.rows for f in report.files),
-            "statuses": sorted({f.status for f in report.files}),
-            "by_status": {status: {"files": sum(1 for f in report.files if f.status == status),
-                                   "rows": sum(f.rows for f in report.files if f.status == status)}
-                          for status in sorted({f.status for f in report.files})}}
+    return {
+        "source": source,
+        "files": len(report.files),
+        "rows": sum(f.rows for f in report.files),
+        "statuses": sorted({f.status for f in report.files}),
+        "by_status": {
+            status: {
+                "files": sum(1 for f in report.files if f.status == status),
+                "rows": sum(f.rows for f in report.files if f.status == status),
+            }
+            for status in sorted({f.status for f in report.files})
+        },
+    }
 
 
 def dbt_target(build: Path | Any) -> str:
@@ -205,15 +242,24 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def dbt_build(settings: Settings, build: Path | Any, target_dir: Path | None = None, full_refresh: bool = False) -> None:
+def dbt_build(
+    settings: Settings, build: Path | Any, target_dir: Path | None = None, full_refresh: bool = False
+) -> None:
     """`dbt build` in-process (the DAG runs the same build through Cosmos), with the target and
     environment of the build's engine (BuildRef.dbt_env; on PostgreSQL the server from SLF_PG_*)."""
     from dbt.cli.main import dbtRunner
 
     from slf_warehouse.dbt_tasks import PRODUCTION_EXCLUDED_RESOURCE_TYPES
 
-    args = ["build", "--project-dir", str(settings.dbt_project_dir), "--profiles-dir",
-            str(settings.dbt_project_dir), "--target", dbt_target(build)]
+    args = [
+        "build",
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--target",
+        dbt_target(build),
+    ]
     if target_dir:
         args += ["--target-path", str(target_dir)]
     if full_refresh:
@@ -227,11 +273,14 @@ def dbt_build(settings: Settings, build: Path | Any, target_dir: Path | None = N
             from slf_warehouse.dbt_failures import failing_rows_lineage
 
             rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
-        raise StepFailed(f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}{rows}")
+        raise StepFailed(
+            f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}{rows}"
+        )
 
 
-def quality_checks(settings: Settings, build: Path | Any, run_id: str,
-                   override_reason: str | None = None) -> dict[str, object]:
+def quality_checks(
+    settings: Settings, build: Path | Any, run_id: str, override_reason: str | None = None
+) -> dict[str, object]:
     """GE suites, reconciliations, run history and the gate on the build."""
     from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
     from slf_warehouse.quality.history import dbt_run_results_dir
@@ -239,18 +288,26 @@ def quality_checks(settings: Settings, build: Path | Any, run_id: str,
 
     dbt_results = dbt_run_results_dir(settings.quality_dir, run_id)
     try:
-        decision = check_build(quality_target(settings, build), settings.quality_dir, run_id,
-                               expectations_dir=settings.expectations_dir,
-                               override_reason=override_reason or None,
-                               dbt_run_results=dbt_results if dbt_results.exists() else None,
-                               quarantine_dir=settings.quarantine_dir,
-                               # rendered once, with the run's final state: by publish, or for a
-                               # run that ends unpublished (refused here too) by record_outcome
-                               render_report=False)
+        decision = check_build(
+            quality_target(settings, build),
+            settings.quality_dir,
+            run_id,
+            expectations_dir=settings.expectations_dir,
+            override_reason=override_reason or None,
+            dbt_run_results=dbt_results if dbt_results.exists() else None,
+            quarantine_dir=settings.quarantine_dir,
+            # rendered once, with the run's final state: by publish, or for a
+            # run that ends unpublished (refused here too) by record_outcome
+            render_report=False,
+        )
     except (QualityGateRefused, InvalidOverride) as refused:
         raise StepFailed(f"quality gate: the warehouse is not published. {refused}") from None
-    return {"publish": decision.publish, "failed_checks": decision.failed_checks,
-            "failed_reconciliations": decision.failed_reconciliations, "override": decision.override_reason}
+    return {
+        "publish": decision.publish,
+        "failed_checks": decision.failed_checks,
+        "failed_reconciliations": decision.failed_reconciliations,
+        "override": decision.override_reason,
+    }
 
 
 def publish(settings: Settings, build: Path | Any, run_id: str) -> dict[str, str]:
@@ -277,14 +334,19 @@ def _publish_pg(settings: Settings, build: Any, run_id: str) -> dict[str, str]:
     from slf_warehouse.warehouse import BuildRefused
 
     if build.run_id != run_id:
-        raise BuildRefused(f"build {build.version} is run {build.run_id}'s, not run {run_id}'s: not published")
+        raise BuildRefused(
+            f"build {build.version} is run {build.run_id}'s, not run {run_id}'s: not published"
+        )
     published = build_store(settings).publish(build)
-    mark_published(quality_target(settings, build), settings.quality_dir, run_id,
-                   quarantine_dir=settings.quarantine_dir)
+    mark_published(
+        quality_target(settings, build), settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir
+    )
     return {"version": published.version, "run_id": run_id, "server": pg_server_name(settings)}
 
 
-def record_unpublished_run(settings: Settings, build: Path | Any | None, run_id: str, failed_steps: list[str]) -> None:
+def record_unpublished_run(
+    settings: Settings, build: Path | Any | None, run_id: str, failed_steps: list[str]
+) -> None:
     """A run that ended without publication still goes into the quality history and report. On
     PostgreSQL its build is dropped (its history stays in the shared audit schema); a build that
     was published after all (the step failed after the switch) is recorded as published instead."""
@@ -294,8 +356,13 @@ def record_unpublished_run(settings: Settings, build: Path | Any | None, run_id:
     if target is not None and is_pg_build(build) and build_store(settings).was_published(build):
         mark_published(target, settings.quality_dir, run_id, quarantine_dir=settings.quarantine_dir)
         return
-    finish_failed_run(settings.quality_dir, run_id, build=target, failed_steps=failed_steps,
-                      quarantine_dir=settings.quarantine_dir)
+    finish_failed_run(
+        settings.quality_dir,
+        run_id,
+        build=target,
+        failed_steps=failed_steps,
+        quarantine_dir=settings.quarantine_dir,
+    )
     if build is None:
         return
     if is_pg_build(build):
@@ -321,8 +388,12 @@ def render_answers(settings: Settings, run_id: str) -> list[dict[str, object]]:
         answer["seconds"] = round(time.perf_counter() - started, 3)
         answers.append(answer)
         changed = ", ".join(answer["changed_figures"]) or "none"
-        log.info("rendered %s in %.1f s (figures changed since the last edition: %s)", answer["pdf"],
-                 answer["seconds"], changed)
+        log.info(
+            "rendered %s in %.1f s (figures changed since the last edition: %s)",
+            answer["pdf"],
+            answer["seconds"],
+            changed,
+        )
     (settings.answers_dir / "index.json").write_text(json.dumps(answers, indent=2), encoding="utf-8")
     if answers:  # drafts waiting for approval that were made from an older version are stale now
         from slf_warehouse.answers.approval import mark_stale_drafts

@@ -30,9 +30,11 @@ def require_pseudonym_key(environ: dict[str, str] | None = None) -> None:
     key = (os.environ if environ is None else environ).get(KEY_ENV, "")
     if len(key) < KEY_MIN_LENGTH:
         what = "is not set" if not key else f"is shorter than {KEY_MIN_LENGTH} characters"
-        raise UsageError(f"{KEY_ENV} {what}: payroll files are pseudonymised with it and are not loaded "
-                         f"without it. `make setup` writes one to .slf-pseudonym-key; run "
-                         f"`export {KEY_ENV}=$(cat .slf-pseudonym-key)` (keep the key: pseudonyms depend on it)")
+        raise UsageError(
+            f"{KEY_ENV} {what}: payroll files are pseudonymised with it and are not loaded "
+            f"without it. `make setup` writes one to .slf-pseudonym-key; run "
+            f"`export {KEY_ENV}=$(cat .slf-pseudonym-key)` (keep the key: pseudonyms depend on it)"
+        )
 
 
 def require_landing(landing: Path) -> None:
@@ -40,14 +42,18 @@ def require_landing(landing: Path) -> None:
     from slf_warehouse.contract import SOURCES
 
     if not landing.exists():
-        raise UsageError(f"landing folder {landing} does not exist (give the folder with one folder per source, "
-                         f"e.g. `slf sample-data --out {landing}` writes one)")
+        raise UsageError(
+            f"landing folder {landing} does not exist (give the folder with one folder per source, "
+            f"e.g. `slf sample-data --out {landing}` writes one)"
+        )
     if not landing.is_dir():
         raise UsageError(f"landing folder {landing} is a file, not a folder")
     present = [s for s in SOURCES if (landing / s).is_dir() or os.environ.get(f"SLF_SOURCE_{s.upper()}_URL")]
     if not present:
-        raise UsageError(f"landing folder {landing} has none of the source folders "
-                         f"{', '.join(SOURCES)}: is it the right folder?")
+        raise UsageError(
+            f"landing folder {landing} has none of the source folders "
+            f"{', '.join(SOURCES)}: is it the right folder?"
+        )
 
 
 def require_writable(folder: Path, what: str = "output folder") -> None:
@@ -59,5 +65,7 @@ def require_writable(folder: Path, what: str = "output folder") -> None:
     except FileExistsError:
         raise UsageError(f"{what} {folder} is a file, not a folder") from None
     except OSError as e:
-        raise UsageError(f"{what} {folder} is not writable ({e.strerror}): choose another with --out "
-                         f"or fix its permissions") from None
+        raise UsageError(
+            f"{what} {folder} is not writable ({e.strerror}): choose another with --out "
+            f"or fix its permissions"
+        ) from None

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from slf_warehouse.file_modes import PRIVATE_FILE_MODE
@@ -37,9 +37,9 @@ TOKEN_ENV = "SLF_RUN_LOCK_TOKEN"
 # runs this long, so such a lease is taken to be left over.
 UNVERIFIABLE_LEASE_EXPIRES = timedelta(hours=12)
 
-VIA_SLF_RUN = "slf run"   # alive while its `slf run` holds the lock (token)
-VIA_AIRFLOW = "airflow"   # alive while its DagRun is queued or running
-VIA_PROCESS = "process"   # pipeline steps called directly: alive while its process is
+VIA_SLF_RUN = "slf run"  # alive while its `slf run` holds the lock (token)
+VIA_AIRFLOW = "airflow"  # alive while its DagRun is queued or running
+VIA_PROCESS = "process"  # pipeline steps called directly: alive while its process is
 
 
 class RunInProgress(Exception):
@@ -64,7 +64,7 @@ class Holder:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _read(path: Path) -> Holder | None:
@@ -109,8 +109,10 @@ def _refusal(out_dir: Path, holder: Holder | None) -> RunInProgress:
     if holder is not None and lease is not None and lease.token and lease.token == holder.token:
         holder = lease  # the lease knows the run id
     who = holder.describe() if holder else "another refresh"
-    return RunInProgress(f"the output folder {out_dir} is in use by {who}: one refresh per output folder "
-                         f"at a time. Wait for it to finish, or use another --out.")
+    return RunInProgress(
+        f"the output folder {out_dir} is in use by {who}: one refresh per output folder "
+        f"at a time. Wait for it to finish, or use another --out."
+    )
 
 
 class OutputLock:
@@ -137,8 +139,9 @@ def hold_output(out_dir: Path, via: str = VIA_SLF_RUN) -> Iterator[OutputLock]:
     try:
         if not _try_flock(fd):
             raise _refusal(out_dir, _lock_holder(out_dir))
-        holder = Holder(via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(),
-                        token=uuid.uuid4().hex)
+        holder = Holder(
+            via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(), token=uuid.uuid4().hex
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
         yield OutputLock(out_dir, fd, holder)
@@ -184,15 +187,17 @@ def _lease_alive(lease: Holder, cli_token: str | None, dagrun_alive: Callable[[s
     if lease.via == VIA_PROCESS and lease.host == socket.gethostname():
         return _pid_alive(lease.pid)
     since = datetime.fromisoformat(lease.since)
-    return datetime.now(timezone.utc) - since < UNVERIFIABLE_LEASE_EXPIRES
+    return datetime.now(UTC) - since < UNVERIFIABLE_LEASE_EXPIRES
 
 
-def _new_lease(out_dir: Path, run_id: str, cli_token: str | None,
-               dagrun_alive: Callable[[str], bool] | None) -> Holder:
+def _new_lease(
+    out_dir: Path, run_id: str, cli_token: str | None, dagrun_alive: Callable[[str], bool] | None
+) -> Holder:
     cli = _lock_holder(out_dir) if cli_token else None
     if cli is not None:  # named after the `slf run` a person started (its pid is the one to look for)
-        return Holder(via=VIA_SLF_RUN, pid=cli.pid, host=cli.host, since=cli.since, run_id=run_id,
-                      token=cli_token)
+        return Holder(
+            via=VIA_SLF_RUN, pid=cli.pid, host=cli.host, since=cli.since, run_id=run_id, token=cli_token
+        )
     via = VIA_AIRFLOW if dagrun_alive else VIA_PROCESS
     return Holder(via=via, pid=os.getpid(), host=socket.gethostname(), since=_now(), run_id=run_id)
 
@@ -231,8 +236,9 @@ def check_own(out_dir: Path, run_id: str) -> None:
     current = lease(out_dir)
     if current is None or current.run_id != run_id:
         who = current.describe() if current else "no run"
-        raise RunInProgress(f"run {run_id} does not hold the output folder {out_dir} (held by {who}): "
-                            f"it may not publish")
+        raise RunInProgress(
+            f"run {run_id} does not hold the output folder {out_dir} (held by {who}): it may not publish"
+        )
 
 
 def release(out_dir: Path, run_id: str) -> bool:

@@ -43,8 +43,12 @@ def step_of(task_id: str) -> str | None:
         return "dbt docs"
     if task_id.startswith("dbt"):  # one `dbt build` task, per-layer tasks or Cosmos' per-model group
         return "dbt build"
-    return {"quality_checkpoint": "quality checks", "publish": "publish", "render_answers": "answers",
-            "record_outcome": "record outcome"}.get(task_id)
+    return {
+        "quality_checkpoint": "quality checks",
+        "publish": "publish",
+        "render_answers": "answers",
+        "record_outcome": "record outcome",
+    }.get(task_id)
 
 
 @dataclass
@@ -128,8 +132,13 @@ def _seconds(value: float | None) -> str:
 class PlainDisplay:
     """A line per step start and end: for logs, CI and cron (no terminal control codes)."""
 
-    MARK: ClassVar[dict[str, str]] = {"running": "started", "ok": "done", "failed": "FAILED", "skipped": "skipped",
-            "not run": "not run (an earlier step failed)"}
+    MARK: ClassVar[dict[str, str]] = {
+        "running": "started",
+        "ok": "done",
+        "failed": "FAILED",
+        "skipped": "skipped",
+        "not run": "not run (an earlier step failed)",
+    }
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -152,7 +161,9 @@ class PlainDisplay:
                 print(f"  {step.name:<26} {self.MARK['running']}", file=self.stream, flush=True)
             if step.started is not None:
                 self.announced.add(step.name)
-            took = f"  {_seconds(step.seconds)}" if step.seconds is not None and step.status != "running" else ""
+            took = (
+                f"  {_seconds(step.seconds)}" if step.seconds is not None and step.status != "running" else ""
+            )
             print(f"  {step.name:<26} {self.MARK[step.status]}{took}", file=self.stream, flush=True)
 
 
@@ -165,8 +176,13 @@ class LiveDisplay:
 
         self.board = StepBoard()
         self.console = Console(file=stream)
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False,
-                         get_renderable=self._render)
+        self.live = Live(
+            self._render(),
+            console=self.console,
+            refresh_per_second=8,
+            transient=False,
+            get_renderable=self._render,
+        )
 
     def _render(self):
         from rich.spinner import Spinner
@@ -177,13 +193,20 @@ class LiveDisplay:
         table.add_column(width=2)
         table.add_column(min_width=24)
         table.add_column(justify="right", min_width=8)
-        marks = {"ok": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
-                 "skipped": Text("–", style="dim"), "not run": Text("–", style="dim")}
+        marks = {
+            "ok": Text("✓", style="green"),
+            "failed": Text("✗", style="bold red"),
+            "skipped": Text("–", style="dim"),
+            "not run": Text("–", style="dim"),
+        }
         for step in self.board.ordered():
             mark = Spinner("dots") if step.status == "running" else marks.get(step.status, Text("·"))
             name = step.name + (" (not run: an earlier step failed)" if step.status == "not run" else "")
-            table.add_row(mark, Text(name, style="red" if step.status == "failed" else ""),
-                          Text(_seconds(step.seconds), style="dim"))
+            table.add_row(
+                mark,
+                Text(name, style="red" if step.status == "failed" else ""),
+                Text(_seconds(step.seconds), style="dim"),
+            )
         if not self.board.steps:
             table.add_row(Spinner("dots"), Text("starting Airflow"), Text(""))
         return table
@@ -225,6 +248,7 @@ def follow(stream: IO[str], on_tasks: Callable[[list[dict[str, Any]]], None]) ->
 
 # --- where task states come from ----------------------------------------------------------------
 
+
 def _epoch(value: str | None) -> float | None:
     from datetime import datetime
 
@@ -234,8 +258,15 @@ def _epoch(value: str | None) -> float | None:
 def rest_task_states(task_instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``task_instances`` of ``GET /api/v2/dags/{dag}/dagRuns/{run}/taskInstances`` (a run
     triggered through the REST API) as the board takes them."""
-    return [{"task_id": ti["task_id"], "state": ti.get("state"), "start": _epoch(ti.get("start_date")),
-             "end": _epoch(ti.get("end_date"))} for ti in task_instances]
+    return [
+        {
+            "task_id": ti["task_id"],
+            "state": ti.get("state"),
+            "start": _epoch(ti.get("start_date")),
+            "end": _epoch(ti.get("end_date")),
+        }
+        for ti in task_instances
+    ]
 
 
 # The embedded run: a thread inside the process that runs dag.test().
@@ -252,16 +283,27 @@ def task_states(dag_id: str, output_dir: str, since: float) -> list[dict[str, An
 
     after = datetime.fromtimestamp(since, tz=UTC)
     with create_session() as session:
-        runs = session.scalars(select(DagRun).where(
-            DagRun.dag_id == dag_id, DagRun.triggered_by == DagRunTriggeredByType.TEST,
-            DagRun.run_after >= after).order_by(DagRun.id.desc())).all()
+        runs = session.scalars(
+            select(DagRun)
+            .where(
+                DagRun.dag_id == dag_id,
+                DagRun.triggered_by == DagRunTriggeredByType.TEST,
+                DagRun.run_after >= after,
+            )
+            .order_by(DagRun.id.desc())
+        ).all()
         run = next((r for r in runs if (r.conf or {}).get("output_dir") == output_dir), None)
         if run is None:
             return []
-        return [{"task_id": ti.task_id, "state": str(ti.state) if ti.state else None,
-                 "start": ti.start_date.timestamp() if ti.start_date else None,
-                 "end": ti.end_date.timestamp() if ti.end_date else None}
-                for ti in run.get_task_instances(session=session)]
+        return [
+            {
+                "task_id": ti.task_id,
+                "state": str(ti.state) if ti.state else None,
+                "start": ti.start_date.timestamp() if ti.start_date else None,
+                "end": ti.end_date.timestamp() if ti.end_date else None,
+            }
+            for ti in run.get_task_instances(session=session)
+        ]
 
 
 class TaskStateWatcher:

@@ -23,17 +23,22 @@ def _sources(ingested: dict[str, dict], quarantine: Path, since: float) -> dict[
     table: dict[str, dict[str, int | None]] = {}
     for source in SOURCES:
         by_status = (ingested.get(source) or {}).get("by_status") or {}
-        rejected = [r for r in (quarantine / source).glob("*.errors.txt") if r.stat().st_mtime >= since] \
-            if (quarantine / source).is_dir() else []
+        rejected = (
+            [r for r in (quarantine / source).glob("*.errors.txt") if r.stat().st_mtime >= since]
+            if (quarantine / source).is_dir()
+            else []
+        )
         if not by_status and not rejected and source not in ingested:
             continue
         if source not in ingested:  # its load failed: what it put in the unpublished build does not count
             table[source] = {"loaded": None, "unchanged": None, "rejected": len(rejected), "rows": None}
             continue
-        table[source] = {"loaded": by_status.get("loaded", {}).get("files", 0),
-                         "unchanged": by_status.get(UNCHANGED, {}).get("files", 0),
-                         "rejected": max(len(rejected), by_status.get("rejected", {}).get("files", 0)),
-                         "rows": by_status.get("loaded", {}).get("rows", 0)}
+        table[source] = {
+            "loaded": by_status.get("loaded", {}).get("files", 0),
+            "unchanged": by_status.get(UNCHANGED, {}).get("files", 0),
+            "rejected": max(len(rejected), by_status.get("rejected", {}).get("files", 0)),
+            "rows": by_status.get("loaded", {}).get("rows", 0),
+        }
     return table
 
 
@@ -55,8 +60,14 @@ def _dbt(quality_dir: Path, run_id: str) -> dict[str, dict[str, int]] | None:
             continue
         kind = "tests" if unique_id.startswith(("test.", "unit_test.")) else "models"
         raw = str(r.get("status"))
-        status = {"success": "passed", "pass": "passed", "warn": "warned", "error": "failed",
-                  "fail": "failed", "skipped": "skipped"}.get(raw, raw)
+        status = {
+            "success": "passed",
+            "pass": "passed",
+            "warn": "warned",
+            "error": "failed",
+            "fail": "failed",
+            "skipped": "skipped",
+        }.get(raw, raw)
         kinds[kind][status] += 1
     return {k: dict(v) for k, v in kinds.items()}
 
@@ -99,8 +110,19 @@ def build_summary(result: dict[str, Any], out: Path, started: float, seconds: fl
         "seconds": round(seconds, 1),
         "sources": _sources(result.get("ingested") or {}, out / "quarantine", started),
         "dbt": _dbt(quality_dir, run_id) if run_id else None,
-        "quality": {k: history.get(k) for k in ("checks", "checks_failed", "checks_warned", "reconciliations",
-                                                "reconciliations_failed", "override_reason")} if history else None,
+        "quality": {
+            k: history.get(k)
+            for k in (
+                "checks",
+                "checks_failed",
+                "checks_warned",
+                "reconciliations",
+                "reconciliations_failed",
+                "override_reason",
+            )
+        }
+        if history
+        else None,
         "published_version": _published_version(out, run_id) if run_id else None,
         "answers": _answers(out / "answers", run_id) if run_id else [],
     }
@@ -116,34 +138,56 @@ def _counts(counts: dict[str, int], order: tuple[str, ...]) -> str:
 
 def format_summary(summary: dict[str, Any], log_path: Path) -> list[str]:
     """Ten seconds' reading for a finance officer."""
-    outcome = "published" if summary["published_version"] else \
-        ("refused at the quality gate, not published" if summary["status"] == "refused" else "not published")
+    outcome = (
+        "published"
+        if summary["published_version"]
+        else (
+            "refused at the quality gate, not published"
+            if summary["status"] == "refused"
+            else "not published"
+        )
+    )
     head = "Refresh succeeded" if summary["succeeded"] else "Refresh FAILED"
-    lines = [f"{head}: {outcome}, in {summary['seconds']:.0f} s (run {summary['run_id'] or 'not started'})", ""]
+    lines = [
+        f"{head}: {outcome}, in {summary['seconds']:.0f} s (run {summary['run_id'] or 'not started'})",
+        "",
+    ]
     if summary["sources"]:
         lines.append(f"  {'source':<16}{'loaded':>8}{'unchanged':>11}{'rejected':>10}{'rows':>9}")
         sources = summary["sources"]
         for source, c in sources.items():
-            lines.append(f"  {source:<16}{_n(c['loaded']):>8}{_n(c['unchanged']):>11}{c['rejected']:>10}"
-                         f"{_n(c['rows']):>9}")
-        total = {k: sum(c[k] or 0 for c in sources.values()) for k in ("loaded", "unchanged", "rejected", "rows")}
-        lines.append(f"  {'all':<16}{total['loaded']:>8}{total['unchanged']:>11}{total['rejected']:>10}"
-                     f"{total['rows']:>9}")
+            lines.append(
+                f"  {source:<16}{_n(c['loaded']):>8}{_n(c['unchanged']):>11}{c['rejected']:>10}"
+                f"{_n(c['rows']):>9}"
+            )
+        total = {
+            k: sum(c[k] or 0 for c in sources.values()) for k in ("loaded", "unchanged", "rejected", "rows")
+        }
+        lines.append(
+            f"  {'all':<16}{total['loaded']:>8}{total['unchanged']:>11}{total['rejected']:>10}"
+            f"{total['rows']:>9}"
+        )
         if any(c["loaded"] is None for c in sources.values()):
             lines.append("  (–: a source with a rejected file is loaded again in full by the next refresh)")
         lines.append("")
     if summary["dbt"]:
         models, tests = summary["dbt"]["models"], summary["dbt"]["tests"]
-        lines.append(f"  dbt        models, seeds, snapshots: {_counts(models, ('passed', 'failed', 'skipped'))}; "
-                     f"tests: {_counts(tests, ('passed', 'warned', 'failed', 'skipped'))}")
+        lines.append(
+            f"  dbt        models, seeds, snapshots: {_counts(models, ('passed', 'failed', 'skipped'))}; "
+            f"tests: {_counts(tests, ('passed', 'warned', 'failed', 'skipped'))}"
+        )
     q = summary["quality"]
     if q and q.get("checks") is not None:
-        lines.append(f"  quality    {q['checks']} checks: {q['checks_failed'] or 0} failed, {q['checks_warned'] or 0} "
-                     f"warned; {q.get('reconciliations') or 0} reconciliations: "
-                     f"{q.get('reconciliations_failed') or 0} failed")
+        lines.append(
+            f"  quality    {q['checks']} checks: {q['checks_failed'] or 0} failed, {q['checks_warned'] or 0} "
+            f"warned; {q.get('reconciliations') or 0} reconciliations: "
+            f"{q.get('reconciliations_failed') or 0} failed"
+        )
         if q.get("override_reason"):
             lines.append(f"             published despite failed checks: {q['override_reason']}")
-    lines.append(f"  published  {summary['published_version'] or 'nothing (the published warehouse is unchanged)'}")
+    lines.append(
+        f"  published  {summary['published_version'] or 'nothing (the published warehouse is unchanged)'}"
+    )
     for i, pdf in enumerate(summary["answers"]):
         lines.append(f"  {'answers' if i == 0 else '':<9}  {pdf}")
     lines.append(f"  log        {log_path}")

@@ -66,14 +66,34 @@ def _split(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
 # --- organisational units -------------------------------------------------------------------------
 
 SCHOOLS = [
-    "Skovvangskolen", "Ellekærskolen", "Møllevangskolen", "Åby Skole", "Tranbjergskolen", "Viby Skole",
-    "Ellevangskolen", "Risskov Skole", "Lystrup Skole", "Elev Skole", "Sødalskolen", "Frederiksbjerg Skole",
-    "Katrinebjergskolen", "Næshøjskolen",
+    "Skovvangskolen",
+    "Ellekærskolen",
+    "Møllevangskolen",
+    "Åby Skole",
+    "Tranbjergskolen",
+    "Viby Skole",
+    "Ellevangskolen",
+    "Risskov Skole",
+    "Lystrup Skole",
+    "Elev Skole",
+    "Sødalskolen",
+    "Frederiksbjerg Skole",
+    "Katrinebjergskolen",
+    "Næshøjskolen",
 ]
 DAYCARE = [
-    "Børnehuset Sol & Måne", 'Børnehuset "Spiren", Hasle', "Dagtilbud Åbyhøj", "Vuggestuen Møllebakken",
-    "Børnehaven Ørnereden", "Dagtilbud Tranbjerg", "Børnehuset Skæring", "Dagtilbud Gellerup-Toveshøj",
-    "Børnehaven Lærkereden", "Dagtilbud Højbjerg", "Integreret institution Kærgården", "Dagtilbud Risskov",
+    "Børnehuset Sol & Måne",
+    'Børnehuset "Spiren", Hasle',
+    "Dagtilbud Åbyhøj",
+    "Vuggestuen Møllebakken",
+    "Børnehaven Ørnereden",
+    "Dagtilbud Tranbjerg",
+    "Børnehuset Skæring",
+    "Dagtilbud Gellerup-Toveshøj",
+    "Børnehaven Lærkereden",
+    "Dagtilbud Højbjerg",
+    "Integreret institution Kærgården",
+    "Dagtilbud Risskov",
 ]
 LEISURE = ["Fritidscenter Viby", "Klub Øst", "UngiAarhus Nord", "Fritidscenter Frydenlund", "Klub Syd"]
 DISTRICTS = ["Nord", "Syd", "Vest", "Øst", "Midt"]
@@ -93,26 +113,59 @@ class Unit:
 
 def build_units() -> list[Unit]:
     units = [
-        Unit(SLF_UNIT, "Stærkere Læringsfællesskaber, sekretariatet", "faellesfunktion", "Midt", "041203",
-             date(2019, 8, 1)),
+        Unit(
+            SLF_UNIT,
+            "Stærkere Læringsfællesskaber, sekretariatet",
+            "faellesfunktion",
+            "Midt",
+            "041203",
+            date(2019, 8, 1),
+        ),
         Unit("FF-PAED", "Pædagogisk Afdeling", "faellesfunktion", "Midt", "041210", date(2015, 1, 1)),
     ]
     for i, name in enumerate(SCHOOLS):
-        units.append(Unit(f"SKOLE-{i + 1:03d}", name, "skole", DISTRICTS[i % 5], f"{310100 + i * 7}",
-                          date(2007, 1, 1)))
+        units.append(
+            Unit(f"SKOLE-{i + 1:03d}", name, "skole", DISTRICTS[i % 5], f"{310100 + i * 7}", date(2007, 1, 1))
+        )
     for i, name in enumerate(DAYCARE):
-        units.append(Unit(f"DAG-{101 + i}", name, "dagtilbud", DISTRICTS[(i + 2) % 5], f"{520400 + i * 11}",
-                          date(2011, 3, 1)))
+        units.append(
+            Unit(
+                f"DAG-{101 + i}",
+                name,
+                "dagtilbud",
+                DISTRICTS[(i + 2) % 5],
+                f"{520400 + i * 11}",
+                date(2011, 3, 1),
+            )
+        )
     for i, name in enumerate(LEISURE):
-        units.append(Unit(f"FRI-{i + 1:03d}", name, "fritidstilbud", DISTRICTS[(i + 4) % 5],
-                          f"{530900 + i * 3}", date(2013, 8, 1)))
+        units.append(
+            Unit(
+                f"FRI-{i + 1:03d}",
+                name,
+                "fritidstilbud",
+                DISTRICTS[(i + 4) % 5],
+                f"{530900 + i * 3}",
+                date(2013, 8, 1),
+            )
+        )
     # A unit merged into another: still in the register, no longer active.
-    units.append(Unit("DAG-190", "Børnehaven Bøgebakken (lukket)", "dagtilbud", "Vest", "520999",
-                      date(2009, 1, 1), date(2022, 7, 31)))
+    units.append(
+        Unit(
+            "DAG-190",
+            "Børnehaven Bøgebakken (lukket)",
+            "dagtilbud",
+            "Vest",
+            "520999",
+            date(2009, 1, 1),
+            date(2022, 7, 31),
+        )
+    )
     return units
 
 
 # --- allocations ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -155,28 +208,86 @@ def build_allocations(cfg: SampleConfig) -> list[Allocation]:
         for (start, end), amount in zip(periods, _split(total, month_weights)):
             n = len(allocations) + 1
             decided = date(start.year - 1, 12, 10) if start.month == 1 else start - timedelta(days=20)
-            allocations.append(Allocation(
-                f"BEV-{start.year}-{n:03d}", source, decided, start, end, amount,
-                f"{start.year - 1}-{1000 + n:06d}", remarks[source] if n % 2 else ""))
+            allocations.append(
+                Allocation(
+                    f"BEV-{start.year}-{n:03d}",
+                    source,
+                    decided,
+                    start,
+                    end,
+                    amount,
+                    f"{start.year - 1}-{1000 + n:06d}",
+                    remarks[source] if n % 2 else "",
+                )
+            )
     # Money decided for the half-year after the window: must not count in the window's total.
     after_start = cfg.window_end + timedelta(days=1)
-    allocations.append(Allocation(
-        f"BEV-{after_start.year}-{len(allocations) + 1:03d}", "OPSPARING", after_start - timedelta(days=30),
-        after_start, date(after_start.year, 12, 31), _kr(source_totals["OPSPARING"] / 5),
-        f"{after_start.year}-{2000:06d}", "Videreførelse 2. halvår"))
+    allocations.append(
+        Allocation(
+            f"BEV-{after_start.year}-{len(allocations) + 1:03d}",
+            "OPSPARING",
+            after_start - timedelta(days=30),
+            after_start,
+            date(after_start.year, 12, 31),
+            _kr(source_totals["OPSPARING"] / 5),
+            f"{after_start.year}-{2000:06d}",
+            "Videreførelse 2. halvår",
+        )
+    )
     return allocations
 
 
 # --- staff and payroll ---------------------------------------------------------------------------
 
-FIRST_NAMES = ["Søren", "Mette", "Anne", "Jørgen", "Lærke", "Mads", "Signe", "Bo", "Åse", "Niels", "Hanne",
-               "Ida", "Rasmus", "Birgitte", "Thea", "Kasper", "Ulla", "Morten", "Trine", "Ørjan"]
-LAST_NAMES = ["Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
-              "Rasmussen", "Jørgensen", "Madsen", "Kristensen", "Østergaard", "Mølgaard", "Bæk"]
-ROLE_TITLES = {"laeringspartner": "Læringspartner", "projektmedarbejder": "Projektmedarbejder",
-               "sektionsleder": "Sektionsleder, Stærkere Læringsfællesskaber"}
-MONTHLY_BASE = {"laeringspartner": Decimal("38500"), "projektmedarbejder": Decimal("36200"),
-                "sektionsleder": Decimal("52400")}
+FIRST_NAMES = [
+    "Søren",
+    "Mette",
+    "Anne",
+    "Jørgen",
+    "Lærke",
+    "Mads",
+    "Signe",
+    "Bo",
+    "Åse",
+    "Niels",
+    "Hanne",
+    "Ida",
+    "Rasmus",
+    "Birgitte",
+    "Thea",
+    "Kasper",
+    "Ulla",
+    "Morten",
+    "Trine",
+    "Ørjan",
+]
+LAST_NAMES = [
+    "Jensen",
+    "Nielsen",
+    "Hansen",
+    "Pedersen",
+    "Andersen",
+    "Christensen",
+    "Larsen",
+    "Sørensen",
+    "Rasmussen",
+    "Jørgensen",
+    "Madsen",
+    "Kristensen",
+    "Østergaard",
+    "Mølgaard",
+    "Bæk",
+]
+ROLE_TITLES = {
+    "laeringspartner": "Læringspartner",
+    "projektmedarbejder": "Projektmedarbejder",
+    "sektionsleder": "Sektionsleder, Stærkere Læringsfællesskaber",
+}
+MONTHLY_BASE = {
+    "laeringspartner": Decimal("38500"),
+    "projektmedarbejder": Decimal("36200"),
+    "sektionsleder": Decimal("52400"),
+}
 LP_FTE = [Decimal("0.5"), Decimal("0.6"), Decimal("0.8"), Decimal("0.5"), Decimal("1.0")]
 
 
@@ -207,8 +318,11 @@ def build_staff(cfg: SampleConfig, n_months: int) -> list[Employee]:
     # Learning partners join in waves; one leaves half-way and is replaced, as happens.
     start_count = max(1, math.ceil(cfg.learning_partners_latest * 0.6))
     for j in range(cfg.learning_partners_latest):
-        first = 0 if j < start_count else (j - start_count + 1) * n_months // (
-            cfg.learning_partners_latest - start_count + 2)
+        first = (
+            0
+            if j < start_count
+            else (j - start_count + 1) * n_months // (cfg.learning_partners_latest - start_count + 2)
+        )
         add("laeringspartner", LP_FTE[j % len(LP_FTE)], first, last)
     add("laeringspartner", Decimal("0.8"), 0, n_months // 2)
     return staff
@@ -267,15 +381,22 @@ def build_activities(cfg: SampleConfig, rng: random.Random) -> list[Activity]:
         for k in range(1 + (i % 3 == 0)):
             kind = ACTIVITY_TYPES[(i + k) % 3]
             held = month + timedelta(days=8 + 7 * k + rng.randrange(5))
-            activities.append(Activity(
-                f"AKT-{held.year}-{len(activities) + 1:03d}", kind,
-                f"{ACTIVITY_TITLES[kind]} ({held.strftime('%m/%Y')})", held,
-                TARGET_GROUPS[(i + k) % 4], "" if (i + k) % 3 == 0 else DISTRICTS[(i + k) % 5],
-                rng.randrange(18, 160)))
+            activities.append(
+                Activity(
+                    f"AKT-{held.year}-{len(activities) + 1:03d}",
+                    kind,
+                    f"{ACTIVITY_TITLES[kind]} ({held.strftime('%m/%Y')})",
+                    held,
+                    TARGET_GROUPS[(i + k) % 4],
+                    "" if (i + k) % 3 == 0 else DISTRICTS[(i + k) % 5],
+                    rng.randrange(18, 160),
+                )
+            )
     return activities
 
 
 # --- ledger --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Posting:
@@ -301,8 +422,14 @@ def _source_shares_by_year(allocations: list[Allocation], cfg: SampleConfig) -> 
     return shares
 
 
-def build_postings(cfg: SampleConfig, rng: random.Random, units: list[Unit], allocations: list[Allocation],
-                   payroll: list[PayLine], activities: list[Activity]) -> dict[date, list[Posting]]:
+def build_postings(
+    cfg: SampleConfig,
+    rng: random.Random,
+    units: list[Unit],
+    allocations: list[Allocation],
+    payroll: list[PayLine],
+    activities: list[Activity],
+) -> dict[date, list[Posting]]:
     slf_cc = next(u.cost_centre for u in units if u.unit_id == SLF_UNIT)
     other_units = [u for u in units if u.unit_id != SLF_UNIT and u.active_to is None]
     shares = _source_shares_by_year(allocations, cfg)
@@ -323,14 +450,37 @@ def build_postings(cfg: SampleConfig, rng: random.Random, units: list[Unit], all
             total = pay_totals.get((month, art), Decimal(0))
             v = f"{next(voucher)}"
             for source, part in zip(year_shares, _split(total, list(year_shares.values()))):
-                month_lines.append(Posting(v, pay_day, "6.45.51", art, slf_cc, "SLF", "", source, part,
-                                           f"Løn {month.strftime('%m-%Y')} SLF"))
+                month_lines.append(
+                    Posting(
+                        v,
+                        pay_day,
+                        "6.45.51",
+                        art,
+                        slf_cc,
+                        "SLF",
+                        "",
+                        source,
+                        part,
+                        f"Løn {month.strftime('%m-%Y')} SLF",
+                    )
+                )
         # The donation arrives as income (negative) in the month its tranche starts.
         for a in allocations:
             if a.source == APMF and a.period_from.replace(day=1) == month:
-                month_lines.append(Posting(f"{next(voucher)}", month + timedelta(days=14), "6.45.51", "7.9",
-                                           slf_cc, "SLF", "", APMF, -a.amount,
-                                           "Indbetaling donation A.P. Møller Fonden"))
+                month_lines.append(
+                    Posting(
+                        f"{next(voucher)}",
+                        month + timedelta(days=14),
+                        "6.45.51",
+                        "7.9",
+                        slf_cc,
+                        "SLF",
+                        "",
+                        APMF,
+                        -a.amount,
+                        "Indbetaling donation A.P. Møller Fonden",
+                    )
+                )
         postings[month] = month_lines
 
     # Competence activities are paid by the donation: venue and food, booked in the month held.
@@ -349,30 +499,71 @@ def build_postings(cfg: SampleConfig, rng: random.Random, units: list[Unit], all
             v = f"{next(voucher)}"
             venue, food = _split(cost, [Decimal(7), Decimal(3)])
             month = act.held_on.replace(day=1)
-            postings[month].append(Posting(v, act.held_on, function, "4.0", slf_cc, "SLF", act.activity_id,
-                                           APMF, venue, f"Lokaler og oplægsholder, {act.title}"))
-            postings[month].append(Posting(v, act.held_on, function, "2.2", slf_cc, "SLF", act.activity_id,
-                                           APMF, food, "Forplejning – kaffe, frokost"))
+            postings[month].append(
+                Posting(
+                    v,
+                    act.held_on,
+                    function,
+                    "4.0",
+                    slf_cc,
+                    "SLF",
+                    act.activity_id,
+                    APMF,
+                    venue,
+                    f"Lokaler og oplægsholder, {act.title}",
+                )
+            )
+            postings[month].append(
+                Posting(
+                    v,
+                    act.held_on,
+                    function,
+                    "2.2",
+                    slf_cc,
+                    "SLF",
+                    act.activity_id,
+                    APMF,
+                    food,
+                    "Forplejning – kaffe, frokost",
+                )
+            )
 
     # Børn og Unge's ordinary operations on the same export: outside the programme.
     for month in months:
         for k in range(cfg.non_programme_lines_per_month):
             unit = other_units[rng.randrange(len(other_units))]
             function = {"skole": "3.22.01", "dagtilbud": "5.25.14", "fritidstilbud": "3.22.05"}.get(
-                unit.unit_type, "6.45.51")
-            art, sign, text = [("2.9", 1, "Undervisningsmaterialer"), ("4.0", 1, "Rengøring, faktura"),
-                               ("1.1", 1, "Løn vikarer"), ("7.2", -1, "Forældrebetaling – egenbetaling"),
-                               ("2.2", 1, "Fødevarer – køkken")][k % 5]
+                unit.unit_type, "6.45.51"
+            )
+            art, sign, text = [
+                ("2.9", 1, "Undervisningsmaterialer"),
+                ("4.0", 1, "Rengøring, faktura"),
+                ("1.1", 1, "Løn vikarer"),
+                ("7.2", -1, "Forældrebetaling – egenbetaling"),
+                ("2.2", 1, "Fødevarer – køkken"),
+            ][k % 5]
             amount = _kr(sign * rng.uniform(800, 240_000))
-            postings[month].append(Posting(
-                f"{next(voucher)}", month + timedelta(days=rng.randrange(27)), function, art, unit.cost_centre,
-                "DRIFT" if k % 4 else "", "", "", amount, f"{text}, {unit.name}"))
+            postings[month].append(
+                Posting(
+                    f"{next(voucher)}",
+                    month + timedelta(days=rng.randrange(27)),
+                    function,
+                    art,
+                    unit.cost_centre,
+                    "DRIFT" if k % 4 else "",
+                    "",
+                    "",
+                    amount,
+                    f"{text}, {unit.name}",
+                )
+            )
     for month in months:
         postings[month].sort(key=lambda p: (p.posted, p.voucher))
     return postings
 
 
 # --- social-capital survey -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SurveyUnit:
@@ -389,8 +580,11 @@ def unit_scores(units: list[SurveyUnit]) -> list[tuple[float, float]]:
     """(social-capital index, SLF score) of every unit not suppressed, as the contract defines them."""
     points = []
     for u in units:
-        counted = [(sk, slf) for r in u.respondents
-                   if (sk := _respondent_index(r[:4])) is not None and (slf := _respondent_index(r[4:])) is not None]
+        counted = [
+            (sk, slf)
+            for r in u.respondents
+            if (sk := _respondent_index(r[:4])) is not None and (slf := _respondent_index(r[4:])) is not None
+        ]
         if len(counted) >= 5:
             points.append((statistics.fmean(c[0] for c in counted), statistics.fmean(c[1] for c in counted)))
     return points
@@ -444,6 +638,7 @@ def build_survey_year(cfg: SampleConfig, year: int, unit_ids: list[str], target:
 
 # --- writing the files ---------------------------------------------------------------------------
 
+
 def write_sample_data(out_dir: Path, cfg: SampleConfig | None = None) -> dict[str, list[Path]]:
     """Write all six sources under ``out_dir/<source>/`` and return the files per source."""
     cfg = cfg or SampleConfig()
@@ -463,28 +658,99 @@ def write_sample_data(out_dir: Path, cfg: SampleConfig | None = None) -> dict[st
         written.setdefault(source, []).append(path)
         return path
 
-    fmt.write_csv(target("enheder", "enheder.csv"), contract.ENHEDER, [
-        [u.unit_id, u.name, u.unit_type, u.district, u.cost_centre, u.active_from.isoformat(),
-         u.active_to.isoformat() if u.active_to else ""] for u in units])
-    fmt.write_csv(target("bevillinger", "bevillinger.csv"), contract.BEVILLINGER, [
-        [a.allocation_id, a.source, fmt.dk_date(a.decided), fmt.dk_date(a.period_from), fmt.dk_date(a.period_to),
-         fmt.dk_number(a.amount), a.case_no, a.remark] for a in allocations])
+    fmt.write_csv(
+        target("enheder", "enheder.csv"),
+        contract.ENHEDER,
+        [
+            [
+                u.unit_id,
+                u.name,
+                u.unit_type,
+                u.district,
+                u.cost_centre,
+                u.active_from.isoformat(),
+                u.active_to.isoformat() if u.active_to else "",
+            ]
+            for u in units
+        ],
+    )
+    fmt.write_csv(
+        target("bevillinger", "bevillinger.csv"),
+        contract.BEVILLINGER,
+        [
+            [
+                a.allocation_id,
+                a.source,
+                fmt.dk_date(a.decided),
+                fmt.dk_date(a.period_from),
+                fmt.dk_date(a.period_to),
+                fmt.dk_number(a.amount),
+                a.case_no,
+                a.remark,
+            ]
+            for a in allocations
+        ],
+    )
     for month, lines in postings.items():
-        fmt.write_csv(target("posteringer", f"posteringer_{month:%Y-%m}.csv"), contract.POSTERINGER, [
-            [p.voucher, fmt.dk_date(p.posted), p.function, "1", p.art, p.cost_centre, p.project, p.activity_id,
-             p.source, fmt.dk_number(p.amount), p.text] for p in lines])
+        fmt.write_csv(
+            target("posteringer", f"posteringer_{month:%Y-%m}.csv"),
+            contract.POSTERINGER,
+            [
+                [
+                    p.voucher,
+                    fmt.dk_date(p.posted),
+                    p.function,
+                    "1",
+                    p.art,
+                    p.cost_centre,
+                    p.project,
+                    p.activity_id,
+                    p.source,
+                    fmt.dk_number(p.amount),
+                    p.text,
+                ]
+                for p in lines
+            ],
+        )
     slf_cc = next(u.cost_centre for u in units if u.unit_id == SLF_UNIT)
     payroll_by_month: dict[date, list[PayLine]] = {m: [] for m in months}
     for p in payroll:
         payroll_by_month[p.month].append(p)
     for month in months:
-        fmt.write_csv(target("loen", f"loen_{month:%Y-%m}.csv"), contract.LOEN, [
-            [p.employee.number, p.employee.name, ROLE_TITLES[p.employee.role], p.employee.role,
-             fmt.dk_number(p.employee.fte, decimals=4, thousands=False), f"{month:%Y-%m}", p.kind,
-             fmt.dk_number(p.amount), slf_cc] for p in payroll_by_month[month]])
-    fmt.write_csv(target("aktiviteter", "aktiviteter.csv"), contract.AKTIVITETER, [
-        [a.activity_id, a.activity_type, a.title, a.held_on.isoformat(), a.target_group, a.district,
-         str(a.participants)] for a in activities])
+        fmt.write_csv(
+            target("loen", f"loen_{month:%Y-%m}.csv"),
+            contract.LOEN,
+            [
+                [
+                    p.employee.number,
+                    p.employee.name,
+                    ROLE_TITLES[p.employee.role],
+                    p.employee.role,
+                    fmt.dk_number(p.employee.fte, decimals=4, thousands=False),
+                    f"{month:%Y-%m}",
+                    p.kind,
+                    fmt.dk_number(p.amount),
+                    slf_cc,
+                ]
+                for p in payroll_by_month[month]
+            ],
+        )
+    fmt.write_csv(
+        target("aktiviteter", "aktiviteter.csv"),
+        contract.AKTIVITETER,
+        [
+            [
+                a.activity_id,
+                a.activity_type,
+                a.title,
+                a.held_on.isoformat(),
+                a.target_group,
+                a.district,
+                str(a.participants),
+            ]
+            for a in activities
+        ],
+    )
     surveyed = [u.unit_id for u in units if u.active_to is None]
     for year, target_r2 in sorted(cfg.survey_r_squared.items()):
         survey = build_survey_year(cfg, year, surveyed, target_r2)

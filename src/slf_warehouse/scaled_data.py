@@ -44,9 +44,14 @@ def write_scaled_sample(out: Path, scale: int) -> dict[str, int]:
     ledger_per_month = LEDGER_LINES_PER_SCALE * (scale - 1)
     staff = STAFF_PER_SCALE * (scale - 1)
     con = duckdb.connect()
-    con.execute("CREATE TABLE cc AS SELECT row_number() OVER () - 1 AS idx, * FROM (VALUES " + ", ".join(
-        f"('{u['omkostningssted']}', '{ {'skole': '3.22.01', 'dagtilbud': '5.25.14'}.get(u['enhedstype'], '3.22.05')}')"
-        for u in units) + ") t(cost_centre, function)")
+    con.execute(
+        "CREATE TABLE cc AS SELECT row_number() OVER () - 1 AS idx, * FROM (VALUES "
+        + ", ".join(
+            f"('{u['omkostningssted']}', '{ {'skole': '3.22.01', 'dagtilbud': '5.25.14'}.get(u['enhedstype'], '3.22.05') }')"
+            for u in units
+        )
+        + ") t(cost_centre, function)"
+    )
     n_cc = len(units)
     extra_ledger = extra_payroll = 0
     months = sorted(p.stem.split("_")[1] for p in (out / "posteringer").glob("posteringer_*.csv"))
@@ -58,8 +63,12 @@ def write_scaled_sample(out: Path, scale: int) -> dict[str, int]:
             COPY (
               SELECT lpad((300000 + e)::VARCHAR, 6, '0'), 'Medarbejder ' || e, 'Paedagog', 'laeringspartner',
                      '1,0000', '{month}', kind,
-                     {_dk("CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200 "
-                          "ELSE (31000 + (hash(e) % 9000)) * 0.171 END")},
+                     {
+            _dk(
+                "CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200 "
+                "ELSE (31000 + (hash(e) % 9000)) * 0.171 END"
+            )
+        },
                      '{slf_cost_centre}'
               FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind)
               ORDER BY e, kind
@@ -71,7 +80,9 @@ def write_scaled_sample(out: Path, scale: int) -> dict[str, int]:
                    sum(CASE WHEN kind = 'pension' THEN amount END)::DECIMAL(18, 2)
             FROM (SELECT kind, (CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200
                                ELSE (31000 + (hash(e) % 9000)) * 0.171 END)::DECIMAL(18, 2) AS amount
-                  FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind))""").fetchall()[0]
+                  FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind))""").fetchall()[
+            0
+        ]
         # Their salaries in the ledger (so ledger salaries still equal payroll), then operations.
         con.execute(f"""
             COPY (

@@ -21,10 +21,14 @@ class Settings:
     project: Path
 
     @classmethod
-    def from_env(cls, landing_dir: str | Path | None = None, output_dir: str | Path | None = None) -> Settings:
+    def from_env(
+        cls, landing_dir: str | Path | None = None, output_dir: str | Path | None = None
+    ) -> Settings:
         project = project_dir()
         return cls(
-            landing_dir=Path(landing_dir or os.environ.get("SLF_LANDING_DIR") or project / "landing").resolve(),
+            landing_dir=Path(
+                landing_dir or os.environ.get("SLF_LANDING_DIR") or project / "landing"
+            ).resolve(),
             output_dir=Path(output_dir or os.environ.get("SLF_OUTPUT_DIR") or project / "output").resolve(),
             project=project,
         )

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -52,15 +52,21 @@ def _private_dir(path: Path, mode: int) -> None:
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {f"{schema}.{name}" for schema, name in con.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    return {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall()
+    }
 
 
 def _records_run(con: duckdb.DuckDBPyConnection, tables: set[str], run_id: str) -> bool:
     """The run's own row in audit.runs, written when the refresh prepared its build: a build of
     another run has the earlier runs' rows only."""
-    return "audit.runs" in tables and con.execute(
-        "SELECT count(*) FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()[0][0] > 0
+    return (
+        "audit.runs" in tables
+        and con.execute("SELECT count(*) FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()[0][0] > 0
+    )
 
 
 def _open_existing(path: Path) -> duckdb.DuckDBPyConnection:
@@ -82,7 +88,9 @@ class WarehouseStore:
     def published(self) -> Published:
         pointer = self.root / POINTER
         if not pointer.exists():
-            raise NoPublishedWarehouse(f"no warehouse has been published in {self.root} yet: run a refresh first")
+            raise NoPublishedWarehouse(
+                f"no warehouse has been published in {self.root} yet: run a refresh first"
+            )
         data = json.loads(pointer.read_text(encoding="utf-8"))
         return Published(self.root / data["path"], data["version"], data["run_id"], data["published_at"])
 
@@ -91,9 +99,9 @@ class WarehouseStore:
         A marker beside it names its run until the run publishes it or ends (`finish`)."""
         _private_dir(self.root, PRIVATE_DIR_MODE)
         _private_dir(self.builds, PRIVATE_DIR_MODE)
-        version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{_slug(run_id)}"
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{_slug(run_id)}"
         build = self.builds / f"{version}.duckdb"
-        marker = {"run_id": run_id, "pid": os.getpid(), "started_at": datetime.now(timezone.utc).isoformat()}
+        marker = {"run_id": run_id, "pid": os.getpid(), "started_at": datetime.now(UTC).isoformat()}
         fd = os.open(self._marker(build), os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(marker, f)
@@ -136,8 +144,10 @@ class WarehouseStore:
         if build.parent.resolve() != self.builds.resolve() or build.suffix != ".duckdb":
             raise BuildRefused(f"{build} is not a build of {self.root}: not published")
         if not build.is_file():
-            raise BuildRefused(f"run {run_id}'s build {build} is missing (removed while the run was in "
-                               f"progress?): not published, the published warehouse is unchanged")
+            raise BuildRefused(
+                f"run {run_id}'s build {build} is missing (removed while the run was in "
+                f"progress?): not published, the published warehouse is unchanged"
+            )
         owner = self.build_run(build)
         if owner is not None and owner != run_id:
             raise BuildRefused(f"{build.name} is run {owner}'s build, not run {run_id}'s: not published")
@@ -148,19 +158,25 @@ class WarehouseStore:
         except duckdb.Error as e:
             raise BuildRefused(f"{build.name} cannot be read ({e}): not published") from None
         if not tables:
-            raise BuildRefused(f"{build.name} holds no tables (an empty file where run {run_id}'s build "
-                               f"should be): not published")
+            raise BuildRefused(
+                f"{build.name} holds no tables (an empty file where run {run_id}'s build "
+                f"should be): not published"
+            )
         if "audit.runs" in tables and not own:
-            raise BuildRefused(f"{build.name} does not record run {run_id} in audit.runs: not this run's "
-                               f"build, not published")
+            raise BuildRefused(
+                f"{build.name} does not record run {run_id} in audit.runs: not this run's "
+                f"build, not published"
+            )
         try:
             with duckdb.connect(str(self.published().path), read_only=True) as con:
                 missing = _tables(con) - tables
         except NoPublishedWarehouse:
             missing = set()
         if missing:
-            raise BuildRefused(f"{build.name} lacks {len(missing)} table(s) the published warehouse has "
-                               f"({', '.join(sorted(missing)[:5])}): not published")
+            raise BuildRefused(
+                f"{build.name} lacks {len(missing)} table(s) the published warehouse has "
+                f"({', '.join(sorted(missing)[:5])}): not published"
+            )
         return tables
 
     def publish(self, build: Path, run_id: str) -> Published:
@@ -175,8 +191,12 @@ class WarehouseStore:
         self._marker(build).unlink(missing_ok=True)
         os.chmod(target, PRIVATE_FILE_MODE)
         self._check_version(target, run_id)
-        record = {"path": str(target.relative_to(self.root)), "version": build.stem, "run_id": run_id,
-                  "published_at": datetime.now(timezone.utc).isoformat()}
+        record = {
+            "path": str(target.relative_to(self.root)),
+            "version": build.stem,
+            "run_id": run_id,
+            "published_at": datetime.now(UTC).isoformat(),
+        }
         tmp = self.root / f".{POINTER}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -190,8 +210,9 @@ class WarehouseStore:
         with duckdb.connect(str(target), read_only=True) as con:
             tables = _tables(con)
             if not tables or ("audit.runs" in tables and not _records_run(con, tables, run_id)):
-                raise BuildRefused(f"{target.name} lost run {run_id} on the way to publication: "
-                                   f"not published")
+                raise BuildRefused(
+                    f"{target.name} lost run {run_id} on the way to publication: not published"
+                )
 
     def _prune(self, keep: Path) -> None:
         """Old versions beyond the last few; builds older than `keep` whose run has ended. A build
@@ -207,7 +228,7 @@ class WarehouseStore:
     def _in_progress(self, build: Path) -> bool:
         marker = self._marker(build)
         try:
-            age = datetime.now(timezone.utc) - datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc)
+            age = datetime.now(UTC) - datetime.fromtimestamp(marker.stat().st_mtime, UTC)
         except FileNotFoundError:
             return False
         return age < ABANDONED_AFTER

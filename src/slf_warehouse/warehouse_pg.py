@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg2
 from psycopg2 import errors, sql
@@ -59,8 +59,16 @@ _VERSION = re.compile(r"[0-9]{20}_[0-9a-f]{6}")
 # Relations a build's marts schema publishes: tables, partitioned tables, views, materialized views.
 _PUBLISHABLE = ("r", "p", "v", "m")
 
-__all__ = ["KEEP_VERSIONS", "NoPublishedWarehouse", "PgBuild", "PgPublished", "PgWarehouseStore",
-           "PublicationBlocked", "StaleBuild", "ensure_reader_role"]
+__all__ = [
+    "KEEP_VERSIONS",
+    "NoPublishedWarehouse",
+    "PgBuild",
+    "PgPublished",
+    "PgWarehouseStore",
+    "PublicationBlocked",
+    "StaleBuild",
+    "ensure_reader_role",
+]
 
 
 class StaleBuild(Exception):
@@ -104,8 +112,15 @@ class PgPublished:
 
 
 class PgWarehouseStore:
-    def __init__(self, conninfo: str, *, published_schema: str = PUBLISHED_SCHEMA, keep: int = KEEP_VERSIONS,
-                 lock_timeout_ms: int = 200, publish_wait_s: float = 300.0):
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        published_schema: str = PUBLISHED_SCHEMA,
+        keep: int = KEEP_VERSIONS,
+        lock_timeout_ms: int = 200,
+        publish_wait_s: float = 300.0,
+    ):
         if keep < 1:
             raise ValueError("keep must be at least 1: the published version is always kept")
         self.conninfo = conninfo
@@ -119,29 +134,40 @@ class PgWarehouseStore:
     def published(self) -> PgPublished:
         with self._connect() as con, con.cursor() as cur:
             if self._registry_exists(cur):
-                cur.execute(sql.SQL("select version, run_id, published_at from {} where is_current")
-                            .format(self._registry()))
+                cur.execute(
+                    sql.SQL("select version, run_id, published_at from {} where is_current").format(
+                        self._registry()
+                    )
+                )
                 if row := cur.fetchone():
                     return PgPublished(row[0], row[1], row[2].isoformat())
-        raise NoPublishedWarehouse(f"no warehouse has been published in PostgreSQL schema "
-                                   f"{self.published_schema!r} yet: run a refresh first")
+        raise NoPublishedWarehouse(
+            f"no warehouse has been published in PostgreSQL schema "
+            f"{self.published_schema!r} yet: run a refresh first"
+        )
 
     def versions(self) -> list[PgPublished]:
         """The published versions whose schemas are kept, newest first (the current one first)."""
         with self._connect() as con, con.cursor() as cur:
             if not self._registry_exists(cur):
                 return []
-            cur.execute(sql.SQL("""select version, run_id, published_at from {}
+            cur.execute(
+                sql.SQL("""select version, run_id, published_at from {}
                                    where published_at is not null and dropped_at is null
-                                   order by published_at desc, version desc""").format(self._registry()))
+                                   order by published_at desc, version desc""").format(self._registry())
+            )
             return [PgPublished(v, r, p.isoformat()) for v, r, p in cur.fetchall()]
 
     def build(self, version: str) -> PgBuild:
         """A build again from its version (e.g. passed from one Airflow task to the next)."""
         with self._connect() as con, con.cursor() as cur:
             if self._registry_exists(cur):
-                cur.execute(sql.SQL("select run_id from {} where version = %s and dropped_at is null")
-                            .format(self._registry()), (version,))
+                cur.execute(
+                    sql.SQL("select run_id from {} where version = %s and dropped_at is null").format(
+                        self._registry()
+                    ),
+                    (version,),
+                )
                 if row := cur.fetchone():
                     return PgBuild(version, row[0])
         raise KeyError(f"no build {version!r} in {REGISTRY_SCHEMA}.versions")
@@ -152,8 +178,13 @@ class PgWarehouseStore:
         with self._connect() as con, con.cursor() as cur:
             if not self._registry_exists(cur):
                 return []
-            cur.execute(sql.SQL("select version from {} where run_id = %s and dropped_at is null "
-                                "order by created_at, version").format(self._registry()), (run_id,))
+            cur.execute(
+                sql.SQL(
+                    "select version from {} where run_id = %s and dropped_at is null "
+                    "order by created_at, version"
+                ).format(self._registry()),
+                (run_id,),
+            )
             return [PgBuild(version, run_id) for (version,) in cur.fetchall()]
 
     def was_published(self, build: PgBuild) -> bool:
@@ -161,8 +192,12 @@ class PgWarehouseStore:
         with self._connect() as con, con.cursor() as cur:
             if not self._registry_exists(cur):
                 return False
-            cur.execute(sql.SQL("select published_at is not null from {} where version = %s")
-                        .format(self._registry()), (build.version,))
+            cur.execute(
+                sql.SQL("select published_at is not null from {} where version = %s").format(
+                    self._registry()
+                ),
+                (build.version,),
+            )
             row = cur.fetchone()
             return bool(row and row[0])
 
@@ -170,12 +205,14 @@ class PgWarehouseStore:
 
     def new_build(self, run_id: str) -> PgBuild:
         """A new build, its schemas starting with a copy of the published version's tables."""
-        build = PgBuild(f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}_{secrets.token_hex(3)}", run_id)
+        build = PgBuild(f"{datetime.now(UTC):%Y%m%d%H%M%S%f}_{secrets.token_hex(3)}", run_id)
         with self._transaction() as cur:
             self._ensure_registry(cur)
             cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
-            cur.execute(sql.SQL("insert into {} (version, run_id) values (%s, %s)").format(self._registry()),
-                        (build.version, run_id))
+            cur.execute(
+                sql.SQL("insert into {} (version, run_id) values (%s, %s)").format(self._registry()),
+                (build.version, run_id),
+            )
             cur.execute(sql.SQL("select version from {} where is_current").format(self._registry()))
             if row := cur.fetchone():
                 self._copy_tables(cur, f"b_{row[0]}_", build.prefix + "_")
@@ -196,7 +233,8 @@ class PgWarehouseStore:
                 if time.monotonic() > deadline:
                     raise PublicationBlocked(
                         f"readers kept the published views of schema {self.published_schema!r} busy for "
-                        f"{self.publish_wait_s:.0f} s; build {build.version} is not published") from None
+                        f"{self.publish_wait_s:.0f} s; build {build.version} is not published"
+                    ) from None
                 time.sleep(random.uniform(0.02, 0.2))
         self.prune()
         return self.published()
@@ -205,11 +243,17 @@ class PgWarehouseStore:
         """Drops a build that will not be published (the quality gate refused it)."""
         with self._transaction() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
-            cur.execute(sql.SQL("select is_current or published_at is not null from {} where version = %s")
-                        .format(self._registry()), (build.version,))
+            cur.execute(
+                sql.SQL("select is_current or published_at is not null from {} where version = %s").format(
+                    self._registry()
+                ),
+                (build.version,),
+            )
             row = cur.fetchone()
             if row and row[0]:
-                raise ValueError(f"build {build.version} was published: prune removes it when it is old enough")
+                raise ValueError(
+                    f"build {build.version} was published: prune removes it when it is old enough"
+                )
             self._drop_version(cur, build.version)
 
     def prune(self) -> list[str]:
@@ -221,14 +265,17 @@ class PgWarehouseStore:
             if not self._registry_exists(cur):
                 return dropped
             cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
-            cur.execute(sql.SQL("""
+            cur.execute(
+                sql.SQL("""
                 with current as (select created_at from {registry} where is_current),
                 kept as (select version from {registry} where published_at is not null and dropped_at is null
                          order by published_at desc, version desc limit %s)
                 select r.version from {registry} as r
                 where r.dropped_at is null and not r.is_current and r.version not in (select version from kept)
                   and (r.published_at is not null or r.created_at < (select created_at from current))
-                order by r.created_at""").format(registry=self._registry()), (self.keep,))
+                order by r.created_at""").format(registry=self._registry()),
+                (self.keep,),
+            )
             for (version,) in cur.fetchall():
                 cur.execute("savepoint drop_version")
                 try:
@@ -246,8 +293,12 @@ class PgWarehouseStore:
         registry, stable = self._registry(), self.published_schema
         cur.execute("select set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",))
         cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
-        cur.execute(sql.SQL("select created_at, published_at, dropped_at from {} where version = %s")
-                    .format(registry), (build.version,))
+        cur.execute(
+            sql.SQL("select created_at, published_at, dropped_at from {} where version = %s").format(
+                registry
+            ),
+            (build.version,),
+        )
         row = cur.fetchone()
         if row is None:
             raise KeyError(f"build {build.version} is not registered in {REGISTRY_SCHEMA}.versions")
@@ -255,11 +306,14 @@ class PgWarehouseStore:
             raise StaleBuild(f"build {build.version} was dropped (abandoned or discarded)")
         if row[1] is not None:
             raise StaleBuild(f"build {build.version} was already published")
-        cur.execute(sql.SQL("select version from {} where is_current and created_at > %s").format(registry),
-                    (row[0],))
+        cur.execute(
+            sql.SQL("select version from {} where is_current and created_at > %s").format(registry), (row[0],)
+        )
         if newer := cur.fetchone():
-            raise StaleBuild(f"build {build.version} started before the published version {newer[0]}; "
-                             f"publishing it would undo that version")
+            raise StaleBuild(
+                f"build {build.version} started before the published version {newer[0]}; "
+                f"publishing it would undo that version"
+            )
         source = build.schema("marts")
         marts = self._relations(cur, source)
         if not marts:
@@ -268,10 +322,15 @@ class PgWarehouseStore:
         cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(stable)))
         views = self._relations(cur, stable)
         if views:  # all at once, before anything changes: readers see the old views or the new ones
-            cur.execute(sql.SQL("lock table {} in access exclusive mode").format(
-                sql.SQL(", ").join(sql.Identifier(stable, name) for name in sorted(views))))
+            cur.execute(
+                sql.SQL("lock table {} in access exclusive mode").format(
+                    sql.SQL(", ").join(sql.Identifier(stable, name) for name in sorted(views))
+                )
+            )
         if foreign := sorted(name for name, kind in views.items() if kind != "v"):
-            raise ValueError(f"schema {stable!r} holds tables, not only published views: {', '.join(foreign)}")
+            raise ValueError(
+                f"schema {stable!r} holds tables, not only published views: {', '.join(foreign)}"
+            )
         for name in sorted(views.keys() - marts.keys()):
             cur.execute(sql.SQL("drop view {}").format(sql.Identifier(stable, name)))
         for name in sorted(marts):
@@ -283,31 +342,48 @@ class PgWarehouseStore:
             cur.execute(sql.SQL("create or replace view {} as select * from {}").format(view, target))
         # Re-grant to every role that reads the stable schema (default privileges cover new views
         # created by the role that set them; this covers views created by any other role)
-        cur.execute("""select distinct r.rolname
+        cur.execute(
+            """select distinct r.rolname
                        from pg_namespace as n cross join aclexplode(n.nspacl) as a
                        join pg_roles as r on r.oid = a.grantee
                        where n.nspname = %s and a.privilege_type = 'USAGE' and a.grantee <> n.nspowner""",
-                    (stable,))
+            (stable,),
+        )
         for (role,) in cur.fetchall():
-            cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(
-                sql.Identifier(stable), sql.Identifier(role)))
+            cur.execute(
+                sql.SQL("grant select on all tables in schema {} to {}").format(
+                    sql.Identifier(stable), sql.Identifier(role)
+                )
+            )
         cur.execute(sql.SQL("update {} set is_current = false where is_current").format(registry))
-        cur.execute(sql.SQL("update {} set is_current = true, published_at = clock_timestamp() "
-                            "where version = %s returning published_at").format(registry), (build.version,))
+        cur.execute(
+            sql.SQL(
+                "update {} set is_current = true, published_at = clock_timestamp() "
+                "where version = %s returning published_at"
+            ).format(registry),
+            (build.version,),
+        )
         published_at = cur.fetchone()[0]
-        cur.execute(sql.SQL("comment on schema {} is %s").format(sql.Identifier(stable)),
-                    (f"SLF warehouse, published version {build.version} (run {build.run_id}, "
-                     f"{published_at.isoformat()})",))
+        cur.execute(
+            sql.SQL("comment on schema {} is %s").format(sql.Identifier(stable)),
+            (
+                f"SLF warehouse, published version {build.version} (run {build.run_id}, "
+                f"{published_at.isoformat()})",
+            ),
+        )
 
     # --- helpers ----------------------------------------------------------------------------------
 
     def _copy_tables(self, cur, from_prefix: str, to_prefix: str) -> None:
-        cur.execute("""select n.nspname, c.relname from pg_class as c
+        cur.execute(
+            """select n.nspname, c.relname from pg_class as c
                        join pg_namespace as n on n.oid = c.relnamespace
                        where starts_with(n.nspname, %s) and c.relkind in ('r', 'p')
-                       order by 1, 2""", (from_prefix,))
+                       order by 1, 2""",
+            (from_prefix,),
+        )
         for schema, table in cur.fetchall():
-            target_schema = to_prefix + schema[len(from_prefix):]
+            target_schema = to_prefix + schema[len(from_prefix) :]
             cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(target_schema)))
             source, target = sql.Identifier(schema, table), sql.Identifier(target_schema, table)
             cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
@@ -317,27 +393,38 @@ class PgWarehouseStore:
         if not _VERSION.fullmatch(version):
             raise ValueError(f"not a build version: {version!r}")
         cur.execute("select set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",))
-        cur.execute("select nspname from pg_namespace where starts_with(nspname, %s) order by 1",
-                    (f"b_{version}_",))
+        cur.execute(
+            "select nspname from pg_namespace where starts_with(nspname, %s) order by 1", (f"b_{version}_",)
+        )
         for (schema,) in cur.fetchall():
             cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
-        cur.execute(sql.SQL("update {} set dropped_at = clock_timestamp() where version = %s")
-                    .format(self._registry()), (version,))
+        cur.execute(
+            sql.SQL("update {} set dropped_at = clock_timestamp() where version = %s").format(
+                self._registry()
+            ),
+            (version,),
+        )
 
     @staticmethod
     def _relations(cur, schema: str) -> dict[str, str]:
-        cur.execute("""select c.relname, c.relkind from pg_class as c
+        cur.execute(
+            """select c.relname, c.relkind from pg_class as c
                        join pg_namespace as n on n.oid = c.relnamespace
-                       where n.nspname = %s and c.relkind = any(%s)""", (schema, list(_PUBLISHABLE)))
+                       where n.nspname = %s and c.relkind = any(%s)""",
+            (schema, list(_PUBLISHABLE)),
+        )
         return dict(cur.fetchall())
 
     @staticmethod
     def _columns(cur, schema: str, relation: str) -> list[tuple[str, str]]:
-        cur.execute("""select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute as a
+        cur.execute(
+            """select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute as a
                        join pg_class as c on c.oid = a.attrelid
                        join pg_namespace as n on n.oid = c.relnamespace
                        where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-                       order by a.attnum""", (schema, relation))
+                       order by a.attnum""",
+            (schema, relation),
+        )
         return cur.fetchall()
 
     @staticmethod
@@ -354,15 +441,20 @@ class PgWarehouseStore:
             return
         cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
         cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(REGISTRY_SCHEMA)))
-        cur.execute(sql.SQL("""create table if not exists {} (
+        cur.execute(
+            sql.SQL("""create table if not exists {} (
             version text primary key,
             run_id text not null,
             created_at timestamptz not null default clock_timestamp(),
             published_at timestamptz,
             dropped_at timestamptz,
-            is_current boolean not null default false)""").format(self._registry()))
-        cur.execute(sql.SQL("create unique index if not exists {} on {} (is_current) where is_current")
-                    .format(sql.Identifier("versions_one_current"), self._registry()))
+            is_current boolean not null default false)""").format(self._registry())
+        )
+        cur.execute(
+            sql.SQL("create unique index if not exists {} on {} (is_current) where is_current").format(
+                sql.Identifier("versions_one_current"), self._registry()
+            )
+        )
 
     @contextmanager
     def _connect(self) -> Iterator:
@@ -381,6 +473,7 @@ class PgWarehouseStore:
 
 # --- the read-only role for analysts and BI tools ----------------------------------------------------
 
+
 def scram_sha256_verifier(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677), computed here so
     the password itself never reaches the server (its logs, pg_stat_statements)."""
@@ -392,12 +485,14 @@ def scram_sha256_verifier(password: str, *, iterations: int = 4096, salt: bytes 
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
-    return (f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
-            f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}")
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+    )
 
 
-def ensure_reader_role(conninfo: str, password: str, *, role: str = READER_ROLE,
-                       published_schema: str = PUBLISHED_SCHEMA) -> None:
+def ensure_reader_role(
+    conninfo: str, password: str, *, role: str = READER_ROLE, published_schema: str = PUBLISHED_SCHEMA
+) -> None:
     """Creates (or updates) a login role that can SELECT the published marts and nothing else.
 
     Idempotent: run it at every deployment with the password from the secret store. Run it as the
@@ -414,10 +509,17 @@ def ensure_reader_role(conninfo: str, password: str, *, role: str = READER_ROLE,
             cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
             cur.execute("select 1 from pg_roles where rolname = %s", (role,))
             verb = sql.SQL("alter role" if cur.fetchone() else "create role")
-            cur.execute(sql.SQL("{} {} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls "
-                                "inherit password %s").format(verb, name), (verifier,))
+            cur.execute(
+                sql.SQL(
+                    "{} {} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls "
+                    "inherit password %s"
+                ).format(verb, name),
+                (verifier,),
+            )
             cur.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(name))
-            cur.execute(sql.SQL("alter role {} set idle_in_transaction_session_timeout = '5min'").format(name))
+            cur.execute(
+                sql.SQL("alter role {} set idle_in_transaction_session_timeout = '5min'").format(name)
+            )
             cur.execute(sql.SQL("alter role {} set search_path = {}").format(name, stable))
             cur.execute("select current_database()")
             database = sql.Identifier(cur.fetchone()[0])
@@ -427,7 +529,10 @@ def ensure_reader_role(conninfo: str, password: str, *, role: str = READER_ROLE,
             cur.execute(sql.SQL("create schema if not exists {}").format(stable))
             cur.execute(sql.SQL("grant usage on schema {} to {}").format(stable, name))
             cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(stable, name))
-            cur.execute(sql.SQL("alter default privileges in schema {} grant select on tables to {}")
-                        .format(stable, name))
+            cur.execute(
+                sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(
+                    stable, name
+                )
+            )
     finally:
         con.close()

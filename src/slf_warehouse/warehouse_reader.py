@@ -101,9 +101,17 @@ def to_pyformat(sql: str, n_params: int) -> str:
 
 # information_schema.columns.data_type on PostgreSQL -> DuckDB's spelling
 _PG_TYPES = {
-    "text": "VARCHAR", "character varying": "VARCHAR", "character": "VARCHAR", "boolean": "BOOLEAN",
-    "smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "real": "FLOAT",
-    "double precision": "DOUBLE", "date": "DATE", "timestamp without time zone": "TIMESTAMP",
+    "text": "VARCHAR",
+    "character varying": "VARCHAR",
+    "character": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "smallint": "SMALLINT",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "real": "FLOAT",
+    "double precision": "DOUBLE",
+    "date": "DATE",
+    "timestamp without time zone": "TIMESTAMP",
     "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
 }
 
@@ -174,9 +182,11 @@ class DuckDBReader(WarehouseReader):
         return QueryResult(tuple(d[0] for d in cursor.description or ()), rows)
 
     def _read_columns(self, schema: str, table: str) -> dict[str, str]:
-        rows = self.execute("SELECT column_name, data_type FROM information_schema.columns "
-                            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                            [schema, table]).rows
+        rows = self.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        ).rows
         return {name: dtype.upper() for name, dtype in rows}
 
 
@@ -196,30 +206,39 @@ class PostgresReader(WarehouseReader):
         # the first statement takes the transaction's snapshot: the registry and the data agree
         self._cur.execute("select to_regclass(%s) is not null", (f"{REGISTRY_SCHEMA}.versions",))
         if not self._cur.fetchone()[0]:
-            raise NoPublishedWarehouse("no warehouse has been published in PostgreSQL yet "
-                                       f"({REGISTRY_SCHEMA}.versions does not exist): run a refresh first")
+            raise NoPublishedWarehouse(
+                "no warehouse has been published in PostgreSQL yet "
+                f"({REGISTRY_SCHEMA}.versions does not exist): run a refresh first"
+            )
         registry = f'"{REGISTRY_SCHEMA}"."versions"'
         if version is None:
             self._cur.execute(f"select version, run_id, published_at from {registry} where is_current")
         else:
-            self._cur.execute(f"select version, run_id, published_at from {registry} where version = %s "
-                              "and published_at is not null and dropped_at is null", (version,))
+            self._cur.execute(
+                f"select version, run_id, published_at from {registry} where version = %s "
+                "and published_at is not null and dropped_at is null",
+                (version,),
+            )
         row = self._cur.fetchone()
         if row is None:
             if version is None:
-                raise NoPublishedWarehouse("no warehouse has been published in PostgreSQL yet: "
-                                           "run a refresh first")
-            self._cur.execute(f"select version from {registry} where published_at is not null "
-                              "and dropped_at is null order by published_at desc")
+                raise NoPublishedWarehouse(
+                    "no warehouse has been published in PostgreSQL yet: run a refresh first"
+                )
+            self._cur.execute(
+                f"select version from {registry} where published_at is not null "
+                "and dropped_at is null order by published_at desc"
+            )
             kept = ", ".join(r[0] for r in self._cur.fetchall()) or "none"
-            raise WarehouseReadError(f"warehouse version {version!r} is not a kept published version "
-                                     f"(kept: {kept})")
+            raise WarehouseReadError(
+                f"warehouse version {version!r} is not a kept published version (kept: {kept})"
+            )
         published = PgPublished(row[0], row[1], row[2].isoformat())
         self.version, self.run_id = published.version, published.run_id
         self.published_at = published.published_at
         self._prefix = published.schema("")
         self._cur.execute("select nspname from pg_namespace where starts_with(nspname, %s)", (self._prefix,))
-        self._layers = {name[len(self._prefix):] for (name,) in self._cur.fetchall()}
+        self._layers = {name[len(self._prefix) :] for (name,) in self._cur.fetchall()}
         self._cur.execute("select current_database()")
         self._database = self._cur.fetchone()[0]
 
@@ -239,9 +258,12 @@ class PostgresReader(WarehouseReader):
         return QueryResult(tuple(d[0] for d in self._cur.description or ()), rows)
 
     def _read_columns(self, schema: str, table: str) -> dict[str, str]:
-        rows = self.execute("SELECT column_name, data_type, numeric_precision, numeric_scale "
-                            "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                            "ORDER BY ordinal_position", [schema, table]).rows
+        rows = self.execute(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, table],
+        ).rows
         out = {}
         for name, dtype, precision, scale in rows:
             if dtype == "numeric":

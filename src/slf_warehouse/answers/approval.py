@@ -84,17 +84,22 @@ def _settings() -> Settings:
 
 # --- 1. the draft -----------------------------------------------------------------------------------
 
+
 def check_trigger_params(params: Mapping[str, Any], choices: Mapping[str, str]) -> tuple[str, str]:
     """The inquiry's name and the edition note, or ApprovalError: an unknown param (``output_dir``…)
     or an inquiry that is not one of the list (a path, a name with a folder) is refused."""
     unknown = sorted(set(params) - TRIGGER_PARAMS)
     if unknown:
-        raise ApprovalError(f"param(s) {', '.join(unknown)} not accepted: the inquiry is chosen from the list and "
-                            "the folders come from the deployment's configuration (SLF_OUTPUT_DIR)")
+        raise ApprovalError(
+            f"param(s) {', '.join(unknown)} not accepted: the inquiry is chosen from the list and "
+            "the folders come from the deployment's configuration (SLF_OUTPUT_DIR)"
+        )
     inquiry = str(params.get("inquiry") or "")
     if inquiry not in choices:
-        raise ApprovalError(f"inquiry {inquiry!r} is not one of the inquiries in inquiries/ "
-                            f"({', '.join(choices) or 'none'}); a path is not accepted")
+        raise ApprovalError(
+            f"inquiry {inquiry!r} is not one of the inquiries in inquiries/ "
+            f"({', '.join(choices) or 'none'}); a path is not accepted"
+        )
     note = str(params.get("edition_note") or "").strip()
     return inquiry, note
 
@@ -111,25 +116,47 @@ def render_draft(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     inquiry, note = check_trigger_params(params, inquiry_choices(settings.inquiries_dir))
     path = settings.inquiries_dir / f"{inquiry}.yaml"
     loaded = load_inquiry(path)
-    signatories = [{"username": s.username, "name": s.name, "title": s.title}
-                   for s in loaded.inquiry.signatories if s.username]
+    signatories = [
+        {"username": s.username, "name": s.name, "title": s.title}
+        for s in loaded.inquiry.signatories
+        if s.username
+    ]
     if not signatories:
-        raise ApprovalError(f"{path}: signatories: none has a `username:` (the Airflow login the approval is "
-                            "assigned to); add it before asking for approval")
+        raise ApprovalError(
+            f"{path}: signatories: none has a `username:` (the Airflow login the approval is "
+            "assigned to); add it before asking for approval"
+        )
     published, source = published_warehouse(settings)  # NoPublishedWarehouse: run a refresh first
     run_info = published_run_info(published, settings.quality_dir)
     folder = review_folder(settings.answers_dir, run_id)
     approved = settings.answers_dir / APPROVED_FOLDER
-    answer = render_inquiry(source, path, folder, run_info=run_info, previous=approved / f"{inquiry}.figures.json",
-                            edition=Edition("draft", note))
+    answer = render_inquiry(
+        source,
+        path,
+        folder,
+        run_info=run_info,
+        previous=approved / f"{inquiry}.figures.json",
+        edition=Edition("draft", note),
+    )
     record = {
-        "status": "waiting", "inquiry": inquiry, "heading": loaded.inquiry.heading,
-        "inquiry_sha256": answer.inquiry_sha256, "run_id": run_id, "folder": str(folder),
-        "pdf": str(answer.pdf_path), "pdf_sha256": _sha256(answer.pdf_path), "html": str(answer.html_path),
-        "figures_json": str(answer.sidecar_path), "edition_note": note, "signatories": signatories,
-        "warehouse_version": published.version, "warehouse_run_id": published.run_id,
-        "quality": run_info.get("quality"), "override": run_info.get("override"),
-        "first_edition": answer.changes.first_edition, "changed_figures": answer.changes.names,
+        "status": "waiting",
+        "inquiry": inquiry,
+        "heading": loaded.inquiry.heading,
+        "inquiry_sha256": answer.inquiry_sha256,
+        "run_id": run_id,
+        "folder": str(folder),
+        "pdf": str(answer.pdf_path),
+        "pdf_sha256": _sha256(answer.pdf_path),
+        "html": str(answer.html_path),
+        "figures_json": str(answer.sidecar_path),
+        "edition_note": note,
+        "signatories": signatories,
+        "warehouse_version": published.version,
+        "warehouse_run_id": published.run_id,
+        "quality": run_info.get("quality"),
+        "override": run_info.get("override"),
+        "first_edition": answer.changes.first_edition,
+        "changed_figures": answer.changes.names,
         "figures": [{"name": n, "label": f.spec.label, "text": f.text} for n, f in answer.figures.items()],
         "changes": [{"label": c.label, "old": c.old, "new": c.new} for c in answer.changes.figures],
     }
@@ -160,8 +187,12 @@ def approval_body(draft: Mapping[str, Any]) -> str:
     lines = [f"**Udkast** `{draft['pdf']}`", "", f"SHA-256 `{draft['pdf_sha256']}`", ""]
     if draft.get("edition_note"):
         lines += [f"**Udgave:** {_cell(draft['edition_note'])}", ""]
-    lines += [f"**Warehouse:** version `{draft['warehouse_version']}` (kørsel `{draft['warehouse_run_id']}`)",
-              "", f"**Datakvalitet:** {_cell(draft.get('quality') or 'ingen kvalitetsresultater for versionen')}", ""]
+    lines += [
+        f"**Warehouse:** version `{draft['warehouse_version']}` (kørsel `{draft['warehouse_run_id']}`)",
+        "",
+        f"**Datakvalitet:** {_cell(draft.get('quality') or 'ingen kvalitetsresultater for versionen')}",
+        "",
+    ]
     if draft.get("override"):
         lines += [f"**Offentliggjort trods fejlede kvalitetskontroller:** {_cell(draft['override'])}", ""]
     lines += ["### Ændringer siden sidste godkendte udgave", ""]
@@ -171,17 +202,25 @@ def approval_body(draft: Mapping[str, Any]) -> str:
         lines.append("Ingen af tallene er ændret.")
     else:
         lines += ["| Tal | Før | Nu |", "|---|---|---|"]
-        lines += [f"| {_cell(c['label'])} | {_cell(c['old'] or '(ikke med)')} | {_cell(c['new'] or '(ikke med)')} |"
-                  for c in draft["changes"]]
+        lines += [
+            f"| {_cell(c['label'])} | {_cell(c['old'] or '(ikke med)')} | {_cell(c['new'] or '(ikke med)')} |"
+            for c in draft["changes"]
+        ]
     lines += ["", "### Tallene i udkastet", "", "| Tal | Værdi |", "|---|---|"]
     lines += [f"| {_cell(f['label'])} | {_cell(f['text'])} |" for f in draft["figures"]]
     names = ", ".join(f"{_cell(s['name'])} ({_cell(s['username'])})" for s in draft["signatories"])
-    lines += ["", (f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
-                   f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet.")]
+    lines += [
+        "",
+        (
+            f"Kan godkendes af: {names}. **{APPROVE}** skriver det endelige brev og arkivkopien; "
+            f"**{REJECT}** kræver en kommentar, som gemmes ved udkastet."
+        ),
+    ]
     return "\n".join(lines)
 
 
 # --- 3. the decision --------------------------------------------------------------------------------
+
 
 def _responded_at(value: Any) -> datetime:
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -231,12 +270,20 @@ def conclude(draft: Mapping[str, Any], response: Mapping[str, Any]) -> dict[str,
     settings = _settings()
     record = _current_record(draft)
     folder = Path(draft["folder"])
-    entry = {"inquiry": draft["inquiry"], "run_id": draft["run_id"], "draft_sha256": draft["pdf_sha256"],
-             "by": username, "at": when.isoformat(), "edition_note": draft["edition_note"],
-             "warehouse_version": draft["warehouse_version"]}
+    entry = {
+        "inquiry": draft["inquiry"],
+        "run_id": draft["run_id"],
+        "draft_sha256": draft["pdf_sha256"],
+        "by": username,
+        "at": when.isoformat(),
+        "edition_note": draft["edition_note"],
+        "warehouse_version": draft["warehouse_version"],
+    }
     if choice == REJECT:
         if not comment:
-            raise ApprovalError(f"{REJECT}: a rejection needs a comment ({COMMENT}); no final letter was written")
+            raise ApprovalError(
+                f"{REJECT}: a rejection needs a comment ({COMMENT}); no final letter was written"
+            )
         rejection = {**entry, "decision": "rejected", "comment": comment}
         _write_json(folder / REJECTION_RECORD, rejection)
         _write_json(folder / DRAFT_RECORD, {**record, "status": "rejected"})
@@ -245,8 +292,15 @@ def conclude(draft: Mapping[str, Any], response: Mapping[str, Any]) -> dict[str,
     return _approve(draft, record, signatory, comment, when, entry, settings)
 
 
-def _approve(draft: Mapping[str, Any], record: dict[str, Any], signatory: dict[str, str], comment: str,
-             when: datetime, entry: dict[str, Any], settings: Any) -> dict[str, Any]:
+def _approve(
+    draft: Mapping[str, Any],
+    record: dict[str, Any],
+    signatory: dict[str, str],
+    comment: str,
+    when: datetime,
+    entry: dict[str, Any],
+    settings: Any,
+) -> dict[str, Any]:
     import shutil
 
     from slf_warehouse.answers import changes as ch
@@ -256,32 +310,62 @@ def _approve(draft: Mapping[str, Any], record: dict[str, Any], signatory: dict[s
 
     folder = Path(draft["folder"])
     if _sha256(Path(draft["pdf"])) != draft["pdf_sha256"]:
-        raise ApprovalError(f"{draft['pdf']}: the draft changed on disk since it was shown; trigger a new draft")
+        raise ApprovalError(
+            f"{draft['pdf']}: the draft changed on disk since it was shown; trigger a new draft"
+        )
     published, source = published_warehouse(settings)
     if record.get("status") == "stale" or published.version != draft["warehouse_version"]:
-        _write_json(folder / DRAFT_RECORD, {**record, "status": "stale",
-                                            "stale_since_version": record.get("stale_since_version") or published.version})
-        raise ApprovalError(f"the draft is stale: it was made from warehouse version {draft['warehouse_version']}, "
-                            f"and {published.version} has been published since; trigger a new draft")
-    approval = Approval(username=signatory["username"], name=signatory["name"], title=signatory["title"],
-                        approved_at=when, draft_sha256=draft["pdf_sha256"], comment=comment)
+        _write_json(
+            folder / DRAFT_RECORD,
+            {
+                **record,
+                "status": "stale",
+                "stale_since_version": record.get("stale_since_version") or published.version,
+            },
+        )
+        raise ApprovalError(
+            f"the draft is stale: it was made from warehouse version {draft['warehouse_version']}, "
+            f"and {published.version} has been published since; trigger a new draft"
+        )
+    approval = Approval(
+        username=signatory["username"],
+        name=signatory["name"],
+        title=signatory["title"],
+        approved_at=when,
+        draft_sha256=draft["pdf_sha256"],
+        comment=comment,
+    )
     edition = Edition("final", draft["edition_note"], approval)
     approved = settings.answers_dir / APPROVED_FOLDER
     staging = approved / f".staging-{_slug(draft['run_id'])}"
     shutil.rmtree(staging, ignore_errors=True)
     stem = draft["inquiry"]
-    answer = render_inquiry(source, settings.inquiries_dir / f"{stem}.yaml", staging,
-                            run_info=published_run_info(published, settings.quality_dir),
-                            previous=approved / f"{stem}{ch.SIDECAR_SUFFIX}", edition=edition, archive=True)
+    answer = render_inquiry(
+        source,
+        settings.inquiries_dir / f"{stem}.yaml",
+        staging,
+        run_info=published_run_info(published, settings.quality_dir),
+        previous=approved / f"{stem}{ch.SIDECAR_SUFFIX}",
+        edition=edition,
+        archive=True,
+    )
     sidecar = staging / f"{stem}{ch.SIDECAR_SUFFIX}"
     drafted = ch.read_sidecar(Path(draft["figures_json"])) or {}
     final = ch.read_sidecar(sidecar) or {}
     if drafted.get("figures") != final.get("figures") or answer.inquiry_sha256 != draft["inquiry_sha256"]:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ApprovalError("the final letter's figures or inquiry text differ from the approved draft's; "
-                            "no final letter was written: trigger a new draft")
-    done = {**entry, "decision": "approved", "comment": comment, "name": signatory["name"],
-            "title": signatory["title"], "text": approval.text}
+        raise ApprovalError(
+            "the final letter's figures or inquiry text differ from the approved draft's; "
+            "no final letter was written: trigger a new draft"
+        )
+    done = {
+        **entry,
+        "decision": "approved",
+        "comment": comment,
+        "name": signatory["name"],
+        "title": signatory["title"],
+        "text": approval.text,
+    }
     _write_json(staging / f"{stem}.approval.json", done)
     files = {}
     for path in sorted(staging.iterdir()):  # the sidecar last: it marks the edition as complete

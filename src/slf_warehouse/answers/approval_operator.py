@@ -28,10 +28,17 @@ class LetterApproval(HITLOperator):
 
         # Airflow hands every operator the DAG's params too (marked "dag"; the HITL form drops them).
         form = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
-        form[COMMENT] = Param("", type="string", maxLength=2000, title="Kommentar", source="task",
-                              description=f"Skal udfyldes ved '{REJECT}': hvad skal rettes")
-        super().__init__(subject="Godkend svarbrevet", options=[APPROVE, REJECT], multiple=False, params=form,
-                         **kwargs)
+        form[COMMENT] = Param(
+            "",
+            type="string",
+            maxLength=2000,
+            title="Kommentar",
+            source="task",
+            description=f"Skal udfyldes ved '{REJECT}': hvad skal rettes",
+        )
+        super().__init__(
+            subject="Godkend svarbrevet", options=[APPROVE, REJECT], multiple=False, params=form, **kwargs
+        )
         self.draft_task_id = draft_task_id
 
     def execute(self, context: Any) -> Any:
@@ -49,7 +56,12 @@ class LetterApproval(HITLOperator):
         from slf_warehouse.answers.approval import COMMENT, REJECT
 
         result = super().execute_complete(context, event)
-        if list(result["chosen_options"]) == [REJECT] and not str(result["params_input"].get(COMMENT) or "").strip():
-            raise AirflowFailException(f"'{REJECT}' without a comment: a rejection must say what to change "
-                                       "(the comment field); no final letter was written. Clear this task to answer again.")
+        if (
+            list(result["chosen_options"]) == [REJECT]
+            and not str(result["params_input"].get(COMMENT) or "").strip()
+        ):
+            raise AirflowFailException(
+                f"'{REJECT}' without a comment: a rejection must say what to change "
+                "(the comment field); no final letter was written. Clear this task to answer again."
+            )
         return result

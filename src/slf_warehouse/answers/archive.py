@@ -38,18 +38,32 @@ def queries_text(figures: Mapping[str, FigureResult]) -> str:
     for name, f in figures.items():
         bound = json.dumps([_bound_json(v) for v in f.bound], ensure_ascii=False)
         blocks.append(f"-- figure: {name}\n-- label: {f.spec.label}\n-- bound: {bound}\n{f.sql};\n")
-    return ("-- Datagrundlag: the queries behind every figure of the letter, as they ran on the warehouse\n"
-            "-- version named in godkendelse.json; '?' takes the bound values in order.\n\n" + "\n".join(blocks))
+    return (
+        "-- Datagrundlag: the queries behind every figure of the letter, as they ran on the warehouse\n"
+        "-- version named in godkendelse.json; '?' takes the bound values in order.\n\n" + "\n".join(blocks)
+    )
 
 
 def approval_document(edition: Edition, record: dict[str, Any]) -> dict[str, Any]:
     """The approval and what it approved: the draft's hash, the inquiry and the warehouse version."""
-    return {"edition": edition.record(), "inquiry": record.get("inquiry"),
-            "inquiry_sha256": record.get("inquiry_sha256"), "warehouse": record.get("warehouse")}
+    return {
+        "edition": edition.record(),
+        "inquiry": record.get("inquiry"),
+        "inquiry_sha256": record.get("inquiry_sha256"),
+        "warehouse": record.get("warehouse"),
+    }
 
 
-def write_archive(html: str, path: Path, *, templates_dir: Path, identifier: bytes, record: dict[str, Any],
-                  figures: Mapping[str, FigureResult], edition: Edition | None) -> Path:
+def write_archive(
+    html: str,
+    path: Path,
+    *,
+    templates_dir: Path,
+    identifier: bytes,
+    record: dict[str, Any],
+    figures: Mapping[str, FigureResult],
+    edition: Edition | None,
+) -> Path:
     """Render ``html`` as PDF/A-3a to ``path`` with the three evidence files embedded."""
     from weasyprint import HTML, Attachment
 
@@ -61,16 +75,35 @@ def write_archive(html: str, path: Path, *, templates_dir: Path, identifier: byt
     when = edition.approval.approved_at
     fetcher = ProjectFilesFetcher(templates_dir)
     evidence = [
-        (f"{stem}{ch.SIDECAR_SUFFIX}", ch.sidecar_text(record), "Tallene i svaret med eksakte værdier", "Data"),
+        (
+            f"{stem}{ch.SIDECAR_SUFFIX}",
+            ch.sidecar_text(record),
+            "Tallene i svaret med eksakte værdier",
+            "Data",
+        ),
         (QUERIES_FILE, queries_text(figures), "Forespørgslerne bag tallene (Datagrundlag)", "Source"),
-        (APPROVAL_FILE, json.dumps(approval_document(edition, record), indent=2, ensure_ascii=False) + "\n",
-         "Godkendelsen: hvem, hvornår, hvilket udkast", "Supplement"),
+        (
+            APPROVAL_FILE,
+            json.dumps(approval_document(edition, record), indent=2, ensure_ascii=False) + "\n",
+            "Godkendelsen: hvem, hvornår, hvilket udkast",
+            "Supplement",
+        ),
     ]
-    attachments = [Attachment(string=text.encode("utf-8"), name=name, description=description, created=when,
-                              modified=when, relationship=relationship, url_fetcher=fetcher)
-                   for name, text, description, relationship in evidence]
+    attachments = [
+        Attachment(
+            string=text.encode("utf-8"),
+            name=name,
+            description=description,
+            created=when,
+            modified=when,
+            relationship=relationship,
+            url_fetcher=fetcher,
+        )
+        for name, text, description, relationship in evidence
+    ]
     pdf = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
-        pdf_identifier=identifier, pdf_variant=ARCHIVE_VARIANT, attachments=attachments)
+        pdf_identifier=identifier, pdf_variant=ARCHIVE_VARIANT, attachments=attachments
+    )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(pdf)
     tmp.replace(path)

@@ -54,23 +54,43 @@ def _group(f: FigureResult, keys: Mapping[str, Any]) -> str:
 
 def figure_record(f: FigureResult) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "label": f.spec.label, "unit": f.spec.unit, "value": _json_value(f.value), "text": f.text,
-        "exact": f.result.total.exact if isinstance(f.result, FigureTable) else f.result.exact, "rows": f.rows,
+        "label": f.spec.label,
+        "unit": f.spec.unit,
+        "value": _json_value(f.value),
+        "text": f.text,
+        "exact": f.result.total.exact if isinstance(f.result, FigureTable) else f.result.exact,
+        "rows": f.rows,
     }
     if isinstance(f.result, FigureTable):
-        record["parts"] = [{"group": _group(f, r.keys), "keys": {k: _json_value(v) for k, v in r.keys.items()},
-                            "value": _json_value(r.value.value), "text": r.value.text, "exact": r.value.exact}
-                           for r in f.result.rows]
+        record["parts"] = [
+            {
+                "group": _group(f, r.keys),
+                "keys": {k: _json_value(v) for k, v in r.keys.items()},
+                "value": _json_value(r.value.value),
+                "text": r.value.text,
+                "exact": r.value.exact,
+            }
+            for r in f.result.rows
+        ]
     return record
 
 
-def sidecar_document(inquiry_file: str, parameters: dict[str, Any], figures: dict[str, FigureResult],
-                     warehouse: str | dict[str, Any], run_info: dict[str, Any] | None, *,
-                     inquiry_sha256: str = "", official: bool = False) -> dict[str, Any]:
+def sidecar_document(
+    inquiry_file: str,
+    parameters: dict[str, Any],
+    figures: dict[str, FigureResult],
+    warehouse: str | dict[str, Any],
+    run_info: dict[str, Any] | None,
+    *,
+    inquiry_sha256: str = "",
+    official: bool = False,
+) -> dict[str, Any]:
     """``warehouse``: the reader's ``describe()`` (engine and file, or database and schema), or a
     file name."""
-    info = {k: _json_value(v) if not isinstance(v, (list, tuple, set)) else sorted(str(x) for x in v)
-            for k, v in (run_info or {}).items()}
+    info = {
+        k: _json_value(v) if not isinstance(v, (list, tuple, set)) else sorted(str(x) for x in v)
+        for k, v in (run_info or {}).items()
+    }
     source = {"file": warehouse} if isinstance(warehouse, str) else dict(warehouse)
     return {
         "format": FORMAT,
@@ -102,8 +122,11 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(
-            document.get("figures"), dict):
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FORMAT
+        or not isinstance(document.get("figures"), dict)
+    ):
         return None
     return document
 
@@ -175,12 +198,28 @@ def compare(previous: dict[str, Any] | None, current: dict[str, Any]) -> Changes
         old, new = old_figures.get(name), new_figures.get(name)
         if old is None or new is None:
             record = new or old
-            changed.append(FigureChange(name, record.get("label", name), old and old.get("exact"),
-                                        new and new.get("exact"), old and old.get("value"),
-                                        new and new.get("value")))
+            changed.append(
+                FigureChange(
+                    name,
+                    record.get("label", name),
+                    old and old.get("exact"),
+                    new and new.get("exact"),
+                    old and old.get("value"),
+                    new and new.get("value"),
+                )
+            )
             continue
         parts = _part_changes(old, new) if ("parts" in old or "parts" in new) else ()
         if old.get("value") != new.get("value") or parts:
-            changed.append(FigureChange(name, new.get("label", name), old.get("exact"), new.get("exact"),
-                                        old.get("value"), new.get("value"), parts))
+            changed.append(
+                FigureChange(
+                    name,
+                    new.get("label", name),
+                    old.get("exact"),
+                    new.get("exact"),
+                    old.get("value"),
+                    new.get("value"),
+                    parts,
+                )
+            )
     return Changes(previous, tuple(changed), previous.get("parameters") != current.get("parameters"))

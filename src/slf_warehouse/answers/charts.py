@@ -34,13 +34,57 @@ TEXT_COLOUR = "#1a1a1a"
 
 # DejaVu Sans advance widths in em (from the font's hmtx table), for placing labels.
 _WIDTHS: dict[float, str] = {
-    0.275: "'", 0.278: "ijl", 0.295: "IJ", 0.318: " ,.·", 0.337: "/:;\\|", 0.352: "f", 0.361: "-",
-    0.39: "()[]", 0.392: "t", 0.401: "!²", 0.411: "r", 0.46: '"', 0.5: "*_`–", 0.521: "s", 0.525: "z",
-    0.531: "?", 0.55: "c", 0.557: "L", 0.575: "F", 0.579: "k", 0.592: "vxy", 0.603: "P", 0.611: "TY",
-    0.612: "oø«»", 0.613: "aå", 0.615: "eé", 0.632: "EÉ", 0.634: "hnuü", 0.635: "Sbdgpq",
-    0.636: "$0123456789{}", 0.656: "K", 0.684: "AVÅ", 0.685: "XZ", 0.686: "B", 0.695: "R", 0.698: "C",
-    0.732: "U", 0.748: "N", 0.752: "H", 0.77: "D", 0.775: "G", 0.78: "&", 0.787: "OQØ", 0.818: "w",
-    0.838: "#+<=>^~", 0.863: "M", 0.95: "%", 0.974: "mÆ", 0.982: "æ", 0.989: "W", 1.0: "@",
+    0.275: "'",
+    0.278: "ijl",
+    0.295: "IJ",
+    0.318: " ,.·",
+    0.337: "/:;\\|",
+    0.352: "f",
+    0.361: "-",
+    0.39: "()[]",
+    0.392: "t",
+    0.401: "!²",
+    0.411: "r",
+    0.46: '"',
+    0.5: "*_`–",
+    0.521: "s",
+    0.525: "z",
+    0.531: "?",
+    0.55: "c",
+    0.557: "L",
+    0.575: "F",
+    0.579: "k",
+    0.592: "vxy",
+    0.603: "P",
+    0.611: "TY",
+    0.612: "oø«»",
+    0.613: "aå",
+    0.615: "eé",
+    0.632: "EÉ",
+    0.634: "hnuü",
+    0.635: "Sbdgpq",
+    0.636: "$0123456789{}",
+    0.656: "K",
+    0.684: "AVÅ",
+    0.685: "XZ",
+    0.686: "B",
+    0.695: "R",
+    0.698: "C",
+    0.732: "U",
+    0.748: "N",
+    0.752: "H",
+    0.77: "D",
+    0.775: "G",
+    0.78: "&",
+    0.787: "OQØ",
+    0.818: "w",
+    0.838: "#+<=>^~",
+    0.863: "M",
+    0.95: "%",
+    0.974: "mÆ",
+    0.982: "æ",
+    0.989: "W",
+    1.0: "@",
 }
 _CHAR_WIDTH = {ch: w for w, chars in _WIDTHS.items() for ch in chars}
 
@@ -79,7 +123,9 @@ class Scale:
 
     def column_label(self, value: Decimal) -> str:
         """A column's value in the axis unit: millions with one decimal ("1,9"), thousands whole."""
-        return fmt.format_number(Decimal(value) / self.divisor, decimals=1 if self.divisor >= 1_000_000 else 0)
+        return fmt.format_number(
+            Decimal(value) / self.divisor, decimals=1 if self.divisor >= 1_000_000 else 0
+        )
 
 
 def _nice_step(span: float, ticks: int = 5) -> float:
@@ -107,7 +153,9 @@ def _axis(values: list[Decimal], unit: str) -> tuple[float, float, float, Scale]
     if unit == "kr" and largest >= 10_000:
         divisor = 1_000_000 if largest >= 1_000_000 else 1_000
         step_in_unit = step / divisor
-        decimals = next(d for d in (0, 1, 2, 3) if abs(step_in_unit * 10 ** d - round(step_in_unit * 10 ** d)) < 1e-9)
+        decimals = next(
+            d for d in (0, 1, 2, 3) if abs(step_in_unit * 10**d - round(step_in_unit * 10**d)) < 1e-9
+        )
         scale = Scale(Decimal(divisor), "mio. kr." if divisor == 1_000_000 else "1.000 kr.", decimals)
     elif unit == "kr":
         scale = Scale(Decimal(1), "kr.", 0)
@@ -121,11 +169,21 @@ def _ticks(low: float, high: float, step: float) -> list[float]:
     return [low + i * step for i in range(count + 1)]
 
 
-def _text(x: float, y: float, text: str, *, anchor: str = "start", size: float = FONT_SIZE,
-          colour: str = TEXT_COLOUR, weight: str | None = None) -> str:
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    anchor: str = "start",
+    size: float = FONT_SIZE,
+    colour: str = TEXT_COLOUR,
+    weight: str | None = None,
+) -> str:
     extra = f' font-weight="{weight}"' if weight else ""
-    return (f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}" font-size="{_n(size)}" '
-            f'fill="{colour}"{extra}>{escape(text)}</text>')
+    return (
+        f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}" font-size="{_n(size)}" '
+        f'fill="{colour}"{extra}>{escape(text)}</text>'
+    )
 
 
 def _alt(title: str, points: list[Point]) -> str:
@@ -136,9 +194,11 @@ def _alt(title: str, points: list[Point]) -> str:
 
 
 def _svg(width: float, height: float, title: str, body: list[str]) -> Markup:
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
-            f'width="{_n(width)}pt" height="{_n(height)}pt" viewBox="0 0 {_n(width)} {_n(height)}" '
-            f'font-family="{FONT}, sans-serif">')
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
+        f'width="{_n(width)}pt" height="{_n(height)}pt" viewBox="0 0 {_n(width)} {_n(height)}" '
+        f'font-family="{FONT}, sans-serif">'
+    )
     return Markup("\n".join([head, f"<title>{escape(title)}</title>", *body, "</svg>"]))
 
 
@@ -147,7 +207,9 @@ def bar_chart(title: str, points: list[Point], unit: str) -> Markup:
     low, high, step, scale = _axis([p.value for p in points], unit)
     bar, gap, top = 13.0, 7.0, 4.0
     line = FONT_SIZE * 1.2
-    label_width = min(max((text_width(part) for p in points for part in p.label), default=0) + 8, WIDTH * 0.42)
+    label_width = min(
+        max((text_width(part) for p in points for part in p.label), default=0) + 8, WIDTH * 0.42
+    )
     value_labels = [p.text for p in points]
     value_room = max((text_width(t, SMALL) for t in value_labels), default=0) + 6
     plot_left, plot_right = label_width, WIDTH - value_room
@@ -161,11 +223,23 @@ def bar_chart(title: str, points: list[Point], unit: str) -> Markup:
     body = []
     for t in _ticks(low, high, step):
         x = x_of(t)
-        body.append(f'<line x1="{_n(x)}" y1="{_n(top - 2)}" x2="{_n(x)}" y2="{_n(plot_bottom)}" '
-                    f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>')
-        body.append(_text(x, plot_bottom + 9, scale.label(t), anchor="middle", size=SMALL, colour=AXIS_COLOUR))
-    body.append(_text((plot_left + plot_right) / 2, plot_bottom + 21, scale.title, anchor="middle", size=SMALL,
-                      colour=AXIS_COLOUR))
+        body.append(
+            f'<line x1="{_n(x)}" y1="{_n(top - 2)}" x2="{_n(x)}" y2="{_n(plot_bottom)}" '
+            f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>'
+        )
+        body.append(
+            _text(x, plot_bottom + 9, scale.label(t), anchor="middle", size=SMALL, colour=AXIS_COLOUR)
+        )
+    body.append(
+        _text(
+            (plot_left + plot_right) / 2,
+            plot_bottom + 21,
+            scale.title,
+            anchor="middle",
+            size=SMALL,
+            colour=AXIS_COLOUR,
+        )
+    )
     y = top
     zero = x_of(0.0)
     for p, row, value_text in zip(points, rows, value_labels):
@@ -173,18 +247,24 @@ def bar_chart(title: str, points: list[Point], unit: str) -> Markup:
         x0, x1 = sorted((zero, x_of(v)))
         bar_y = y + (row - bar) / 2
         colour = BAR_COLOUR if v >= 0 else NEGATIVE_COLOUR
-        body.append(f'<rect x="{_n(x0)}" y="{_n(bar_y)}" width="{_n(max(x1 - x0, 0.4))}" height="{_n(bar)}" '
-                    f'fill="{colour}"/>')
+        body.append(
+            f'<rect x="{_n(x0)}" y="{_n(bar_y)}" width="{_n(max(x1 - x0, 0.4))}" height="{_n(bar)}" '
+            f'fill="{colour}"/>'
+        )
         first = y + row / 2 - (len(p.label) - 1) * line / 2 + FONT_SIZE * 0.35
         for i, part in enumerate(p.label):
             body.append(_text(plot_left - 5, first + i * line, part, anchor="end"))
         # on a white ground, so a gridline behind the value does not cross it
-        body.append(f'<rect x="{_n(x1 + 1.5)}" y="{_n(bar_y + bar / 2 - SMALL * 0.6)}" '
-                    f'width="{_n(text_width(value_text, SMALL) + 3)}" height="{_n(SMALL * 1.2)}" fill="#ffffff"/>')
+        body.append(
+            f'<rect x="{_n(x1 + 1.5)}" y="{_n(bar_y + bar / 2 - SMALL * 0.6)}" '
+            f'width="{_n(text_width(value_text, SMALL) + 3)}" height="{_n(SMALL * 1.2)}" fill="#ffffff"/>'
+        )
         body.append(_text(x1 + 3, bar_y + bar / 2 + SMALL * 0.35, value_text, size=SMALL))
         y += row + gap
-    body.append(f'<line x1="{_n(zero)}" y1="{_n(top - 2)}" x2="{_n(zero)}" y2="{_n(plot_bottom)}" '
-                f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>')
+    body.append(
+        f'<line x1="{_n(zero)}" y1="{_n(top - 2)}" x2="{_n(zero)}" y2="{_n(plot_bottom)}" '
+        f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>'
+    )
     return _svg(WIDTH, height, _alt(title, points), body)
 
 
@@ -208,9 +288,13 @@ def column_chart(title: str, points: list[Point], unit: str) -> Markup:
     body = [_text(0, top - 6, scale.title, size=SMALL, colour=AXIS_COLOUR)]
     for t, label in zip(_ticks(low, high, step), tick_labels):
         y = y_of(t)
-        body.append(f'<line x1="{_n(plot_left)}" y1="{_n(y)}" x2="{_n(plot_right)}" y2="{_n(y)}" '
-                    f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>')
-        body.append(_text(plot_left - 4, y + SMALL * 0.35, label, anchor="end", size=SMALL, colour=AXIS_COLOUR))
+        body.append(
+            f'<line x1="{_n(plot_left)}" y1="{_n(y)}" x2="{_n(plot_right)}" y2="{_n(y)}" '
+            f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>'
+        )
+        body.append(
+            _text(plot_left - 4, y + SMALL * 0.35, label, anchor="end", size=SMALL, colour=AXIS_COLOUR)
+        )
     zero = y_of(0.0)
     show_values = len(points) <= 16
     for i, p in enumerate(points):
@@ -218,17 +302,28 @@ def column_chart(title: str, points: list[Point], unit: str) -> Markup:
         cx = plot_left + slot * (i + 0.5)
         y0, y1 = sorted((zero, y_of(v)))
         colour = BAR_COLOUR if v >= 0 else NEGATIVE_COLOUR
-        body.append(f'<rect x="{_n(cx - width / 2)}" y="{_n(y0)}" width="{_n(width)}" '
-                    f'height="{_n(max(y1 - y0, 0.4))}" fill="{colour}"/>')
+        body.append(
+            f'<rect x="{_n(cx - width / 2)}" y="{_n(y0)}" width="{_n(width)}" '
+            f'height="{_n(max(y1 - y0, 0.4))}" fill="{colour}"/>'
+        )
         if show_values:
             label_y = y0 - 2.5 if v >= 0 else y1 + SMALL + 1
             body.append(_text(cx, label_y, scale.column_label(p.value), anchor="middle", size=SMALL))
         for j, part in enumerate(p.label):
             if part:
-                body.append(_text(cx, plot_bottom + 6 + FONT_SIZE + j * FONT_SIZE * 1.25, part, anchor="middle",
-                                  colour=TEXT_COLOUR if j == 0 else AXIS_COLOUR))
-    body.append(f'<line x1="{_n(plot_left)}" y1="{_n(zero)}" x2="{_n(plot_right)}" y2="{_n(zero)}" '
-                f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>')
+                body.append(
+                    _text(
+                        cx,
+                        plot_bottom + 6 + FONT_SIZE + j * FONT_SIZE * 1.25,
+                        part,
+                        anchor="middle",
+                        colour=TEXT_COLOUR if j == 0 else AXIS_COLOUR,
+                    )
+                )
+    body.append(
+        f'<line x1="{_n(plot_left)}" y1="{_n(zero)}" x2="{_n(plot_right)}" y2="{_n(zero)}" '
+        f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>'
+    )
     return _svg(WIDTH, height, _alt(title, points), body)
 
 

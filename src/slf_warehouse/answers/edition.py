@@ -41,21 +41,30 @@ class Approval:
 
     @property
     def text(self) -> str:
-        """"Godkendt af Thomas Medom, Rådmand, den 1. december 2026 kl. 13.05"."""
+        """ "Godkendt af Thomas Medom, Rådmand, den 1. december 2026 kl. 13.05"."""
         when = self.local_time
-        return (f"Godkendt af {self.name}, {self.title}, den {fmt.format_date(when.date())} "
-                f"kl. {when:%H.%M}")
+        return f"Godkendt af {self.name}, {self.title}, den {fmt.format_date(when.date())} kl. {when:%H.%M}"
 
     def record(self) -> dict[str, Any]:
-        return {"username": self.username, "name": self.name, "title": self.title,
-                "approved_at": self.approved_at.astimezone(UTC).isoformat(),
-                "draft_sha256": self.draft_sha256, "comment": self.comment}
+        return {
+            "username": self.username,
+            "name": self.name,
+            "title": self.title,
+            "approved_at": self.approved_at.astimezone(UTC).isoformat(),
+            "draft_sha256": self.draft_sha256,
+            "comment": self.comment,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Approval:
-        return cls(username=record["username"], name=record["name"], title=record["title"],
-                   approved_at=datetime.fromisoformat(record["approved_at"]),
-                   draft_sha256=record["draft_sha256"], comment=record.get("comment", ""))
+        return cls(
+            username=record["username"],
+            name=record["name"],
+            title=record["title"],
+            approved_at=datetime.fromisoformat(record["approved_at"]),
+            draft_sha256=record["draft_sha256"],
+            comment=record.get("comment", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,5 +84,8 @@ class Edition:
         return self.stage == "draft"
 
     def record(self) -> dict[str, Any]:
-        return {"stage": self.stage, "note": self.note,
-                "approval": self.approval.record() if self.approval else None}
+        return {
+            "stage": self.stage,
+            "note": self.note,
+            "approval": self.approval.record() if self.approval else None,
+        }

@@ -42,10 +42,18 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 NULL_LABEL = "(uoplyst)"
 COLUMN_HEADINGS = {
-    "district": "Distrikt", "activity_type": "Aktivitetstype", "funding_source": "Kilde",
-    "funding_source_name": "Finansieringskilde", "unit_id": "Enheds-id", "unit_name": "Enhed",
-    "unit_type": "Enhedstype", "budget_year": "År", "purpose": "Formål", "posting_month": "Periode",
-    "held_on": "Periode", "role": "Rolle",
+    "district": "Distrikt",
+    "activity_type": "Aktivitetstype",
+    "funding_source": "Kilde",
+    "funding_source_name": "Finansieringskilde",
+    "unit_id": "Enheds-id",
+    "unit_name": "Enhed",
+    "unit_type": "Enhedstype",
+    "budget_year": "År",
+    "purpose": "Formål",
+    "posting_month": "Periode",
+    "held_on": "Periode",
+    "role": "Rolle",
 }
 VALUE_HEADINGS = {"kr": "Beløb, kr.", "count": "Antal", "percent": "Procent"}
 
@@ -107,8 +115,12 @@ class TableSpec(_Exhibit):
         return self.rows or [g for g in spec.group_by if g != self.columns]
 
     def group_columns_used(self) -> list[str]:
-        return [*self.rows, *([self.columns] if self.columns else []), *self.labels,
-                *(h for h in self.headings if h != "value")]
+        return [
+            *self.rows,
+            *([self.columns] if self.columns else []),
+            *self.labels,
+            *(h for h in self.headings if h != "value"),
+        ]
 
 
 class ChartSpec(_Exhibit):
@@ -126,12 +138,15 @@ class ChartSpec(_Exhibit):
 def check_exhibit(exhibit: TableSpec | ChartSpec, spec: FigureSpec) -> None:
     """Raise ExhibitError if the exhibit does not fit its figure (checked when the inquiry loads)."""
     if not spec.is_table:
-        raise ExhibitError(f"figure {spec.name!r} is a single number; a table or chart needs a figure "
-                           "with group_by")
+        raise ExhibitError(
+            f"figure {spec.name!r} is a single number; a table or chart needs a figure with group_by"
+        )
     unknown = [c for c in dict.fromkeys(exhibit.group_columns_used()) if c not in spec.group_by]
     if unknown:
-        raise ExhibitError(f"{', '.join(repr(c) for c in unknown)} not a group column of figure {spec.name!r} "
-                           f"(it has: {', '.join(spec.group_by)})")
+        raise ExhibitError(
+            f"{', '.join(repr(c) for c in unknown)} not a group column of figure {spec.name!r} "
+            f"(it has: {', '.join(spec.group_by)})"
+        )
     if isinstance(exhibit, TableSpec) and exhibit.columns and exhibit.columns in exhibit.rows:
         raise ExhibitError(f"{exhibit.columns!r} is both in rows and columns")
     if isinstance(exhibit, TableSpec) and exhibit.columns and not exhibit.row_columns(spec):
@@ -139,6 +154,7 @@ def check_exhibit(exhibit: TableSpec | ChartSpec, spec: FigureSpec) -> None:
 
 
 # --- writing group values ------------------------------------------------------------------------
+
 
 def key_label(value: Any, column: str, spec: FigureSpec, labels: dict[str, dict[str | None, str]]) -> str:
     """How the letter writes one group value: the inquiry's label, else the date by its period,
@@ -187,6 +203,7 @@ def _sort_mode(exhibit: TableSpec | ChartSpec, spec: FigureSpec) -> str | None:
 
 # --- tables --------------------------------------------------------------------------------------
 
+
 def _cell(value: Any, unit: str) -> str:
     if value is None:
         return "–"
@@ -200,7 +217,11 @@ def _additive(spec: FigureSpec) -> bool:
 
 
 def _th(text: str, scope: str, cls: str = "", colspan: int = 1) -> str:
-    attrs = f' scope="{scope}"' + (f' class="{cls}"' if cls else "") + (f' colspan="{colspan}"' if colspan > 1 else "")
+    attrs = (
+        f' scope="{scope}"'
+        + (f' class="{cls}"' if cls else "")
+        + (f' colspan="{colspan}"' if colspan > 1 else "")
+    )
     return f"<th{attrs}>{escape(text)}</th>"
 
 
@@ -210,8 +231,11 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
     row_cols = exhibit.row_columns(spec)
     labels = exhibit.labels
     unit = spec.unit
-    headings = {**{c: COLUMN_HEADINGS.get(c, c) for c in spec.group_by},
-                "value": VALUE_HEADINGS.get(unit, "Værdi"), **exhibit.headings}
+    headings = {
+        **{c: COLUMN_HEADINGS.get(c, c) for c in spec.group_by},
+        "value": VALUE_HEADINGS.get(unit, "Værdi"),
+        **exhibit.headings,
+    }
     total_label = exhibit.total if _additive(spec) else None
 
     cells: dict[tuple[Any, ...], dict[Any, Decimal]] = {}
@@ -221,8 +245,10 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
         col_key = r.keys[exhibit.columns] if exhibit.columns else None
         if col_key in cells.setdefault(row_key, {}):
             shown = ", ".join([*row_cols, *([exhibit.columns] if exhibit.columns else [])])
-            raise ExhibitError(f"table of {spec.name!r}: two rows share the shown columns ({shown}) "
-                               f"= {row_key + ((col_key,) if exhibit.columns else ())}; show more columns")
+            raise ExhibitError(
+                f"table of {spec.name!r}: two rows share the shown columns ({shown}) "
+                f"= {row_key + ((col_key,) if exhibit.columns else ())}; show more columns"
+            )
         cells[row_key][col_key] = r.value.value
         row_values[row_key] = row_values.get(row_key, Decimal(0)) + Decimal(r.value.value or 0)
 
@@ -232,8 +258,11 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
         row_keys.sort(key=lambda k: -row_values[k])
     elif mode == "key":
         row_keys.sort(key=lambda k: tuple(_sort_key(v, c, labels) for v, c in zip(k, row_cols)))
-    col_keys = _ordered((r.keys[exhibit.columns] for r in table.rows), exhibit.columns, labels) \
-        if exhibit.columns else [None]
+    col_keys = (
+        _ordered((r.keys[exhibit.columns] for r in table.rows), exhibit.columns, labels)
+        if exhibit.columns
+        else [None]
+    )
 
     head = [_th(headings[c], "col") for c in row_cols]
     if exhibit.columns:
@@ -261,16 +290,22 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
             parts.append(f'<td class="num total">{escape(_cell(sum(totals, Decimal(0)), unit))}</td>')
         foot = "<tfoot><tr>" + "".join(parts) + "</tr></tfoot>"
     layout = "pivot" if exhibit.columns else "simple"
-    html = (f'<table class="data {layout}">\n<caption><span class="exhibit-number">Tabel {number}.</span> '
-            f"{escape(exhibit.caption)}</caption>\n"
-            f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n" + "\n".join(body) + f"\n</tbody>{foot}\n</table>")
+    html = (
+        f'<table class="data {layout}">\n<caption><span class="exhibit-number">Tabel {number}.</span> '
+        f"{escape(exhibit.caption)}</caption>\n"
+        f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + f"\n</tbody>{foot}\n</table>"
+    )
     return Markup(f'<div class="exhibit table-exhibit">\n{html}\n</div>')
 
 
 # --- charts --------------------------------------------------------------------------------------
 
-def _chart_label(value: Any, column: str, spec: FigureSpec, labels: dict[str, dict[str | None, str]],
-                 previous: Any) -> tuple[str, ...]:
+
+def _chart_label(
+    value: Any, column: str, spec: FigureSpec, labels: dict[str, dict[str | None, str]], previous: Any
+) -> tuple[str, ...]:
     """One or two lines under (or beside) a bar. Quarters and months name the year once a year."""
     key = None if value is None else _key_string(value)
     if isinstance(value, date) and key not in labels.get(column, {}):
@@ -304,8 +339,10 @@ def render_chart(exhibit: ChartSpec, result: FigureResult, number: int) -> Marku
     seen: set[Any] = set()
     for r in rows:
         if r.keys[column] in seen:
-            raise ExhibitError(f"chart of {spec.name!r}: two rows have the same {column} "
-                               f"({r.keys[column]!r}); chart a figure grouped by {column} alone")
+            raise ExhibitError(
+                f"chart of {spec.name!r}: two rows have the same {column} "
+                f"({r.keys[column]!r}); chart a figure grouped by {column} alone"
+            )
         seen.add(r.keys[column])
     mode = _sort_mode(exhibit, spec)
     if mode == "value":
@@ -316,17 +353,28 @@ def render_chart(exhibit: ChartSpec, result: FigureResult, number: int) -> Marku
     points, previous = [], None
     for r in rows:
         value = r.keys[column]
-        points.append(charts.Point(_chart_label(value, column, spec, labels, previous),
-                                   Decimal(r.value.value or 0), format_value(r.value.value, spec.unit, style),
-                                   key_label(value, column, spec, labels)))
+        points.append(
+            charts.Point(
+                _chart_label(value, column, spec, labels, previous),
+                Decimal(r.value.value or 0),
+                format_value(r.value.value, spec.unit, style),
+                key_label(value, column, spec, labels),
+            )
+        )
         previous = value
     svg = charts.CHARTS[exhibit.kind](exhibit.title, points, spec.unit)
-    return Markup('<figure class="exhibit chart">\n{}\n<figcaption><span class="exhibit-number">Figur {}.</span> '
-                  '{}</figcaption>\n</figure>').format(svg, number, exhibit.title)
+    return Markup(
+        '<figure class="exhibit chart">\n{}\n<figcaption><span class="exhibit-number">Figur {}.</span> '
+        "{}</figcaption>\n</figure>"
+    ).format(svg, number, exhibit.title)
 
 
-def render_exhibits(tables: list[TableSpec], chart_specs: list[ChartSpec], figures: dict[str, FigureResult],
-                    counters: dict[str, int]) -> list[Markup]:
+def render_exhibits(
+    tables: list[TableSpec],
+    chart_specs: list[ChartSpec],
+    figures: dict[str, FigureResult],
+    counters: dict[str, int],
+) -> list[Markup]:
     """A question's tables, then its charts, numbered on from ``counters`` (updated)."""
     out = []
     for t in tables:

@@ -58,9 +58,19 @@ class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships
         path = self._allowed(url)
         if path is None:
             scheme = urlsplit(url).scheme.lower() or "relative"
-            log.warning("refused to fetch a %s URL for the letter (sha256 %s, %d characters): only files "
-                        "under %s are served", scheme, url_digest(url), len(url), self.root)
-            raise ResourceRefused(f"the letter refers to a {scheme} URL outside {self.root} "
-                                  f"(sha256 {url_digest(url)}); only the project's own files are served")
+            log.warning(
+                "refused to fetch a %s URL for the letter (sha256 %s, %d characters): only files "
+                "under %s are served",
+                scheme,
+                url_digest(url),
+                len(url),
+                self.root,
+            )
+            raise ResourceRefused(
+                f"the letter refers to a {scheme} URL outside {self.root} "
+                f"(sha256 {url_digest(url)}); only the project's own files are served"
+            )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type})
+        return URLFetcherResponse(
+            path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
+        )

@@ -43,16 +43,20 @@ AGGREGATES = {
 }
 OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "in": "IN", "not in": "NOT IN"}
 UNITS = {
-    "kr": ("mio", "kr"),        # "mio": "26 mio. kr." (under 1 mio. in whole kroner); "kr": "1.234.567 kr."
+    "kr": ("mio", "kr"),  # "mio": "26 mio. kr." (under 1 mio. in whole kroner); "kr": "1.234.567 kr."
     "count": ("words", "digits"),  # "words": 0–10 in words ("to"), larger in digits
-    "percent": ("0", "1"),      # decimals
+    "percent": ("0", "1"),  # decimals
     "year": ("year",),
     "month": ("month",),
     "text": ("text",),
 }
 # Parameters an inquiry supplies to filters, with their Python type.
-PARAMETERS: dict[str, type] = {"window_start": date, "window_end": date,
-                               "window_start_year": int, "window_end_year": int}
+PARAMETERS: dict[str, type] = {
+    "window_start": date,
+    "window_end": date,
+    "window_start_year": int,
+    "window_end_year": int,
+}
 # Truncations a date group column may have (``FigureSpec.periods``); the SQL is fixed text.
 PERIODS = {"month": "month", "quarter": "quarter", "year": "year"}
 ORDERS = ("value", "group")
@@ -75,6 +79,7 @@ def _quote(name: str) -> str:
 
 
 # --- declarations --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -132,8 +137,9 @@ class FigureSpec:
             _check_identifier(part, "mart", self.name)
         _check_identifier(self.column, "column", self.name)
         if self.aggregate not in AGGREGATES:
-            raise ValueError(f"figure {self.name!r}: aggregate {self.aggregate!r} "
-                             f"not one of {sorted(AGGREGATES)}")
+            raise ValueError(
+                f"figure {self.name!r}: aggregate {self.aggregate!r} not one of {sorted(AGGREGATES)}"
+            )
         if self.unit not in UNITS:
             raise ValueError(f"figure {self.name!r}: unit {self.unit!r} not one of {sorted(UNITS)}")
         if not self.format:
@@ -156,11 +162,13 @@ class FigureSpec:
             if f.op not in OPERATORS:
                 raise ValueError(f"figure {self.name!r}: operator {f.op!r} not one of {sorted(OPERATORS)}")
             if (f.param is None) == (f.value is None):
-                raise ValueError(f"figure {self.name!r}: filter on {f.column} needs a value or a param, "
-                                 "not both")
+                raise ValueError(
+                    f"figure {self.name!r}: filter on {f.column} needs a value or a param, not both"
+                )
             if f.param is not None and f.param not in PARAMETERS:
-                raise ValueError(f"figure {self.name!r}: unknown parameter {f.param!r} "
-                                 f"(known: {sorted(PARAMETERS)})")
+                raise ValueError(
+                    f"figure {self.name!r}: unknown parameter {f.param!r} (known: {sorted(PARAMETERS)})"
+                )
             if f.op in ("in", "not in") and not (isinstance(f.value, (list, tuple)) and f.value):
                 raise ValueError(f"figure {self.name!r}: operator {f.op!r} needs a non-empty list literal")
 
@@ -187,131 +195,339 @@ class FigureSpec:
         if self.filters:
             text += " hvor " + " og ".join(f.describe(params) for f in self.filters)
         if self.group_by:
-            text += " pr. " + ", ".join(f"{self.period_of(g)}({g})" if self.period_of(g) else g
-                                        for g in self.group_by)
+            text += " pr. " + ", ".join(
+                f"{self.period_of(g)}({g})" if self.period_of(g) else g for g in self.group_by
+            )
         return text
 
 
 W = (Filter("period_start", ">=", param="window_start"), Filter("period_end", "<=", param="window_end"))
-W_POSTED = (Filter("posting_date", ">=", param="window_start"),
-            Filter("posting_date", "<=", param="window_end"))
-W_MONTH = (Filter("posting_month", ">=", param="window_start"),
-           Filter("posting_month", "<=", param="window_end"))
+W_POSTED = (
+    Filter("posting_date", ">=", param="window_start"),
+    Filter("posting_date", "<=", param="window_end"),
+)
+W_MONTH = (
+    Filter("posting_month", ">=", param="window_start"),
+    Filter("posting_month", "<=", param="window_end"),
+)
 W_HELD = (Filter("held_on", ">=", param="window_start"), Filter("held_on", "<=", param="window_end"))
 EXPENSE = Filter("flow", "=", "expense")
 LATEST_MONTH = Filter("is_latest_month", "=", True)
 LATEST_YEAR = Filter("is_latest_year", "=", True)
 LOCAL_UNIT_TYPES = Filter("unit_type", "in", ("skole", "dagtilbud", "fritidstilbud"))
 
-FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
-    FigureSpec("allocated_total", "Afsat i alt",
-               "Bevillinger til programmet, hvis bevillingsperiode ligger helt inden for forespørgslens "
-               "periode.",
-               "marts.fct_allocations", "amount_dkk", "sum", "kr", "mio", W),
-    FigureSpec("allocated_by_source", "Afsat pr. finansieringskilde",
-               "Bevillinger i perioden fordelt på finansieringskilde (kilder med bevillinger i perioden).",
-               "marts.fct_allocations", "amount_dkk", "sum", "kr", "mio", W,
-               group_by=("funding_source", "funding_source_name")),
-    FigureSpec("allocated_apmf", "Donation fra A.P. Møller Fonden",
-               "Bevillinger i perioden med finansieringskilde APMF (A.P. Møller Fonden).",
-               "marts.fct_allocations", "amount_dkk", "sum", "kr", "mio",
-               (Filter("funding_source", "=", "APMF"), *W)),
-    FigureSpec("spent_salaries", "Forbrug, løn",
-               "Programmets udgiftsposteringer til løn (art 1.x) bogført i perioden.",
-               "marts.fct_programme_postings", "amount_dkk", "sum", "kr", "mio",
-               (Filter("purpose", "=", "salaries"), Filter("flow", "=", "expense"), *W_POSTED)),
-    FigureSpec("spent_competence_activities", "Forbrug, kompetenceaktiviteter",
-               "Programmets udgiftsposteringer på fælles kompetenceudviklingsaktiviteter (læringsdage, "
-               "introduktionsdage, lederseminarer) bogført i perioden.",
-               "marts.fct_programme_postings", "amount_dkk", "sum", "kr", "mio",
-               (Filter("purpose", "=", "competence_activities"), Filter("flow", "=", "expense"), *W_POSTED)),
-    FigureSpec("staff_learning_partners", "Læringspartnere",
-               "Antal personer med rollen læringspartner i seneste lønmåned.",
-               "marts.rpt_staff_by_role_month", "headcount", "sum", "count", "words",
-               (LATEST_MONTH, Filter("role", "=", "laeringspartner"))),
-    FigureSpec("staff_project_employees", "Projektmedarbejdere",
-               "Antal personer med rollen projektmedarbejder i seneste lønmåned.",
-               "marts.rpt_staff_by_role_month", "headcount", "sum", "count", "words",
-               (LATEST_MONTH, Filter("role", "=", "projektmedarbejder"))),
-    FigureSpec("staff_section_leaders", "Sektionsledere",
-               "Antal personer med rollen sektionsleder i seneste lønmåned.",
-               "marts.rpt_staff_by_role_month", "headcount", "sum", "count", "words",
-               (LATEST_MONTH, Filter("role", "=", "sektionsleder"))),
-    FigureSpec("staff_latest_month", "Seneste lønmåned",
-               "Den seneste lønmåned i lønudtrækket; personaletallene gælder denne måned.",
-               "marts.rpt_staff_by_role_month", "payroll_month", "max", "month", "month", (LATEST_MONTH,)),
-    FigureSpec("programme_funds_local_units", "Programmidler på skoler og institutioner",
-               "Programmets posteringer bogført på skolers, dagtilbuds og fritidstilbuds omkostningssteder "
-               "i perioden.",
-               "marts.rpt_unit_funding", "programme_amount_dkk", "sum", "kr", "mio",
-               (LOCAL_UNIT_TYPES, *W_MONTH)),
-    FigureSpec("programme_funds_by_local_unit", "Programmidler pr. skole/institution",
-               "Skoler, dagtilbud og fritidstilbud med programposteringer i perioden, med beløb.",
-               "marts.rpt_unit_funding", "programme_amount_dkk", "sum", "kr", "kr",
-               (LOCAL_UNIT_TYPES, Filter("programme_amount_dkk", "!=", 0), *W_MONTH),
-               group_by=("unit_id", "unit_name", "unit_type")),
-    FigureSpec("survey_latest_year", "Seneste måling af social kapital",
-               "Året for den seneste måling af social kapital i data.",
-               "marts.rpt_survey_fit", "survey_year", "value", "year", "year", (LATEST_YEAR,)),
-    FigureSpec("survey_r_squared", "Forklaringskraft (R²)",
-               "Andelen af variationen i enhedernes SLF-score, som deres social kapital-indeks forklarer "
-               "(R² i en lineær regression over enheder, seneste måling).",
-               "marts.rpt_survey_fit", "r_squared", "value", "percent", "0", (LATEST_YEAR,)),
-    FigureSpec("survey_units_used", "Enheder i beregningen",
-               "Antal enheder med nok besvarelser til at indgå i beregningen af forklaringskraften "
-               "(seneste måling).",
-               "marts.rpt_survey_fit", "units_used", "value", "count", "digits", (LATEST_YEAR,)),
-    # --- spending over time (rpt_spending_by_purpose) ---
-    FigureSpec("spent_total", "Forbrug i alt",
-               "Programmets udgiftsposteringer (alle formål) i måneder inden for perioden.",
-               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "mio", (EXPENSE, *W_MONTH)),
-    FigureSpec("spent_by_quarter", "Forbrug pr. kvartal",
-               "Programmets udgiftsposteringer (alle formål) pr. kvartal i perioden.",
-               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "mio", (EXPENSE, *W_MONTH),
-               group_by=("posting_month",), periods=(("posting_month", "quarter"),), order="group"),
-    FigureSpec("spent_by_year_purpose", "Forbrug pr. år og formål",
-               "Programmets udgiftsposteringer i perioden pr. budgetår og formål (løn, kompetenceaktiviteter, "
-               "andet).",
-               "marts.rpt_spending_by_purpose", "amount_dkk", "sum", "kr", "kr", (EXPENSE, *W_MONTH),
-               group_by=("budget_year", "purpose"), order="group"),
-    # --- competence activities (rpt_activity_costs) ---
-    FigureSpec("activity_costs_total", "Udgift til kompetenceaktiviteter",
-               "Programmets udgifter til de fælles kompetenceaktiviteter, der er afholdt i perioden "
-               "(posteringer med aktivitets-id).",
-               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "mio", W_HELD),
-    FigureSpec("activity_count", "Kompetenceaktiviteter",
-               "Antal fælles kompetenceaktiviteter afholdt i perioden.",
-               "marts.rpt_activity_costs", "activity_id", "count", "count", "digits", W_HELD),
-    FigureSpec("activity_participants", "Deltagere i kompetenceaktiviteter",
-               "Deltagere i de fælles kompetenceaktiviteter afholdt i perioden, lagt sammen over aktiviteterne "
-               "(en person tæller med ved hver aktivitet, vedkommende deltager i).",
-               "marts.rpt_activity_costs", "participants", "sum", "count", "digits", W_HELD),
-    FigureSpec("activity_costs_by_year", "Udgift til kompetenceaktiviteter pr. år",
-               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. år, aktiviteten er afholdt.",
-               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "mio", W_HELD,
-               group_by=("held_on",), periods=(("held_on", "year"),), order="group"),
-    FigureSpec("activity_costs_by_district", "Udgift til kompetenceaktiviteter pr. distrikt",
-               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt, aktiviteten er holdt "
-               "for (uden distrikt: aktiviteter for hele byen).",
-               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD, group_by=("district",)),
-    FigureSpec("activity_costs_by_type", "Udgift til kompetenceaktiviteter pr. type",
-               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
-               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD, group_by=("activity_type",)),
-    FigureSpec("activity_costs_by_district_type", "Udgift til kompetenceaktiviteter pr. distrikt og type",
-               "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt og aktivitetstype.",
-               "marts.rpt_activity_costs", "cost_dkk", "sum", "kr", "kr", W_HELD,
-               group_by=("district", "activity_type")),
-    FigureSpec("activity_participants_by_type", "Deltagere pr. aktivitetstype",
-               "Deltagere i de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
-               "marts.rpt_activity_costs", "participants", "sum", "count", "digits", W_HELD,
-               group_by=("activity_type",)),
-]}
+FIGURES: dict[str, FigureSpec] = {
+    s.name: s
+    for s in [
+        FigureSpec(
+            "allocated_total",
+            "Afsat i alt",
+            "Bevillinger til programmet, hvis bevillingsperiode ligger helt inden for forespørgslens "
+            "periode.",
+            "marts.fct_allocations",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            W,
+        ),
+        FigureSpec(
+            "allocated_by_source",
+            "Afsat pr. finansieringskilde",
+            "Bevillinger i perioden fordelt på finansieringskilde (kilder med bevillinger i perioden).",
+            "marts.fct_allocations",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            W,
+            group_by=("funding_source", "funding_source_name"),
+        ),
+        FigureSpec(
+            "allocated_apmf",
+            "Donation fra A.P. Møller Fonden",
+            "Bevillinger i perioden med finansieringskilde APMF (A.P. Møller Fonden).",
+            "marts.fct_allocations",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (Filter("funding_source", "=", "APMF"), *W),
+        ),
+        FigureSpec(
+            "spent_salaries",
+            "Forbrug, løn",
+            "Programmets udgiftsposteringer til løn (art 1.x) bogført i perioden.",
+            "marts.fct_programme_postings",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (Filter("purpose", "=", "salaries"), Filter("flow", "=", "expense"), *W_POSTED),
+        ),
+        FigureSpec(
+            "spent_competence_activities",
+            "Forbrug, kompetenceaktiviteter",
+            "Programmets udgiftsposteringer på fælles kompetenceudviklingsaktiviteter (læringsdage, "
+            "introduktionsdage, lederseminarer) bogført i perioden.",
+            "marts.fct_programme_postings",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (Filter("purpose", "=", "competence_activities"), Filter("flow", "=", "expense"), *W_POSTED),
+        ),
+        FigureSpec(
+            "staff_learning_partners",
+            "Læringspartnere",
+            "Antal personer med rollen læringspartner i seneste lønmåned.",
+            "marts.rpt_staff_by_role_month",
+            "headcount",
+            "sum",
+            "count",
+            "words",
+            (LATEST_MONTH, Filter("role", "=", "laeringspartner")),
+        ),
+        FigureSpec(
+            "staff_project_employees",
+            "Projektmedarbejdere",
+            "Antal personer med rollen projektmedarbejder i seneste lønmåned.",
+            "marts.rpt_staff_by_role_month",
+            "headcount",
+            "sum",
+            "count",
+            "words",
+            (LATEST_MONTH, Filter("role", "=", "projektmedarbejder")),
+        ),
+        FigureSpec(
+            "staff_section_leaders",
+            "Sektionsledere",
+            "Antal personer med rollen sektionsleder i seneste lønmåned.",
+            "marts.rpt_staff_by_role_month",
+            "headcount",
+            "sum",
+            "count",
+            "words",
+            (LATEST_MONTH, Filter("role", "=", "sektionsleder")),
+        ),
+        FigureSpec(
+            "staff_latest_month",
+            "Seneste lønmåned",
+            "Den seneste lønmåned i lønudtrækket; personaletallene gælder denne måned.",
+            "marts.rpt_staff_by_role_month",
+            "payroll_month",
+            "max",
+            "month",
+            "month",
+            (LATEST_MONTH,),
+        ),
+        FigureSpec(
+            "programme_funds_local_units",
+            "Programmidler på skoler og institutioner",
+            "Programmets posteringer bogført på skolers, dagtilbuds og fritidstilbuds omkostningssteder "
+            "i perioden.",
+            "marts.rpt_unit_funding",
+            "programme_amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (LOCAL_UNIT_TYPES, *W_MONTH),
+        ),
+        FigureSpec(
+            "programme_funds_by_local_unit",
+            "Programmidler pr. skole/institution",
+            "Skoler, dagtilbud og fritidstilbud med programposteringer i perioden, med beløb.",
+            "marts.rpt_unit_funding",
+            "programme_amount_dkk",
+            "sum",
+            "kr",
+            "kr",
+            (LOCAL_UNIT_TYPES, Filter("programme_amount_dkk", "!=", 0), *W_MONTH),
+            group_by=("unit_id", "unit_name", "unit_type"),
+        ),
+        FigureSpec(
+            "survey_latest_year",
+            "Seneste måling af social kapital",
+            "Året for den seneste måling af social kapital i data.",
+            "marts.rpt_survey_fit",
+            "survey_year",
+            "value",
+            "year",
+            "year",
+            (LATEST_YEAR,),
+        ),
+        FigureSpec(
+            "survey_r_squared",
+            "Forklaringskraft (R²)",
+            "Andelen af variationen i enhedernes SLF-score, som deres social kapital-indeks forklarer "
+            "(R² i en lineær regression over enheder, seneste måling).",
+            "marts.rpt_survey_fit",
+            "r_squared",
+            "value",
+            "percent",
+            "0",
+            (LATEST_YEAR,),
+        ),
+        FigureSpec(
+            "survey_units_used",
+            "Enheder i beregningen",
+            "Antal enheder med nok besvarelser til at indgå i beregningen af forklaringskraften "
+            "(seneste måling).",
+            "marts.rpt_survey_fit",
+            "units_used",
+            "value",
+            "count",
+            "digits",
+            (LATEST_YEAR,),
+        ),
+        # --- spending over time (rpt_spending_by_purpose) ---
+        FigureSpec(
+            "spent_total",
+            "Forbrug i alt",
+            "Programmets udgiftsposteringer (alle formål) i måneder inden for perioden.",
+            "marts.rpt_spending_by_purpose",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (EXPENSE, *W_MONTH),
+        ),
+        FigureSpec(
+            "spent_by_quarter",
+            "Forbrug pr. kvartal",
+            "Programmets udgiftsposteringer (alle formål) pr. kvartal i perioden.",
+            "marts.rpt_spending_by_purpose",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "mio",
+            (EXPENSE, *W_MONTH),
+            group_by=("posting_month",),
+            periods=(("posting_month", "quarter"),),
+            order="group",
+        ),
+        FigureSpec(
+            "spent_by_year_purpose",
+            "Forbrug pr. år og formål",
+            "Programmets udgiftsposteringer i perioden pr. budgetår og formål (løn, kompetenceaktiviteter, "
+            "andet).",
+            "marts.rpt_spending_by_purpose",
+            "amount_dkk",
+            "sum",
+            "kr",
+            "kr",
+            (EXPENSE, *W_MONTH),
+            group_by=("budget_year", "purpose"),
+            order="group",
+        ),
+        # --- competence activities (rpt_activity_costs) ---
+        FigureSpec(
+            "activity_costs_total",
+            "Udgift til kompetenceaktiviteter",
+            "Programmets udgifter til de fælles kompetenceaktiviteter, der er afholdt i perioden "
+            "(posteringer med aktivitets-id).",
+            "marts.rpt_activity_costs",
+            "cost_dkk",
+            "sum",
+            "kr",
+            "mio",
+            W_HELD,
+        ),
+        FigureSpec(
+            "activity_count",
+            "Kompetenceaktiviteter",
+            "Antal fælles kompetenceaktiviteter afholdt i perioden.",
+            "marts.rpt_activity_costs",
+            "activity_id",
+            "count",
+            "count",
+            "digits",
+            W_HELD,
+        ),
+        FigureSpec(
+            "activity_participants",
+            "Deltagere i kompetenceaktiviteter",
+            "Deltagere i de fælles kompetenceaktiviteter afholdt i perioden, lagt sammen over aktiviteterne "
+            "(en person tæller med ved hver aktivitet, vedkommende deltager i).",
+            "marts.rpt_activity_costs",
+            "participants",
+            "sum",
+            "count",
+            "digits",
+            W_HELD,
+        ),
+        FigureSpec(
+            "activity_costs_by_year",
+            "Udgift til kompetenceaktiviteter pr. år",
+            "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. år, aktiviteten er afholdt.",
+            "marts.rpt_activity_costs",
+            "cost_dkk",
+            "sum",
+            "kr",
+            "mio",
+            W_HELD,
+            group_by=("held_on",),
+            periods=(("held_on", "year"),),
+            order="group",
+        ),
+        FigureSpec(
+            "activity_costs_by_district",
+            "Udgift til kompetenceaktiviteter pr. distrikt",
+            "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt, aktiviteten er holdt "
+            "for (uden distrikt: aktiviteter for hele byen).",
+            "marts.rpt_activity_costs",
+            "cost_dkk",
+            "sum",
+            "kr",
+            "kr",
+            W_HELD,
+            group_by=("district",),
+        ),
+        FigureSpec(
+            "activity_costs_by_type",
+            "Udgift til kompetenceaktiviteter pr. type",
+            "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
+            "marts.rpt_activity_costs",
+            "cost_dkk",
+            "sum",
+            "kr",
+            "kr",
+            W_HELD,
+            group_by=("activity_type",),
+        ),
+        FigureSpec(
+            "activity_costs_by_district_type",
+            "Udgift til kompetenceaktiviteter pr. distrikt og type",
+            "Udgifterne til de fælles kompetenceaktiviteter i perioden pr. distrikt og aktivitetstype.",
+            "marts.rpt_activity_costs",
+            "cost_dkk",
+            "sum",
+            "kr",
+            "kr",
+            W_HELD,
+            group_by=("district", "activity_type"),
+        ),
+        FigureSpec(
+            "activity_participants_by_type",
+            "Deltagere pr. aktivitetstype",
+            "Deltagere i de fælles kompetenceaktiviteter i perioden pr. aktivitetstype.",
+            "marts.rpt_activity_costs",
+            "participants",
+            "sum",
+            "count",
+            "digits",
+            W_HELD,
+            group_by=("activity_type",),
+        ),
+    ]
+}
 
 
 # --- results -------------------------------------------------------------------------------------
 # Results are read-only all the way down (frozen dataclasses, tuples, ReadOnlyMapping): the same
 # objects feed the answer texts, the tables, the appendix and the sidecar, so nothing a template
 # does may change them.
+
 
 class ReadOnlyMapping(Mapping[str, Any]):
     """A mapping that cannot be changed (a ``MappingProxyType`` cannot be pickled to the process that
@@ -463,8 +679,9 @@ class FigureTable:
         return iter(self.items)
 
     def __str__(self) -> str:
-        return fmt.join_words([f"{' '.join(str(v) for v in r.keys.values())}: {r.value.text}"
-                               for r in self.items])
+        return fmt.join_words(
+            [f"{' '.join(str(v) for v in r.keys.values())}: {r.value.text}" for r in self.items]
+        )
 
     def __html__(self) -> str:
         return str(escape(str(self)))
@@ -507,8 +724,18 @@ _TYPE_FAMILIES = {
     date: ("DATE", "TIMESTAMP"),
     bool: ("BOOLEAN",),
     str: ("VARCHAR",),
-    int: ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "DECIMAL", "DOUBLE",
-          "FLOAT"),
+    int: (
+        "INTEGER",
+        "BIGINT",
+        "SMALLINT",
+        "TINYINT",
+        "HUGEINT",
+        "UBIGINT",
+        "UINTEGER",
+        "DECIMAL",
+        "DOUBLE",
+        "FLOAT",
+    ),
     float: ("DECIMAL", "DOUBLE", "FLOAT", "INTEGER", "BIGINT"),
     Decimal: ("DECIMAL", "DOUBLE", "FLOAT", "INTEGER", "BIGINT"),
 }
@@ -541,8 +768,9 @@ class _Catalog:
         return self.reader.text_order(expression) if dtype.startswith("VARCHAR") else expression
 
 
-def build_query(spec: FigureSpec, params: dict[str, Any],
-                catalog: _Catalog | None = None) -> tuple[str, list[Any]]:
+def build_query(
+    spec: FigureSpec, params: dict[str, Any], catalog: _Catalog | None = None
+) -> tuple[str, list[Any]]:
     """The SQL text (identifiers only) and the list of values to bind, in order."""
     if catalog is not None:
         columns = catalog.columns(spec.schema, spec.table)
@@ -551,8 +779,10 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
         needed = [spec.column, *spec.group_by, *(f.column for f in spec.filters)]
         missing = [c for c in dict.fromkeys(needed) if c not in columns]
         if missing:
-            raise FigureError(f"figure {spec.name!r}: column(s) {', '.join(missing)} not in {spec.mart} "
-                              f"(it has: {', '.join(columns)})")
+            raise FigureError(
+                f"figure {spec.name!r}: column(s) {', '.join(missing)} not in {spec.mart} "
+                f"(it has: {', '.join(columns)})"
+            )
     col = _quote(spec.column)
     select = AGGREGATES[spec.aggregate].format(col=col)
     where, bound = [], []
@@ -563,8 +793,9 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
             value = params[f.param]
             expected = PARAMETERS[f.param]
             if not isinstance(value, expected):
-                raise FigureError(f"figure {spec.name!r}: parameter {f.param!r} "
-                                  f"must be a {expected.__name__}")
+                raise FigureError(
+                    f"figure {spec.name!r}: parameter {f.param!r} must be a {expected.__name__}"
+                )
         else:
             value = f.value
         values = list(value) if f.op in ("in", "not in") else [value]
@@ -573,31 +804,42 @@ def build_query(spec: FigureSpec, params: dict[str, Any],
             for v in values:
                 family = _family(v)
                 if family is None or not dtype.startswith(family):
-                    raise FigureError(f"figure {spec.name!r}: filter {f.describe()} compares column "
-                                      f"{f.column} ({dtype}) with a {type(v).__name__}")
+                    raise FigureError(
+                        f"figure {spec.name!r}: filter {f.describe()} compares column "
+                        f"{f.column} ({dtype}) with a {type(v).__name__}"
+                    )
         op = OPERATORS[f.op]
         if f.op in ("in", "not in"):
             where.append(f"{_quote(f.column)} {op} ({', '.join('?' for _ in values)})")
         else:
             where.append(f"{_quote(f.column)} {op} ?")
         bound.extend(values)
-    table = (catalog.relation(spec.schema, spec.table) if catalog is not None
-             else f"{_quote(spec.schema)}.{_quote(spec.table)}")
+    table = (
+        catalog.relation(spec.schema, spec.table)
+        if catalog is not None
+        else f"{_quote(spec.schema)}.{_quote(spec.table)}"
+    )
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     if spec.group_by:
         exprs = [_group_expression(spec, g) for g in spec.group_by]
         groups = ", ".join(exprs)
         if catalog is not None:
             types = catalog.columns(spec.schema, spec.table)
-            order_exprs = [e if spec.period_of(g) else catalog.group_order(e, types[g])
-                           for e, g in zip(exprs, spec.group_by)]
+            order_exprs = [
+                e if spec.period_of(g) else catalog.group_order(e, types[g])
+                for e, g in zip(exprs, spec.group_by)
+            ]
         else:
             order_exprs = exprs
         keys = ", ".join(f"{e} NULLS LAST" for e in order_exprs)
-        select_groups = ", ".join(e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by))
+        select_groups = ", ".join(
+            e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by)
+        )
         order = f"value DESC, {keys}" if spec.order == "value" else keys
-        sql = (f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
-               f"GROUP BY {groups} ORDER BY {order}")
+        sql = (
+            f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
+            f"GROUP BY {groups} ORDER BY {order}"
+        )
     elif spec.aggregate == "value":
         sql = f"SELECT {select} AS value FROM {table}{where_sql} LIMIT 2"
     else:
@@ -612,25 +854,36 @@ def _group_expression(spec: FigureSpec, column: str) -> str:
     return f"CAST(date_trunc('{PERIODS[period]}', {_quote(column)}) AS DATE)"
 
 
-def evaluate(con: duckdb.DuckDBPyConnection | WarehouseReader, spec: FigureSpec, params: dict[str, Any],
-             catalog: _Catalog | None = None) -> FigureResult:
+def evaluate(
+    con: duckdb.DuckDBPyConnection | WarehouseReader,
+    spec: FigureSpec,
+    params: dict[str, Any],
+    catalog: _Catalog | None = None,
+) -> FigureResult:
     """Evaluate one figure on an open DuckDB connection or warehouse reader."""
     catalog = catalog or _Catalog(con)
     sql, bound = build_query(spec, params, catalog)
     rows = catalog.reader.execute(sql, bound).rows
     if spec.group_by:
         n_keys = len(spec.group_by)
-        items = tuple(FigureRow(dict(zip(spec.group_by, r[:n_keys])),
-                                FigureValue(spec.name, r[n_keys], spec.unit, spec.format, int(r[n_keys + 1])))
-                      for r in rows)
-        total_value = sum((i.value.value for i in items), Decimal(0)) if spec.aggregate in ("sum", "count") \
-            else None
+        items = tuple(
+            FigureRow(
+                dict(zip(spec.group_by, r[:n_keys])),
+                FigureValue(spec.name, r[n_keys], spec.unit, spec.format, int(r[n_keys + 1])),
+            )
+            for r in rows
+        )
+        total_value = (
+            sum((i.value.value for i in items), Decimal(0)) if spec.aggregate in ("sum", "count") else None
+        )
         total = FigureValue(spec.name, total_value, spec.unit, spec.format, sum(i.rows for i in items))
         result: FigureValue | FigureTable = FigureTable(spec.name, spec.group_by, items, total)
     elif spec.aggregate == "value":
         if len(rows) > 1:
-            raise FigureError(f"figure {spec.name!r}: expected one row from {spec.mart} "
-                              f"({' and '.join(f.describe(params) for f in spec.filters)}), found several")
+            raise FigureError(
+                f"figure {spec.name!r}: expected one row from {spec.mart} "
+                f"({' and '.join(f.describe(params) for f in spec.filters)}), found several"
+            )
         result = FigureValue(spec.name, rows[0][0] if rows else None, spec.unit, spec.format, len(rows))
     else:
         value, n_rows = rows[0]
@@ -638,8 +891,12 @@ def evaluate(con: duckdb.DuckDBPyConnection | WarehouseReader, spec: FigureSpec,
     return FigureResult(spec, ReadOnlyMapping(params), result, sql, tuple(bound))
 
 
-def evaluate_figures(con: duckdb.DuckDBPyConnection | WarehouseReader, names: list[str], params: dict[str, Any],
-                     registry: dict[str, FigureSpec] | None = None) -> dict[str, FigureResult]:
+def evaluate_figures(
+    con: duckdb.DuckDBPyConnection | WarehouseReader,
+    names: list[str],
+    params: dict[str, Any],
+    registry: dict[str, FigureSpec] | None = None,
+) -> dict[str, FigureResult]:
     registry = FIGURES if registry is None else registry
     catalog = _Catalog(con)
     unknown = [n for n in names if n not in registry]

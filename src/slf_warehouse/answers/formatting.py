@@ -56,8 +56,9 @@ def format_number(value: object, decimals: int = 0) -> str:
 def format_kr(value: object) -> str:
     """Whole kroner: 1234567 → "1.234.567 kr."."""
     amount = _round(_decimal(value), 0)
-    return _plain(format_currency(amount, CURRENCY, format="#,##0\u00a0¤", currency_digits=False,
-                                  locale=LOCALE))
+    return _plain(
+        format_currency(amount, CURRENCY, format="#,##0\u00a0¤", currency_digits=False, locale=LOCALE)
+    )
 
 
 def format_kr_exact(value: object) -> str:
@@ -82,8 +83,9 @@ def format_percent(ratio: object, decimals: int = 0) -> str:
     """A ratio as percent: 0.7987 → "80 %"; decimals=1 → "79,9 %"."""
     percent = _round(_decimal(ratio) * 100, decimals)
     pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "\u00a0%"
-    return _plain(_babel_format_percent(percent / 100, format=pattern, locale=LOCALE,
-                                        decimal_quantization=True))
+    return _plain(
+        _babel_format_percent(percent / 100, format=pattern, locale=LOCALE, decimal_quantization=True)
+    )
 
 
 def format_date(value: date) -> str:

@@ -26,7 +26,7 @@ figures sidecar name the exact inquiry text the answer was made from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -88,7 +88,9 @@ class Inquiry(BaseModel):
     party: NonEmpty
     member: NonEmpty | None = None  # the council member who asked; the party when not known
     received: date
-    working_days: int = Field(ANSWER_WORKING_DAYS, ge=1, le=60)  # the answer is due this many working days later
+    working_days: int = Field(
+        ANSWER_WORKING_DAYS, ge=1, le=60
+    )  # the answer is due this many working days later
     deadline: date | None = None  # computed from received when not given; checked when given
     answer_date: date | None = None  # the letter's date; the deadline when not given
     status: Literal["endelig", "udkast"] = "endelig"  # "udkast" marks every page as a draft
@@ -111,11 +113,15 @@ class Inquiry(BaseModel):
         elif self.deadline < self.received:
             raise ValueError(f"deadline {self.deadline} is before the inquiry was received ({self.received})")
         elif self.deadline != due:
-            raise ValueError(f"deadline {self.deadline} is not {self.working_days} working days after "
-                             f"{self.received} (received): that is {due} (weekends, public holidays, grundlovsdag, "
-                             "24 and 31 December skipped); leave deadline out to have it computed")
+            raise ValueError(
+                f"deadline {self.deadline} is not {self.working_days} working days after "
+                f"{self.received} (received): that is {due} (weekends, public holidays, grundlovsdag, "
+                "24 and 31 December skipped); leave deadline out to have it computed"
+            )
         if self.answer_date is not None and self.answer_date < self.received:
-            raise ValueError(f"answer_date {self.answer_date} is before the inquiry was received ({self.received})")
+            raise ValueError(
+                f"answer_date {self.answer_date} is before the inquiry was received ({self.received})"
+            )
         numbers = [q.number for q in self.questions]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"questions must be numbered 1, 2, 3 … in order; found {numbers}")
@@ -142,8 +148,12 @@ class Inquiry(BaseModel):
     @property
     def parameters(self) -> dict[str, Any]:
         """The values figures' filters may bind."""
-        return {"window_start": self.window.start, "window_end": self.window.end,
-                "window_start_year": self.window.start.year, "window_end_year": self.window.end.year}
+        return {
+            "window_start": self.window.start,
+            "window_end": self.window.end,
+            "window_start_year": self.window.start.year,
+            "window_end_year": self.window.end.year,
+        }
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,7 @@ def _answer_line(text: str, index: int, template_line: int) -> int | None:
     first: int = answer.start_mark.line + 1  # 1-based line of the value's first character
     if answer.style == "|":
         value = str(answer.value)  # leading blank lines are stripped from the template, not the file
-        skipped = value[:len(value) - len(value.lstrip())].count("\n")
+        skipped = value[: len(value) - len(value.lstrip())].count("\n")
         return first + skipped + template_line  # the text starts on the line after the "|"
     return first
 
@@ -269,10 +279,16 @@ def _unknown(names: list[str]) -> str:
     """The unknown names, a close known figure for a misspelt one, and the known figures."""
     import difflib
 
-    hints = [f"did you mean {close[0]!r}?" for n in names
-             if (close := difflib.get_close_matches(n, list(FIGURES), n=1, cutoff=0.75))]
-    return (f"unknown figure {', '.join(repr(n) for n in names)} " + (" ".join(hints) + " " if hints else "")
-            + f"(known figures: {', '.join(FIGURES)})")
+    hints = [
+        f"did you mean {close[0]!r}?"
+        for n in names
+        if (close := difflib.get_close_matches(n, list(FIGURES), n=1, cutoff=0.75))
+    ]
+    return (
+        f"unknown figure {', '.join(repr(n) for n in names)} "
+        + (" ".join(hints) + " " if hints else "")
+        + f"(known figures: {', '.join(FIGURES)})"
+    )
 
 
 def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> Iterator[Problem]:
@@ -289,14 +305,18 @@ def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> It
         try:
             ast = env.parse(q.answer)
         except TemplateSyntaxError as e:
-            yield Problem(_answer_line(text, i, e.lineno), f"{_where(path, text, i, e.lineno)}: {field}: template "
-                                                           f"error on line {e.lineno}: {e.message}")
+            yield Problem(
+                _answer_line(text, i, e.lineno),
+                f"{_where(path, text, i, e.lineno)}: {field}: template error on line {e.lineno}: {e.message}",
+            )
             ast = None  # nothing more to learn from this answer; its tables and charts are still checked
         if ast is not None:
             for refused in refused_constructs(ast):
-                yield Problem(_answer_line(text, i, refused.lineno),
-                              f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
-                              f"answer: {refused.message}")
+                yield Problem(
+                    _answer_line(text, i, refused.lineno),
+                    f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
+                    f"answer: {refused.message}",
+                )
             names = names_used(ast, env.globals.keys())
             unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
             if unknown:
@@ -317,8 +337,9 @@ def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> It
                 used.append(exhibit.figure)
     for i, name in enumerate(inquiry.appendix_figures):
         if name not in FIGURES:
-            yield Problem(yaml_line(text, ("appendix_figures", i)),
-                          f"{path}: appendix_figures[{i}]: {_unknown([name])}")
+            yield Problem(
+                yaml_line(text, ("appendix_figures", i)), f"{path}: appendix_figures[{i}]: {_unknown([name])}"
+            )
             continue
         used.append(name)
 

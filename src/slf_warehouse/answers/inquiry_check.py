@@ -44,7 +44,7 @@ def check_inquiry_file(path: Path) -> list[Problem]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        bad_line = raw[:e.start].count(b"\n") + 1
+        bad_line = raw[: e.start].count(b"\n") + 1
         return [Problem(bad_line, f"{path}:{bad_line}: not UTF-8 text (byte {e.start})")]
     try:
         data = yaml.safe_load(text)
@@ -52,7 +52,11 @@ def check_inquiry_file(path: Path) -> list[Problem]:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(e, "problem", None) or str(e)
-        return [Problem(line, f"{path}:{line}: not valid YAML: {what}" if line else f"{path}: not valid YAML: {what}")]
+        return [
+            Problem(
+                line, f"{path}:{line}: not valid YAML: {what}" if line else f"{path}: not valid YAML: {what}"
+            )
+        ]
     if not isinstance(data, dict):
         return [Problem(1, f"{path}:1: expected a mapping of fields at the top level")]
     problems: list[Problem] = []
@@ -62,8 +66,12 @@ def check_inquiry_file(path: Path) -> list[Problem]:
     except ValidationError as e:
         for error in e.errors():
             placed = _validation_line(text, error)
-            problems.append(Problem(placed, f"{path}:{placed}: {_describe(error)}" if placed else
-                                    f"{path}: {_describe(error)}"))
+            problems.append(
+                Problem(
+                    placed,
+                    f"{path}:{placed}: {_describe(error)}" if placed else f"{path}: {_describe(error)}",
+                )
+            )
         inquiry = _valid_parts(data)  # the templates of the questions that did validate are checked too
     problems.extend(_placed(p, path) for p in content_problems(path, text, inquiry, []))
     return sorted(problems, key=lambda p: (p.line is None, p.line or 0))

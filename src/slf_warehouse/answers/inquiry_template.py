@@ -61,16 +61,23 @@ questions:                      # numbered 1, 2, 3 … in order
 def new_inquiry_text(name: str, path: Path, today: date | None = None) -> str:
     today = today or date.today()
     year = today.year - 1
-    return TEMPLATE.format(name=name, path=path, received=today.isoformat(),
-                           window_start=f"{year}-01-01", window_end=f"{year}-12-31")
+    return TEMPLATE.format(
+        name=name,
+        path=path,
+        received=today.isoformat(),
+        window_start=f"{year}-01-01",
+        window_end=f"{year}-12-31",
+    )
 
 
 def write_new_inquiry(name: str, inquiries_dir: Path, today: date | None = None) -> Path:
     """``inquiries_dir/<name>.yaml`` from the template; ValueError for a bad or taken name."""
     name = name.removesuffix(".yaml")
     if not NAME.fullmatch(name):  # match() would let "x\n" (a name ending in a newline) through
-        raise ValueError(f"{name!r} is not a usable inquiry name: use lower-case letters, digits and "
-                         f"hyphens, e.g. 'venstre-slf-2026'")
+        raise ValueError(
+            f"{name!r} is not a usable inquiry name: use lower-case letters, digits and "
+            f"hyphens, e.g. 'venstre-slf-2026'"
+        )
     path = inquiries_dir / f"{name}.yaml"
     if path.exists():
         raise ValueError(f"{path} exists already: choose another name (nothing was written)")

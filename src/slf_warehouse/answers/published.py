@@ -49,8 +49,9 @@ def resolve_inquiry(inquiry: str | Path, inquiries_dir: Path) -> Path:
         files = sorted(p.name for p in inquiries_dir.glob("*.yaml"))
         close = difflib.get_close_matches(Path(text).stem, [Path(f).stem for f in files], n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InquiryError(f"{candidate}: no such inquiry file ({hint}in {inquiries_dir}: "
-                           f"{', '.join(files) or 'none'})")
+        raise InquiryError(
+            f"{candidate}: no such inquiry file ({hint}in {inquiries_dir}: {', '.join(files) or 'none'})"
+        )
     return candidate
 
 
@@ -67,7 +68,9 @@ def is_official_inquiry(path: Path, inquiries_dir: Path | None = None) -> bool:
     return real.is_file() and real.parent == Path(inquiries_dir).resolve()
 
 
-def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir: str | Path | None = None) -> tuple[Path, bool]:
+def answer_folder(
+    inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir: str | Path | None = None
+) -> tuple[Path, bool]:
     """Where an inquiry's letter goes and whether it is official: the project's inquiries to
     ``answers/`` (or ``out_dir``), any other to ``out_dir`` or ``answers/drafts/``, never ``answers/``."""
     official = is_official_inquiry(inquiry, inquiries_dir)
@@ -75,8 +78,10 @@ def answer_folder(inquiry: Path, answers_dir: Path, inquiries_dir: Path, out_dir
         return (Path(out_dir) if out_dir else answers_dir), True
     target = Path(out_dir) if out_dir else answers_dir / UNOFFICIAL_FOLDER
     if target.resolve() == answers_dir.resolve():
-        raise InquiryError(f"{inquiry}: only inquiry files in {inquiries_dir} publish to {answers_dir}; "
-                           f"render this one to another folder (default {answers_dir / UNOFFICIAL_FOLDER})")
+        raise InquiryError(
+            f"{inquiry}: only inquiry files in {inquiries_dir} publish to {answers_dir}; "
+            f"render this one to another folder (default {answers_dir / UNOFFICIAL_FOLDER})"
+        )
     return target, False
 
 
@@ -103,8 +108,10 @@ class PgPublishedSource:
         with open_reader(self.source) as reader:
             if not reader.has_table("audit", "runs"):
                 return None
-            rows = reader.execute(f"SELECT override_reason FROM {reader.relation('audit', 'runs')} "
-                                  "WHERE run_id = ?", [self.run_id]).rows
+            rows = reader.execute(
+                f"SELECT override_reason FROM {reader.relation('audit', 'runs')} WHERE run_id = ?",
+                [self.run_id],
+            ).rows
         return rows[0][0] if rows and rows[0][0] else None
 
 
@@ -128,8 +135,11 @@ def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
     """What the appendix says about the warehouse version: run, publication and its quality status."""
     import json
 
-    run_info: dict[str, Any] = {"run_id": published.run_id, "version": published.version,
-                                "published_at": published.published_at}
+    run_info: dict[str, Any] = {
+        "run_id": published.run_id,
+        "version": published.version,
+        "published_at": published.published_at,
+    }
     if isinstance(published, PgPublishedSource):
         reason = published.override_reason()
     else:
@@ -143,14 +153,17 @@ def published_run_info(published: Any, quality_dir: Path) -> dict[str, Any]:
         quality = json.loads(quality_file.read_text(encoding="utf-8"))
         if quality.get("run_id") == published.run_id:
             summary = quality["summary"]
-            run_info["quality"] = (f"{'bestået' if quality['success'] else 'IKKE bestået'}: "
-                                   f"{summary['expectations']} kontroller i {summary['suites']} suiter, "
-                                   f"{summary['failed']} fejl, {summary['warnings']} advarsler")
+            run_info["quality"] = (
+                f"{'bestået' if quality['success'] else 'IKKE bestået'}: "
+                f"{summary['expectations']} kontroller i {summary['suites']} suiter, "
+                f"{summary['failed']} fejl, {summary['warnings']} advarsler"
+            )
     return run_info
 
 
-def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = None,
-                          out_dir: str | Path | None = None) -> dict[str, Any]:
+def answer_from_published(
+    inquiry: str | Path, output_dir: str | Path | None = None, out_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers`` (an inquiry from
     outside ``inquiries/``: ``out_dir`` or ``answers/drafts``, unofficial); a summary for XCom."""
     from slf_warehouse.answers.render import render_inquiry
@@ -160,8 +173,9 @@ def answer_from_published(inquiry: str | Path, output_dir: str | Path | None = N
     path = resolve_inquiry(inquiry, settings.inquiries_dir)
     target, official = answer_folder(path, settings.answers_dir, settings.inquiries_dir, out_dir)
     published, source = published_warehouse(settings)  # NoPublishedWarehouse: run a refresh
-    answer = render_inquiry(source, path, target, official=official,
-                            run_info=published_run_info(published, settings.quality_dir))
+    answer = render_inquiry(
+        source, path, target, official=official, run_info=published_run_info(published, settings.quality_dir)
+    )
     return {
         "inquiry": str(path),
         "official": official,

@@ -50,9 +50,15 @@ if TYPE_CHECKING:
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
 PDF_VARIANT = "pdf/ua-1"
-RUN_INFO_LABELS = {"run_id": "Kørsel (run id)", "version": "Warehouse-version", "source_files": "Kildefiler",
-                   "published_at": "Publiceret", "override": "Kvalitetsundtagelse", "engine": "Warehouse",
-                   "quality": "Datakvalitet"}
+RUN_INFO_LABELS = {
+    "run_id": "Kørsel (run id)",
+    "version": "Warehouse-version",
+    "source_files": "Kildefiler",
+    "published_at": "Publiceret",
+    "override": "Kvalitetsundtagelse",
+    "engine": "Warehouse",
+    "quality": "Datakvalitet",
+}
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,13 @@ def _letter_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
-                                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["dato"] = fmt.format_date
     return env
 
@@ -97,8 +108,10 @@ def _source_files(reader: WarehouseReader) -> list[dict[str, Any]]:
     if not reader.has_table("audit", "load_manifest"):
         return []
     manifest = reader.relation("audit", "load_manifest")
-    rows = reader.execute(f"SELECT source, file_name, sha256, rows FROM {manifest} "
-                          "WHERE status = ? ORDER BY source, file_name", ["loaded"]).rows
+    rows = reader.execute(
+        f"SELECT source, file_name, sha256, rows FROM {manifest} WHERE status = ? ORDER BY source, file_name",
+        ["loaded"],
+    ).rows
     return [{"source": r[0], "file": r[1], "sha256": r[2], "rows": r[3]} for r in rows]
 
 
@@ -110,16 +123,23 @@ def _engine_text(reader: WarehouseReader) -> str:
     return "DuckDB"
 
 
-def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult],
-                        limits: RenderLimits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
+def render_answers_html(
+    loaded: LoadedInquiry, figures: dict[str, FigureResult], limits: RenderLimits = DEFAULT_LIMITS
+) -> list[dict[str, Any]]:
     """Each question with its answer rendered to HTML blocks (in the sandbox, in a child process with
     ``limits``; see sandbox_run.py)."""
     inquiry = loaded.inquiry
     context: dict[str, Any] = {name: f.result for name, f in figures.items()}
     context["window"] = Period(inquiry.window.start, inquiry.window.end)
-    context["inquiry"] = ReadOnlyMapping({"party": inquiry.party, "member": inquiry.member,
-                                          "subject": inquiry.subject, "received": inquiry.received,
-                                          "deadline": inquiry.deadline})
+    context["inquiry"] = ReadOnlyMapping(
+        {
+            "party": inquiry.party,
+            "member": inquiry.member,
+            "subject": inquiry.subject,
+            "received": inquiry.received,
+            "deadline": inquiry.deadline,
+        }
+    )
 
     def where(i: int | None) -> str:
         if i is None:
@@ -139,8 +159,9 @@ def render_answers_html(loaded: LoadedInquiry, figures: dict[str, FigureResult],
             exhibits = render_exhibits(q.tables, q.charts, figures, counters)
         except ExhibitError as e:
             raise InquiryError(f"{loaded.path}: questions[{i}] (question {q.number}): {e}") from e
-        out.append({"number": q.number, "question": q.question, "answer": text_to_html(text),
-                    "exhibits": exhibits})
+        out.append(
+            {"number": q.number, "question": q.question, "answer": text_to_html(text), "exhibits": exhibits}
+        )
     return out
 
 
@@ -148,8 +169,13 @@ def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
     rows = []
     for name, f in figures.items():
         entry: dict[str, Any] = {
-            "name": name, "label": f.spec.label, "definition": f.spec.definition,
-            "source": f.spec.describe(f.params), "text": f.text, "rows": f.rows, "parts": [],
+            "name": name,
+            "label": f.spec.label,
+            "definition": f.spec.definition,
+            "source": f.spec.describe(f.params),
+            "text": f.text,
+            "rows": f.rows,
+            "parts": [],
         }
         if f.spec.unit == "count":  # digits in the appendix, words only in running text
             entry["text"] = fmt.format_number(f.value) if f.value is not None else f.text
@@ -157,8 +183,9 @@ def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
             entry["exact"] = f.result.total.exact
             for r in f.result.items:
                 group = " · ".join(key_label(v, k, f.spec, {}) for k, v in r.keys.items())
-                entry["parts"].append({"group": group, "text": r.value.text, "exact": r.value.exact,
-                                       "rows": r.rows})
+                entry["parts"].append(
+                    {"group": group, "text": r.value.text, "exact": r.value.exact, "rows": r.rows}
+                )
         else:
             entry["exact"] = f.result.exact
         if entry["exact"] == entry["text"]:
@@ -171,18 +198,38 @@ def _changes_view(changes: ch.Changes) -> dict[str, Any]:
     """The appendix section's content."""
     rows = []
     for c in changes.figures:
-        rows.append({"label": c.label, "name": c.name, "old": c.old or "(ikke med)", "new": c.new or "(ikke med)",
-                     "parts": [{"group": p.group, "old": p.old or "(ingen)", "new": p.new or "(ingen)"}
-                               for p in c.parts]})
-    return {"first": changes.first_edition, "version": changes.previous_version, "rows": rows,
-            "parameters_changed": changes.parameters_changed}
+        rows.append(
+            {
+                "label": c.label,
+                "name": c.name,
+                "old": c.old or "(ikke med)",
+                "new": c.new or "(ikke med)",
+                "parts": [
+                    {"group": p.group, "old": p.old or "(ingen)", "new": p.new or "(ingen)"} for p in c.parts
+                ],
+            }
+        )
+    return {
+        "first": changes.first_edition,
+        "version": changes.previous_version,
+        "rows": rows,
+        "parameters_changed": changes.parameters_changed,
+    }
 
 
-def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_dir: Path, *,
-                   run_info: dict[str, Any] | None = None,
-                   templates_dir: Path | None = None, previous: Path | None = None,
-                   limits: RenderLimits = DEFAULT_LIMITS, official: bool | None = None,
-                   edition: Edition | None = None, archive: bool = False) -> RenderedAnswer:
+def render_inquiry(
+    warehouse: Path | WarehouseSource,
+    inquiry_path: Path,
+    out_dir: Path,
+    *,
+    run_info: dict[str, Any] | None = None,
+    templates_dir: Path | None = None,
+    previous: Path | None = None,
+    limits: RenderLimits = DEFAULT_LIMITS,
+    official: bool | None = None,
+    edition: Edition | None = None,
+    archive: bool = False,
+) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
     ``warehouse_reader.PostgresSource`` naming a published PostgreSQL version) and write
     ``<out_dir>/<inquiry-stem>.html``, ``.pdf`` and ``.figures.json``.
@@ -210,41 +257,58 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
         figures = evaluate_figures(reader, loaded.figure_names, inquiry.parameters)
         source_files = _source_files(reader)
         described = reader.describe()
-        read_from = {"run_id": reader.run_id, "version": reader.version, "published_at": reader.published_at,
-                     "engine": _engine_text(reader)}  # in published_run_info's order
+        read_from = {
+            "run_id": reader.run_id,
+            "version": reader.version,
+            "published_at": reader.published_at,
+            "engine": _engine_text(reader),
+        }  # in published_run_info's order
     # what the reader knows of the version fills in what the caller did not say
     given = run_info or {}
     run_info = {**given, **{k: v for k, v in read_from.items() if v is not None and k not in given}}
 
     questions = render_answers_html(loaded, figures, limits)
     sidecar = ch.sidecar_path(out_dir, inquiry_path.stem)
-    record = ch.sidecar_document(inquiry_path.name, inquiry.parameters, figures, described, run_info,
-                                 inquiry_sha256=loaded.sha256, official=official)
+    record = ch.sidecar_document(
+        inquiry_path.name,
+        inquiry.parameters,
+        figures,
+        described,
+        run_info,
+        inquiry_sha256=loaded.sha256,
+        official=official,
+    )
     if edition is not None:
         record["edition"] = edition.record()
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
     letter_date: date = inquiry.letter_date
-    html = _letter_environment(templates_dir).get_template(LETTER_TEMPLATE).render(
-        inquiry=inquiry,
-        heading=inquiry.heading,
-        letter_date=letter_date,
-        questions=questions,
-        appendix=_appendix(figures),
-        run_info=_run_info_rows(run_info),
-        window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
-        css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
-        override=(run_info or {}).get("override"),
-        inquiry_file=inquiry_path.name,
-        inquiry_sha256=loaded.sha256,
-        official=official,
-        page_marks=[*(["UDKAST – ikke afsendt"] if inquiry.is_draft else []),
-                    *([DRAFT_MARK] if edition is not None and edition.is_draft else []),
-                    *([] if official else ["IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"])],
-        source_files=source_files,
-        changes=_changes_view(changes),
-        edition=edition,
-        deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
+    html = (
+        _letter_environment(templates_dir)
+        .get_template(LETTER_TEMPLATE)
+        .render(
+            inquiry=inquiry,
+            heading=inquiry.heading,
+            letter_date=letter_date,
+            questions=questions,
+            appendix=_appendix(figures),
+            run_info=_run_info_rows(run_info),
+            window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
+            css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
+            override=(run_info or {}).get("override"),
+            inquiry_file=inquiry_path.name,
+            inquiry_sha256=loaded.sha256,
+            official=official,
+            page_marks=[
+                *(["UDKAST – ikke afsendt"] if inquiry.is_draft else []),
+                *([DRAFT_MARK] if edition is not None and edition.is_draft else []),
+                *([] if official else ["IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"]),
+            ],
+            source_files=source_files,
+            changes=_changes_view(changes),
+            edition=edition,
+            deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
+        )
     )
 
     from weasyprint import HTML  # ~1 s to import; only here, never at package import
@@ -255,7 +319,8 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     fetcher = ProjectFilesFetcher(templates_dir)  # the project's own files only, never the default fetcher
     try:
         pdf = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
-            pdf_identifier=identifier, pdf_variant=PDF_VARIANT)
+            pdf_identifier=identifier, pdf_variant=PDF_VARIANT
+        )
     except ResourceRefused as e:
         raise InquiryError(f"{inquiry_path}: {e}; no letter was written") from None
 
@@ -270,9 +335,23 @@ def render_inquiry(warehouse: Path | WarehouseSource, inquiry_path: Path, out_di
     if archive:
         from slf_warehouse.answers.archive import write_archive
 
-        archive_path = write_archive(html, out_dir / f"{inquiry_path.stem}.arkiv.pdf", templates_dir=templates_dir,
-                                     identifier=identifier, record=record, figures=figures, edition=edition)
+        archive_path = write_archive(
+            html,
+            out_dir / f"{inquiry_path.stem}.arkiv.pdf",
+            templates_dir=templates_dir,
+            identifier=identifier,
+            record=record,
+            figures=figures,
+            edition=edition,
+        )
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
-    return RenderedAnswer(pdf_path=pdf_path, html_path=html_path, figures=figures, sidecar_path=sidecar,
-                          changes=changes, inquiry_sha256=loaded.sha256, official=official,
-                          archive_path=archive_path)
+    return RenderedAnswer(
+        pdf_path=pdf_path,
+        html_path=html_path,
+        figures=figures,
+        sidecar_path=sidecar,
+        changes=changes,
+        inquiry_sha256=loaded.sha256,
+        official=official,
+        archive_path=archive_path,
+    )

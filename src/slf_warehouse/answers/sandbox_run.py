@@ -64,18 +64,36 @@ def _child_environment() -> dict[str, str]:
     return env
 
 
-_BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); "
-              "from slf_warehouse.answers.sandbox_run import child_main; child_main(sys.argv[2:])")
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from slf_warehouse.answers.sandbox_run import child_main; child_main(sys.argv[2:])"
+)
 
 
-def render_answer_texts(answers: list[str], context: dict[str, Any],
-                        limits: RenderLimits = DEFAULT_LIMITS) -> list[str]:
+def render_answer_texts(
+    answers: list[str], context: dict[str, Any], limits: RenderLimits = DEFAULT_LIMITS
+) -> list[str]:
     """Each answer template rendered with ``context``; AnswerRenderError names the answer and why."""
     payload = pickle.dumps({"answers": list(answers), "context": context}, protocol=pickle.HIGHEST_PROTOCOL)
-    command = [sys.executable, "-I", "-c", _BOOTSTRAP, _package_root(), str(limits.memory_mb),
-               str(max(1, int(limits.seconds + 0.999))), str(limits.answer_chars)]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=_child_environment(), close_fds=True, cwd="/")
+    command = [
+        sys.executable,
+        "-I",
+        "-c",
+        _BOOTSTRAP,
+        _package_root(),
+        str(limits.memory_mb),
+        str(max(1, int(limits.seconds + 0.999))),
+        str(limits.answer_chars),
+    ]
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_child_environment(),
+        close_fds=True,
+        cwd="/",
+    )
     timed_out = False
     try:
         out, _ = proc.communicate(payload, timeout=limits.seconds)
@@ -97,11 +115,16 @@ def render_answer_texts(answers: list[str], context: dict[str, Any],
             rendered: list[str] = message["answers"]  # what the child process printed as JSON
             return rendered
     if timed_out or proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        raise AnswerRenderError(started, f"stopped: rendering took longer than the limit of {limits.seconds:g} s")
-    raise AnswerRenderError(started, f"the rendering process ended without a result (exit status {proc.returncode})")
+        raise AnswerRenderError(
+            started, f"stopped: rendering took longer than the limit of {limits.seconds:g} s"
+        )
+    raise AnswerRenderError(
+        started, f"the rendering process ended without a result (exit status {proc.returncode})"
+    )
 
 
 # --- the child ------------------------------------------------------------------------------------
+
 
 def _limit_self(memory_mb: int, cpu_seconds: int) -> None:
     import resource
@@ -133,8 +156,14 @@ def child_main(argv: list[str]) -> None:
         try:
             text = env.from_string(answer).render(job["context"])
         except MemoryError:
-            _send({"error": {"index": i, "reason": f"stopped: rendering needed more than the memory limit of "
-                                                    f"{memory_mb} MB"}})
+            _send(
+                {
+                    "error": {
+                        "index": i,
+                        "reason": f"stopped: rendering needed more than the memory limit of {memory_mb} MB",
+                    }
+                }
+            )
             return
         except RecursionError:
             _send({"error": {"index": i, "reason": "stopped: recursion too deep"}})
@@ -144,8 +173,15 @@ def child_main(argv: list[str]) -> None:
             _send({"error": {"index": i, "reason": f"{type(e).__name__}: {e}"}})
             return
         if len(text) > answer_chars:
-            _send({"error": {"index": i, "reason": f"stopped: the answer renders to {len(text):,} characters; "
-                                                    f"the limit is {answer_chars:,}".replace(",", ".")}})
+            _send(
+                {
+                    "error": {
+                        "index": i,
+                        "reason": f"stopped: the answer renders to {len(text):,} characters; "
+                        f"the limit is {answer_chars:,}".replace(",", "."),
+                    }
+                }
+            )
             return
         texts.append(text)
     _send({"answers": texts})

@@ -36,7 +36,10 @@ _WHY_FILTER = {
     "pprint": "it prints Python objects' internals",
 }
 _REFUSED_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
-    (nodes.ScopedEvalContextModifier, "{% autoescape %} is not allowed: answers are always escaped plain text"),
+    (
+        nodes.ScopedEvalContextModifier,
+        "{% autoescape %} is not allowed: answers are always escaped plain text",
+    ),
     (nodes.EvalContextModifier, "{% autoescape %} is not allowed: answers are always escaped plain text"),
     (nodes.Include, "{% include %} is not allowed in an answer"),
     (nodes.Import, "{% import %} is not allowed in an answer"),
@@ -77,8 +80,13 @@ def refused_constructs(ast: nodes.Template) -> list[TemplateProblem]:
                 problems.append(TemplateProblem(node.lineno, message))
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             why = _WHY_FILTER.get(node.name, "it is not one of the filters an answer may use")
-            problems.append(TemplateProblem(node.lineno, f"filter '{node.name}' is not allowed: {why} "
-                                                         f"(allowed: {', '.join(sorted(ALLOWED_FILTERS))})"))
+            problems.append(
+                TemplateProblem(
+                    node.lineno,
+                    f"filter '{node.name}' is not allowed: {why} "
+                    f"(allowed: {', '.join(sorted(ALLOWED_FILTERS))})",
+                )
+            )
         if isinstance(node, nodes.Name) and node.name == "Markup":
             problems.append(TemplateProblem(node.lineno, "'Markup' is not available: answers are plain text"))
     return sorted(problems, key=lambda p: p.lineno)

@@ -108,13 +108,57 @@ HELPER_NAMES = frozenset(template_helpers())
 
 # Jinja's own filters an answer may use: all return text (escaped when printed) or plain values.
 # Not here: safe, urlize, xmlattr, tojson, pprint (markup or object internals).
-BUILTIN_FILTERS = frozenset({
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
-    "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join",
-    "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse",
-    "round", "select", "selectattr", "slice", "sort", "string", "striptags", "sum", "title", "trim",
-    "truncate", "unique", "upper", "wordcount", "wordwrap",
-})
+BUILTIN_FILTERS = frozenset(
+    {
+        "abs",
+        "attr",
+        "batch",
+        "capitalize",
+        "center",
+        "count",
+        "d",
+        "default",
+        "dictsort",
+        "e",
+        "escape",
+        "filesizeformat",
+        "first",
+        "float",
+        "forceescape",
+        "format",
+        "groupby",
+        "indent",
+        "int",
+        "items",
+        "join",
+        "last",
+        "length",
+        "list",
+        "lower",
+        "map",
+        "max",
+        "min",
+        "reject",
+        "rejectattr",
+        "replace",
+        "reverse",
+        "round",
+        "select",
+        "selectattr",
+        "slice",
+        "sort",
+        "string",
+        "striptags",
+        "sum",
+        "title",
+        "trim",
+        "truncate",
+        "unique",
+        "upper",
+        "wordcount",
+        "wordwrap",
+    }
+)
 ALLOWED_FILTERS = BUILTIN_FILTERS | frozenset(FILTERS)
 
 
@@ -132,14 +176,20 @@ class AnswerSandbox(ImmutableSandboxedEnvironment):
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         if isinstance(obj, Markup):
-            return self.undefined("a helper's formatted text cannot be sliced", obj=obj, name=str(argument),
-                                  exc=SecurityError)
+            return self.undefined(
+                "a helper's formatted text cannot be sliced", obj=obj, name=str(argument), exc=SecurityError
+            )
         return super().getitem(obj, argument)
 
 
 def answer_environment() -> AnswerSandbox:
-    env = AnswerSandbox(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                        lstrip_blocks=True, extensions=[EscapeTemplateText])
+    env = AnswerSandbox(
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[EscapeTemplateText],
+    )
     env.globals.update(template_helpers())
     env.filters = {name: f for name, f in {**env.filters, **FILTERS}.items() if name in ALLOWED_FILTERS}
     return env
@@ -157,8 +207,10 @@ def markup_problem(rendered: str) -> str | None:
         return None
     tag = re.search(r"<\s*/?\s*([A-Za-z][A-Za-z0-9-]*)", rest)
     what = f"an HTML tag <{tag.group(1)[:20]}>" if tag else "a raw angle bracket"
-    return (f"the answer renders to {what}; answers are plain text and may not produce markup "
-            "(only the helpers' figure formatting)")
+    return (
+        f"the answer renders to {what}; answers are plain text and may not produce markup "
+        "(only the helpers' figure formatting)"
+    )
 
 
 _BULLET = re.compile(r"^- +(.*)$")

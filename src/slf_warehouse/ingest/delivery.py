@@ -37,11 +37,18 @@ def refusal(path: Path, landing: Path) -> Issue | None:
     whose real path is outside the landing folder. Decided on the entry itself: its target is not
     opened, and nothing of it is quoted."""
     if path.is_symlink():
-        return Issue(path.name, None, None, None,
-                     "a symbolic link, not a file: refused (deliver the file itself into the landing folder)")
+        return Issue(
+            path.name,
+            None,
+            None,
+            None,
+            "a symbolic link, not a file: refused (deliver the file itself into the landing folder)",
+        )
     real, root = path.resolve(), landing.resolve()
     if not real.is_relative_to(root):
-        return Issue(path.name, None, None, None, "the file's real path is outside the landing folder: refused")
+        return Issue(
+            path.name, None, None, None, "the file's real path is outside the landing folder: refused"
+        )
     return None
 
 
@@ -52,9 +59,18 @@ def open_delivery(path: Path, spec: SourceSpec) -> BinaryIO:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         if path.is_symlink():
-            raise FileRejected([Issue(path.name, None, None, None,
-                                      "a symbolic link, not a file: refused (deliver the file itself into "
-                                      "the landing folder)")]) from None
+            raise FileRejected(
+                [
+                    Issue(
+                        path.name,
+                        None,
+                        None,
+                        None,
+                        "a symbolic link, not a file: refused (deliver the file itself into "
+                        "the landing folder)",
+                    )
+                ]
+            ) from None
         raise FileRejected([Issue(path.name, None, None, None, f"cannot be opened ({e.strerror})")]) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -69,5 +85,11 @@ def open_delivery(path: Path, spec: SourceSpec) -> BinaryIO:
 
 
 def too_big(name: str, size: int, limit: int) -> Issue:
-    return Issue(name, None, None, None, f"the file is larger than this source's limit ({size:,} bytes; at most "
-                 f"{limit:,}): refused unread".replace(",", "."))
+    return Issue(
+        name,
+        None,
+        None,
+        None,
+        f"the file is larger than this source's limit ({size:,} bytes; at most "
+        f"{limit:,}): refused unread".replace(",", "."),
+    )

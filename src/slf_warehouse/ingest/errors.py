@@ -44,10 +44,19 @@ def header_name(name: str, position: int, personal_data: bool) -> str:
 def without_values(issues: list[Issue], column_names: list[str]) -> list[Issue]:
     """The issues of a file with personal data as they may leave the process that read it: file, line,
     column and the kind of problem, never a value; a column is a contract column or a position."""
-    return [replace(i, value=None,
-                    column=i.column if i.column is None or i.column in column_names
-                    or _COLUMN_NAME.fullmatch(i.column) or re.fullmatch(r"field \d+", i.column) else "field ?")
-            for i in issues]
+    return [
+        replace(
+            i,
+            value=None,
+            column=i.column
+            if i.column is None
+            or i.column in column_names
+            or _COLUMN_NAME.fullmatch(i.column)
+            or re.fullmatch(r"field \d+", i.column)
+            else "field ?",
+        )
+        for i in issues
+    ]
 
 
 class FileRejected(Exception):

@@ -19,9 +19,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import ContextManager
 
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
@@ -74,10 +74,14 @@ class IngestReport:
 class IngestFailed(Exception):
     def __init__(self, report: IngestReport):
         self.report = report
-        details = "\n".join(f"- {f.source}/{f.file_name}:\n    " + "\n    ".join(str(i) for i in f.errors[:5])
-                            for f in report.rejected)
-        super().__init__(f"{len(report.rejected)} file(s) rejected and moved to quarantine; every other file "
-                         f"was loaded:\n{details}")
+        details = "\n".join(
+            f"- {f.source}/{f.file_name}:\n    " + "\n    ".join(str(i) for i in f.errors[:5])
+            for f in report.rejected
+        )
+        super().__init__(
+            f"{len(report.rejected)} file(s) rejected and moved to quarantine; every other file "
+            f"was loaded:\n{details}"
+        )
 
 
 def as_target(target: RawTarget | Path) -> RawTarget:
@@ -88,8 +92,11 @@ def as_target(target: RawTarget | Path) -> RawTarget:
 def _write_private(path: Path, text: str) -> None:
     """Written readable by the service user only, from the first byte (no window at 0644)."""
     path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE), "w",
-                   encoding="utf-8") as f:
+    with os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE),
+        "w",
+        encoding="utf-8",
+    ) as f:
         f.write(text)
 
 
@@ -116,10 +123,15 @@ def _private_folder(folder: Path) -> None:
 
 
 def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
-    report = {"file": path.name, "quarantined_at": datetime.now(timezone.utc).isoformat(),
-              "errors": [i.as_dict() for i in issues if i.severity == "error"],
-              "warnings": [i.as_dict() for i in issues if i.severity == "warning"]}
-    _write_private(quarantine_dir / f"{path.name}.errors.json", json.dumps(report, ensure_ascii=False, indent=2))
+    report = {
+        "file": path.name,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+        "errors": [i.as_dict() for i in issues if i.severity == "error"],
+        "warnings": [i.as_dict() for i in issues if i.severity == "warning"],
+    }
+    _write_private(
+        quarantine_dir / f"{path.name}.errors.json", json.dumps(report, ensure_ascii=False, indent=2)
+    )
     _write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
 
 
@@ -129,13 +141,29 @@ def _manifest_row(result: FileResult, path: Path, period: str | None, run_id: st
     warnings = "\n".join(str(i) for i in result.issues if i.severity == "warning") or None
     # never through a link: a refused one is not followed even to its size
     info = path.lstat() if path.exists() and not path.is_symlink() else None
-    received = datetime.fromtimestamp(info.st_mtime, timezone.utc) if info else None
+    received = datetime.fromtimestamp(info.st_mtime, UTC) if info else None
     size = result.size_bytes if result.size_bytes is not None else info.st_size if info else None
-    return [result.load_id, run_id, result.source, result.file_name, period, result.sha256, size, result.rows,
-            received, datetime.now(timezone.utc), result.status, None, errors, warnings]
+    return [
+        result.load_id,
+        run_id,
+        result.source,
+        result.file_name,
+        period,
+        result.sha256,
+        size,
+        result.rows,
+        received,
+        datetime.now(UTC),
+        result.status,
+        None,
+        errors,
+        warnings,
+    ]
 
 
-def _record(session: RawSession, result: FileResult, path: Path, period: str | None, run_id: str | None) -> None:
+def _record(
+    session: RawSession, result: FileResult, path: Path, period: str | None, run_id: str | None
+) -> None:
     session.record(_manifest_row(result, path, period, run_id))
 
 
@@ -158,7 +186,9 @@ def _unchanged(session: RawSession, spec: SourceSpec, path: Path, period: str | 
     return sha256 if sha256 == loaded[0] else None
 
 
-def _read_here(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path, result: FileResult) -> StoredRows:
+def _read_here(
+    session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path, result: FileResult
+) -> StoredRows:
     con = session.staging
     try:
         staged = stage_file(con, spec, path, tmp_dir)
@@ -166,8 +196,9 @@ def _read_here(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path,
         raise FileRejected(_as_shown(spec, rejected.issues)) from None
     result.rows, result.sha256, result.size_bytes = staged.rows, staged.sha256, staged.size
     result.issues = _as_shown(spec, validate(con, staged, _known_values(session, spec)))
-    rows = StoredRows(staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), tmp_dir,
-                      staged_table=staged.table)
+    rows = StoredRows(
+        staged.table, ", ".join(expr for _, _, expr in raw_columns(spec)), tmp_dir, staged_table=staged.table
+    )
     if result.errors:
         rows.discard(con)
         raise FileRejected(result.issues)
@@ -187,8 +218,15 @@ def _known_values(session: RawSession, spec: SourceSpec) -> dict[str, list[str]]
     return known
 
 
-def _read_apart(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path, key: bytes | None,
-                personal: apart.PersonalDataReader | None, result: FileResult) -> StoredRows:
+def _read_apart(
+    session: RawSession,
+    spec: SourceSpec,
+    path: Path,
+    tmp_dir: Path,
+    key: bytes | None,
+    personal: apart.PersonalDataReader | None,
+    result: FileResult,
+) -> StoredRows:
     if personal is None:
         raise ValueError(f"{spec.name} holds personal data: it is read in a process of its own")
     known = _known_values(session, spec)
@@ -197,13 +235,25 @@ def _read_apart(session: RawSession, spec: SourceSpec, path: Path, tmp_dir: Path
     result.sha256, result.size_bytes = prepared.sha256, prepared.size or None
     if result.errors or prepared.parquet is None:
         raise FileRejected(result.issues)
-    return StoredRows("read_parquet(?)", ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)), tmp_dir,
-                      parquet=prepared.parquet)
+    return StoredRows(
+        "read_parquet(?)",
+        ", ".join(f'"{n}"' for n, _, _ in raw_columns(spec)),
+        tmp_dir,
+        parquet=prepared.parquet,
+    )
 
 
-def load_file(session: RawSession, spec: SourceSpec, path: Path, quarantine_dir: Path,
-              tmp_dir: Path, run_id: str | None = None, key: bytes | None = None,
-              personal: apart.PersonalDataReader | None = None, root: Path | None = None) -> FileResult:
+def load_file(
+    session: RawSession,
+    spec: SourceSpec,
+    path: Path,
+    quarantine_dir: Path,
+    tmp_dir: Path,
+    run_id: str | None = None,
+    key: bytes | None = None,
+    personal: apart.PersonalDataReader | None = None,
+    root: Path | None = None,
+) -> FileResult:
     """Load one file, which must really be inside `root` (by default its folder). A source with
     personal data is read by `personal`, in other processes (see `apart`)."""
     landing = root or path.parent
@@ -218,18 +268,32 @@ def load_file(session: RawSession, spec: SourceSpec, path: Path, quarantine_dir:
             _record(session, result, path, period, run_id)
             return result
         if not match:
-            raise FileRejected([Issue(path.name, None, None, None,
-                                      f"unexpected file name in {spec.name}/: expected {spec.file_pattern}")])
+            raise FileRejected(
+                [
+                    Issue(
+                        path.name,
+                        None,
+                        None,
+                        None,
+                        f"unexpected file name in {spec.name}/: expected {spec.file_pattern}",
+                    )
+                ]
+            )
         if sha256 := _unchanged(session, spec, path, period):
             # The very content already loaded: no need to even parse it again.
             result.status, result.sha256 = "skipped-duplicate", sha256
         else:
-            rows = _read_apart(session, spec, path, tmp_dir, key, personal, result) \
-                if apart.holds_personal_data(spec) else _read_here(session, spec, path, tmp_dir, result)
+            rows = (
+                _read_apart(session, spec, path, tmp_dir, key, personal, result)
+                if apart.holds_personal_data(spec)
+                else _read_here(session, spec, path, tmp_dir, result)
+            )
             result.status = "loaded"
             try:
                 # the rows and the manifest that says they are loaded commit together
-                session.replace(spec, period, path.name, rows, load_id, _manifest_row(result, path, period, run_id))
+                session.replace(
+                    spec, period, path.name, rows, load_id, _manifest_row(result, path, period, run_id)
+                )
             finally:
                 rows.discard(session.staging)
             return result
@@ -242,7 +306,9 @@ def load_file(session: RawSession, spec: SourceSpec, path: Path, quarantine_dir:
             result.sha256 = ""
         else:
             _quarantine(path, quarantine_dir, result.issues)
-    _record(session, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id)
+    _record(
+        session, result, quarantine_dir / path.name if result.status == "rejected" else path, period, run_id
+    )
     return result
 
 
@@ -270,8 +336,14 @@ def _parallel_workers(spec: SourceSpec, files: list[Path]) -> int:
     return max(1, min(os.cpu_count() or 1, 4, len(files)))
 
 
-def ingest_source(source: str, landing: Path, target: RawTarget | Path, quarantine_dir: Path | None = None,
-                  run_id: str | None = None, folder: Path | None = None) -> IngestReport:
+def ingest_source(
+    source: str,
+    landing: Path,
+    target: RawTarget | Path,
+    quarantine_dir: Path | None = None,
+    run_id: str | None = None,
+    folder: Path | None = None,
+) -> IngestReport:
     """Load every delivered file of one source (in `folder`, by default `landing/<source>`) into
     `target` (a DuckDB warehouse file's path, or a RawTarget); rejected files go to quarantine, the
     rest load."""
@@ -283,36 +355,60 @@ def ingest_source(source: str, landing: Path, target: RawTarget | Path, quaranti
     root = landing if folder is None else folder
     folder = folder or landing / source
     # Links are listed (and refused); folders are not files. lstat: a link is not followed to decide.
-    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")
-                   and (p.is_symlink() or stat.S_ISREG(p.lstat().st_mode))) if folder.is_dir() else []
+    files = (
+        sorted(
+            p
+            for p in folder.iterdir()
+            if not p.name.startswith(".") and (p.is_symlink() or stat.S_ISREG(p.lstat().st_mode))
+        )
+        if folder.is_dir()
+        else []
+    )
     # Asked once, here: fails before touching anything when the key is missing, and the worker
     # threads below never call into Airflow (a Variable lookup is not thread-safe in a task).
     key = pseudonym.pseudonym_key() if spec.pseudonymise and files else None
     session = as_target(target).open()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp, \
-                _personal_data_reader(spec, files, workers := _parallel_workers(spec, files)) as personal:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"slf-{source}-") as tmp,
+            _personal_data_reader(spec, files, workers := _parallel_workers(spec, files)) as personal,
+        ):
             if workers == 1:
-                report.files.extend(load_file(session, spec, p, quarantine_dir, Path(tmp), run_id, key, personal, root)
-                                    for p in files)
+                report.files.extend(
+                    load_file(session, spec, p, quarantine_dir, Path(tmp), run_id, key, personal, root)
+                    for p in files
+                )
             else:
-                report.files.extend(_load_in_parallel(session, spec, files, quarantine_dir, Path(tmp), run_id, key,
-                                                      workers, personal, root))
+                report.files.extend(
+                    _load_in_parallel(
+                        session, spec, files, quarantine_dir, Path(tmp), run_id, key, workers, personal, root
+                    )
+                )
     finally:
         session.close()
     return report
 
 
-def _personal_data_reader(spec: SourceSpec, files: list[Path],
-                          workers: int) -> ContextManager[apart.PersonalDataReader | None]:
+def _personal_data_reader(
+    spec: SourceSpec, files: list[Path], workers: int
+) -> ContextManager[apart.PersonalDataReader | None]:
     if not (files and apart.holds_personal_data(spec)):
         return nullcontext()
     return apart.PersonalDataReader(workers)
 
 
-def _load_in_parallel(session: RawSession, spec: SourceSpec, files: list[Path], quarantine_dir: Path,
-                      tmp_dir: Path, run_id: str | None, key: bytes | None, workers: int,
-                      personal: apart.PersonalDataReader | None, root: Path) -> list[FileResult]:
+def _load_in_parallel(
+    session: RawSession,
+    spec: SourceSpec,
+    files: list[Path],
+    quarantine_dir: Path,
+    tmp_dir: Path,
+    run_id: str | None,
+    key: bytes | None,
+    workers: int,
+    personal: apart.PersonalDataReader | None,
+    root: Path,
+) -> list[FileResult]:
     """Each worker thread has a session of its own (session.worker()), so its staging tables and
     its transaction are its own; DuckDB and psycopg2 release the GIL while they work."""
     local = threading.local()
@@ -330,15 +426,22 @@ def _load_in_parallel(session: RawSession, spec: SourceSpec, files: list[Path], 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"load-{spec.name}") as pool:
             # map keeps the files' order in the report, whichever finishes first
-            return list(pool.map(lambda p: load_file(cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key,
-                                                     personal, root), files))
+            return list(
+                pool.map(
+                    lambda p: load_file(
+                        cursor(), spec, p, quarantine_dir, tmp_dir, run_id, key, personal, root
+                    ),
+                    files,
+                )
+            )
     finally:
         for worker in workers_made:
             worker.close()
 
 
-def ingest_landing(landing: Path, target: RawTarget | Path, quarantine_root: Path | None = None,
-                   run_id: str | None = None) -> IngestReport:
+def ingest_landing(
+    landing: Path, target: RawTarget | Path, quarantine_root: Path | None = None, run_id: str | None = None
+) -> IngestReport:
     report = IngestReport()
     for source in LOAD_ORDER:
         quarantine = (quarantine_root / source) if quarantine_root else None

@@ -28,14 +28,19 @@ def pseudonym_key() -> bytes:
 
             key = Variable.get(KEY_VARIABLE, default=None)
             if not key and (key := Variable.get(OLD_KEY_VARIABLE, default=None)):
-                warnings.warn(f"the Airflow Variable {OLD_KEY_VARIABLE} is shown unmasked in the UI and API: "
-                              f"rename it to {KEY_VARIABLE}", FutureWarning, stacklevel=2)
+                warnings.warn(
+                    f"the Airflow Variable {OLD_KEY_VARIABLE} is shown unmasked in the UI and API: "
+                    f"rename it to {KEY_VARIABLE}",
+                    FutureWarning,
+                    stacklevel=2,
+                )
         except Exception:  # outside a running Airflow task there is no Variable backend to ask
             key = None
     if not key or len(key) < 16:
         raise ConfigurationError(
             f"No pseudonymisation key: set the environment variable {KEY_ENV} or the Airflow Variable "
-            f"{KEY_VARIABLE} to a secret of at least 16 characters. Payroll files are not loaded without it.")
+            f"{KEY_VARIABLE} to a secret of at least 16 characters. Payroll files are not loaded without it."
+        )
     return key.encode()
 
 

@@ -41,7 +41,7 @@ def _storage_options(protocol: str, conn_id: str) -> dict[str, object]:
         return {}
     if protocol in ("http", "https") and conn.login:
         # UTF-8 credentials (RFC 7617): Danish letters in a password must survive.
-        token = base64.b64encode(f"{conn.login}:{conn.password or ''}".encode("utf-8")).decode("ascii")
+        token = base64.b64encode(f"{conn.login}:{conn.password or ''}".encode()).decode("ascii")
         return {"client_kwargs": {"headers": {"Authorization": f"Basic {token}"}}}
     return {}
 

@@ -64,8 +64,9 @@ class _Scan:
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 # Windows-1252 decoding that stops at one, at no cost to a file without any (the transcoding
 # decodes every byte anyway; a separate search over the bytes cost 0,6-1,2 s on the scale-100 ledger).
-_CP1252_NO_CONTROL = "".join("\ufffe" if i in _CONTROL_BYTES else c
-                             for i, c in enumerate(encodings.cp1252.decoding_table))
+_CP1252_NO_CONTROL = "".join(
+    "\ufffe" if i in _CONTROL_BYTES else c for i, c in enumerate(encodings.cp1252.decoding_table)
+)
 
 
 def _decode_cp1252(chunk: bytes, control_seen: bool) -> tuple[str, bool]:
@@ -91,8 +92,10 @@ def _scan_text(path: Path, spec: SourceSpec, private_copy: Path) -> _Scan:
     name = path.name
     transcode = spec.encoding == "cp1252"
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    with open_delivery(path, spec) as src, \
-            (private_copy.open("w", encoding="utf-8", newline="") if transcode else private_copy.open("wb")) as out:
+    with (
+        open_delivery(path, spec) as src,
+        private_copy.open("w", encoding="utf-8", newline="") if transcode else private_copy.open("wb") as out,
+    ):
         while chunk := src.read(CHUNK):
             size += len(chunk)
             if size > limits.max_bytes:  # it grew after it was opened
@@ -101,11 +104,20 @@ def _scan_text(path: Path, spec: SourceSpec, private_copy: Path) -> _Scan:
             # The byte test first: a regex over every byte of a chunk costs more than the transcoding,
             # and a Windows-1252 file rarely holds an 'Ã' or 'Â' at all.
             if transcode and (b"\xc3" in chunk or b"\xc2" in chunk) and (m := _UTF8_IN_CP1252.search(chunk)):
-                raise FileRejected([Issue(name, _line_of(chunk[:m.start()], newlines), None,
-                                          None if spec.personal_data else
-                                          chunk[m.start():m.start() + 2].decode("utf-8", "replace"),
-                                          "the file is encoded as UTF-8, but this source is delivered in "
-                                          "Windows-1252 (cp1252): re-export it as Windows-1252")])
+                raise FileRejected(
+                    [
+                        Issue(
+                            name,
+                            _line_of(chunk[: m.start()], newlines),
+                            None,
+                            None
+                            if spec.personal_data
+                            else chunk[m.start() : m.start() + 2].decode("utf-8", "replace"),
+                            "the file is encoded as UTF-8, but this source is delivered in "
+                            "Windows-1252 (cp1252): re-export it as Windows-1252",
+                        )
+                    ]
+                )
             try:
                 if transcode:
                     text, control = _decode_cp1252(chunk, control)
@@ -116,16 +128,33 @@ def _scan_text(path: Path, spec: SourceSpec, private_copy: Path) -> _Scan:
             except UnicodeDecodeError as e:
                 expected = "Windows-1252 (cp1252)" if transcode else "UTF-8"
                 hint = "" if transcode else ": it looks like Windows-1252; re-export it as UTF-8"
-                raise FileRejected([Issue(name, _line_of(chunk[:e.start], newlines), None,
-                                          f"byte 0x{chunk[e.start]:02X}",
-                                          f"not valid {expected}{hint}")]) from None
+                raise FileRejected(
+                    [
+                        Issue(
+                            name,
+                            _line_of(chunk[: e.start], newlines),
+                            None,
+                            f"byte 0x{chunk[e.start]:02X}",
+                            f"not valid {expected}{hint}",
+                        )
+                    ]
+                ) from None
             # `out` is the text file exactly when transcoding (mypy types the `with` target as either).
             out.write(text if transcode else chunk)  # type: ignore[arg-type]
             newlines += chunk.count(b"\n")
             if newlines > limits.max_rows + 1:  # the header and one line more than allowed
-                raise FileRejected([Issue(name, limits.max_rows + 2, None, None,
-                                          f"the file has more than {limits.max_rows:,} rows (this source's "
-                                          f"limit): refused".replace(",", "."))])
+                raise FileRejected(
+                    [
+                        Issue(
+                            name,
+                            limits.max_rows + 2,
+                            None,
+                            None,
+                            f"the file has more than {limits.max_rows:,} rows (this source's "
+                            f"limit): refused".replace(",", "."),
+                        )
+                    ]
+                )
             last = chunk[-1:]
     return _Scan(newlines + (1 if last not in (b"", b"\n") else 0), digest.hexdigest(), size, control)
 
@@ -173,8 +202,12 @@ def _stray_carriage_return(path: Path) -> int | None:
 
 def _blank_lines(path: Path) -> list[int]:
     """Line numbers of the blank lines after the header (DuckDB skips them without saying where)."""
-    return [line for lines, region in _whole_lines(path) for m in _BLANK_LINE.finditer(region)
-            if (line := lines + region.count(b"\n", 0, m.start()) + 1) > 1]
+    return [
+        line
+        for lines, region in _whole_lines(path)
+        for m in _BLANK_LINE.finditer(region)
+        if (line := lines + region.count(b"\n", 0, m.start()) + 1) > 1
+    ]
 
 
 def _read_header(path: Path, spec: SourceSpec, name: str) -> list[str]:
@@ -184,23 +217,36 @@ def _read_header(path: Path, spec: SourceSpec, name: str) -> list[str]:
     with path.open("rb") as f:
         first = f.readline(limits.max_line_bytes + 1)
     if len(first) > limits.max_line_bytes:
-        raise FileRejected([Issue(name, 1, None, None,
-                                  f"the header line is longer than {limits.max_line_bytes:,} bytes (this source's "
-                                  f"limit): refused".replace(",", "."))])
+        raise FileRejected(
+            [
+                Issue(
+                    name,
+                    1,
+                    None,
+                    None,
+                    f"the header line is longer than {limits.max_line_bytes:,} bytes (this source's "
+                    f"limit): refused".replace(",", "."),
+                )
+            ]
+        )
     text = first.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
     try:
         header = [h.strip() for h in next(csv.reader([text], delimiter=spec.delimiter, quotechar='"'), [])]
     except csv.Error as e:
-        raise FileRejected([Issue(name, 1, None, None,
-                                  f"the header cannot be read ({e})")]) from None
+        raise FileRejected([Issue(name, 1, None, None, f"the header cannot be read ({e})")]) from None
     if len(header) > limits.max_columns:
         raise FileRejected([too_many_columns(name, len(header), limits.max_columns)])
     return header
 
 
 def too_many_columns(name: str, found: int, limit: int) -> Issue:
-    return Issue(name, 1, None, None, f"the header has {found:,} fields; this source allows at most {limit:,}: "
-                 f"refused".replace(",", "."))
+    return Issue(
+        name,
+        1,
+        None,
+        None,
+        f"the header has {found:,} fields; this source allows at most {limit:,}: refused".replace(",", "."),
+    )
 
 
 def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]:
@@ -208,7 +254,9 @@ def _check_header(spec: SourceSpec, name: str, header: list[str]) -> list[Issue]
     if len(header) <= 1 and spec.delimiter not in ("".join(header)):
         other = ";" if spec.delimiter == "," else ","
         if other in "".join(header):
-            issues.append(Issue(name, 1, None, other, f"the delimiter is {other!r}, expected {spec.delimiter!r}"))
+            issues.append(
+                Issue(name, 1, None, other, f"the delimiter is {other!r}, expected {spec.delimiter!r}")
+            )
             return issues
     for col in spec.columns:
         if col.name not in header:
@@ -248,8 +296,14 @@ def staged_expression(col: Column, field: str) -> str:
     return f"nfc_normalize({staged})" if col.type == "id" else staged
 
 
-def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
-              period: str | None) -> StagedFile:
+def stage_csv(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    path: Path,
+    table: str,
+    tmp_dir: Path,
+    period: str | None,
+) -> StagedFile:
     private = tmp_dir / f"{path.name}.{uuid.uuid4().hex}.utf8"  # two threads may read equal names
     lf_copy = private.with_suffix(".lf")
     try:
@@ -259,8 +313,15 @@ def stage_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tabl
         lf_copy.unlink(missing_ok=True)
 
 
-def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, private: Path,
-                        lf_copy: Path, table: str, period: str | None) -> StagedFile:
+def _stage_private_copy(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    path: Path,
+    private: Path,
+    lf_copy: Path,
+    table: str,
+    period: str | None,
+) -> StagedFile:
     scan = _scan_text(path, spec, private)
     header = _read_header(private, spec, path.name)
     header_issues = _check_header(spec, path.name, header)
@@ -271,8 +332,9 @@ def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: 
     columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
     # Trimmed once, as the file is read: validation and the typed insert then read plain columns
     # (a trim per value in each of them cost more than DuckDB's parse of the file).
-    wanted = ", ".join(f'{staged_expression(col, f"c{header.index(col.name)}")} AS "{col.name}"'
-                       for col in spec.columns)
+    wanted = ", ".join(
+        f'{staged_expression(col, f"c{header.index(col.name)}")} AS "{col.name}"' for col in spec.columns
+    )
 
     def parse(source: Path) -> None:
         con.execute(
@@ -280,7 +342,8 @@ def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: 
             f"FROM read_csv(?, delim=?, quote='\"', "
             f"escape='\"', header=false, skip=1, auto_detect=false, columns={columns!r}, "
             f"encoding='utf-8', strict_mode=true, max_line_size={limits.max_line_bytes})",
-            [str(source), spec.delimiter])
+            [str(source), spec.delimiter],
+        )
 
     try:
         try:
@@ -294,8 +357,16 @@ def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: 
                 raise
             _normalise_line_endings(private, lf_copy)
             parse(lf_copy)
-            warnings.append(Issue(path.name, None, None, None, f"lines end both with CRLF ({crlf}) and LF "
-                                  f"({newlines - crlf}); read as one file", severity="warning"))
+            warnings.append(
+                Issue(
+                    path.name,
+                    None,
+                    None,
+                    None,
+                    f"lines end both with CRLF ({crlf}) and LF ({newlines - crlf}); read as one file",
+                    severity="warning",
+                )
+            )
     except duckdb.Error as e:
         raise FileRejected([_unreadable(spec, path.name, private, header, str(e))]) from None
     # DuckDB skips blank lines; re-number so every row keeps the line number a person sees. Fewer
@@ -303,9 +374,12 @@ def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: 
     read = con.execute(f"SELECT count(*) FROM {table}_read").fetchall()[0][0]
     blanks = _blank_lines(private) if read < scan.lines - 1 else []
     if blanks:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
-                    f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, ? + 2) t(l) "
-                    f"WHERE l <> ALL(?::BIGINT[])", [read + len(blanks), blanks])
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table}_lines AS SELECT l AS line, "
+            f"row_number() OVER (ORDER BY l) - 1 AS rid FROM range(2, ? + 2) t(l) "
+            f"WHERE l <> ALL(?::BIGINT[])",
+            [read + len(blanks), blanks],
+        )
         source = f"{table}_read r JOIN {table}_lines n ON n.rid = r.rowid"
         line_expr = "n.line"
     else:
@@ -313,14 +387,29 @@ def _stage_private_copy(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: 
     # A view, not a copy: validation and the typed insert read the staged columns once more each,
     # which is cheaper than writing millions of rows a second time.
     names = ", ".join(f'"{c}"' for c in spec.column_names)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, {names} "
-                f"FROM {source}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT ({line_expr})::INTEGER AS _line, {names} "
+        f"FROM {source}"
+    )
     quoted_line_breaks = read + len(blanks) < scan.lines - 1
-    staged = StagedFile(path, spec, table, read, header, period, warnings, scan.sha256, scan.size,
-                        scan.control_characters or quoted_line_breaks)
+    staged = StagedFile(
+        path,
+        spec,
+        table,
+        read,
+        header,
+        period,
+        warnings,
+        scan.sha256,
+        scan.size,
+        scan.control_characters or quoted_line_breaks,
+    )
     if blanks:
-        staged.warnings.append(Issue(path.name, blanks[0], None, None,
-                                     f"{len(blanks)} blank line(s) skipped", severity="warning"))
+        staged.warnings.append(
+            Issue(
+                path.name, blanks[0], None, None, f"{len(blanks)} blank line(s) skipped", severity="warning"
+            )
+        )
     return staged
 
 
@@ -330,19 +419,36 @@ def _unreadable(spec: SourceSpec, name: str, private: Path, header: list[str], e
     limit = limits_for(spec).max_line_bytes
     if "Maximum line size" in error or not m:
         if (line := _long_line(private, limit)) is not None:
-            return Issue(name, line, None, None, f"the line is longer than {limit:,} bytes (this source's limit): "
-                         f"refused".replace(",", "."))
+            return Issue(
+                name,
+                line,
+                None,
+                None,
+                f"the line is longer than {limit:,} bytes (this source's limit): refused".replace(",", "."),
+            )
     if not m and (line := _stray_carriage_return(private)) is not None:
-        return Issue(name, line, None, None,
-                     "a carriage return (CR) in the middle of the line: the row cannot be read "
-                     f"as {len(header)} fields separated by {spec.delimiter!r}; remove it or re-export the file")
+        return Issue(
+            name,
+            line,
+            None,
+            None,
+            "a carriage return (CR) in the middle of the line: the row cannot be read "
+            f"as {len(header)} fields separated by {spec.delimiter!r}; remove it or re-export the file",
+        )
     detail = error.split("\n")
     # DuckDB's message goes on to quote the line ("Original Line: …"): only its count of fields is
     # passed on, and for a source with personal data nothing else of it.
-    found = next((d for d in detail if d.startswith("Expected Number")), "" if spec.personal_data else detail[0])
-    return Issue(name, int(m.group(1)) if m else None, None, None,
-                 f"the row cannot be read as {len(header)} fields separated by {spec.delimiter!r}"
-                 + (f": {found}" if found else ""))
+    found = next(
+        (d for d in detail if d.startswith("Expected Number")), "" if spec.personal_data else detail[0]
+    )
+    return Issue(
+        name,
+        int(m.group(1)) if m else None,
+        None,
+        None,
+        f"the row cannot be read as {len(header)} fields separated by {spec.delimiter!r}"
+        + (f": {found}" if found else ""),
+    )
 
 
 def _cell_text(value: object) -> str | None:
@@ -381,13 +487,28 @@ def _check_unpacked_size(workbook: Path, spec: SourceSpec, name: str) -> None:
     except (zipfile.BadZipFile, OSError) as e:
         raise FileRejected([Issue(name, None, None, None, f"not a readable XLSX workbook ({e})")]) from None
     if unpacked > limit:
-        raise FileRejected([Issue(name, None, None, None,
-                                  f"the workbook unpacks to {unpacked:,} bytes; this source allows at most {limit:,}: "
-                                  f"refused unread".replace(",", "."))])
+        raise FileRejected(
+            [
+                Issue(
+                    name,
+                    None,
+                    None,
+                    None,
+                    f"the workbook unpacks to {unpacked:,} bytes; this source allows at most {limit:,}: "
+                    f"refused unread".replace(",", "."),
+                )
+            ]
+        )
 
 
-def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, table: str, tmp_dir: Path,
-               period: str | None) -> StagedFile:
+def stage_xlsx(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    path: Path,
+    table: str,
+    tmp_dir: Path,
+    period: str | None,
+) -> StagedFile:
     private = tmp_dir / f"{path.name}.{uuid.uuid4().hex}.xlsx"
     try:
         return _stage_private_workbook(con, spec, path, private, table, period)
@@ -395,8 +516,14 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tab
         private.unlink(missing_ok=True)
 
 
-def _stage_private_workbook(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, private: Path,
-                            table: str, period: str | None) -> StagedFile:
+def _stage_private_workbook(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    path: Path,
+    private: Path,
+    table: str,
+    period: str | None,
+) -> StagedFile:
     from openpyxl import load_workbook
 
     scan = _private_copy(path, spec, private)
@@ -405,11 +532,22 @@ def _stage_private_workbook(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pa
     try:
         workbook = load_workbook(private, read_only=True, data_only=True)  # streams the sheet's rows
     except Exception as e:  # a renamed CSV, a truncated upload: openpyxl says why
-        raise FileRejected([Issue(path.name, None, None, None, f"not a readable XLSX workbook ({e})")]) from None
+        raise FileRejected(
+            [Issue(path.name, None, None, None, f"not a readable XLSX workbook ({e})")]
+        ) from None
     try:
         if spec.sheet not in workbook.sheetnames:
-            raise FileRejected([Issue(path.name, None, None, None,
-                                      f"sheet {spec.sheet!r} is missing (found {', '.join(workbook.sheetnames)})")])
+            raise FileRejected(
+                [
+                    Issue(
+                        path.name,
+                        None,
+                        None,
+                        None,
+                        f"sheet {spec.sheet!r} is missing (found {', '.join(workbook.sheetnames)})",
+                    )
+                ]
+            )
         rows = workbook[spec.sheet].iter_rows(values_only=True)
         header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
         while header and header[-1] == "":  # empty cells right of the header are not columns
@@ -423,25 +561,45 @@ def _stage_private_workbook(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pa
         cols = ", ".join(f'"{c}" VARCHAR' for c in spec.column_names)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (_line INTEGER, {cols})")
         # Column-wise lists, one statement a batch: a row-by-row insert of 100.000 answers took 120 s.
-        unnests = ", ".join(["unnest(?::INTEGER[])"] + [staged_expression(col, "unnest(?::VARCHAR[])")
-                                                         for col in spec.columns])
+        unnests = ", ".join(
+            ["unnest(?::INTEGER[])"]
+            + [staged_expression(col, "unnest(?::VARCHAR[])") for col in spec.columns]
+        )
         batch = _RowBatch(len(positions))
         count = 0
         for line, row in enumerate(rows, start=2):
             cells = [_cell_text(row[p]) if p < len(row) else None for p in positions]
             if any(c is not None for c in cells):
                 if count == limits.max_rows:
-                    raise FileRejected([Issue(path.name, line, None, None,
-                                              f"the sheet has more than {limits.max_rows:,} rows (this source's "
-                                              f"limit): refused".replace(",", "."))])
+                    raise FileRejected(
+                        [
+                            Issue(
+                                path.name,
+                                line,
+                                None,
+                                None,
+                                f"the sheet has more than {limits.max_rows:,} rows (this source's "
+                                f"limit): refused".replace(",", "."),
+                            )
+                        ]
+                    )
                 count += 1
                 if batch.add(line, cells) == XLSX_BATCH_ROWS:
                     batch.insert(con, f"INSERT INTO {table} SELECT {unnests}")
         batch.insert(con, f"INSERT INTO {table} SELECT {unnests}")
     finally:
         workbook.close()
-    return StagedFile(path, spec, table, count, header, period,
-                      [i for i in header_issues if i.severity == "warning"], scan.sha256, scan.size)
+    return StagedFile(
+        path,
+        spec,
+        table,
+        count,
+        header,
+        period,
+        [i for i in header_issues if i.severity == "warning"],
+        scan.sha256,
+        scan.size,
+    )
 
 
 XLSX_BATCH_ROWS = 20_000
@@ -478,8 +636,12 @@ def stage_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, tmp
 
 def drop_staged(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Drop the staging view or table (CSV: a view over the parsed file; XLSX: a table)."""
-    kinds = dict(con.execute("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary UNION ALL "
-                             "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary").fetchall())
+    kinds = dict(
+        con.execute(
+            "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary UNION ALL "
+            "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary"
+        ).fetchall()
+    )
     for name in (table, f"{table}_read", f"{table}_lines"):
         if name in kinds:
             con.execute(f"DROP {kinds[name]} {name}")

@@ -47,12 +47,17 @@ def raw_table_columns(spec: SourceSpec) -> tuple[Column, ...]:
 
 
 def _definitions(columns: tuple[Column, ...], engine: Engine) -> str:
-    return ", ".join(f'"{c.name}" {c.pg_type if engine == "postgres" else c.duckdb_type}'
-                     f'{"" if c.nullable else " NOT NULL"}' for c in columns)
+    return ", ".join(
+        f'"{c.name}" {c.pg_type if engine == "postgres" else c.duckdb_type}'
+        f"{'' if c.nullable else ' NOT NULL'}"
+        for c in columns
+    )
 
 
 def manifest_ddl(engine: Engine, catalog: str = "") -> str:
-    return f"CREATE TABLE IF NOT EXISTS {catalog}audit.load_manifest ({_definitions(MANIFEST_COLUMNS, engine)})"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {catalog}audit.load_manifest ({_definitions(MANIFEST_COLUMNS, engine)})"
+    )
 
 
 def raw_ddl(spec: SourceSpec, engine: Engine, catalog: str = "") -> str:
@@ -62,5 +67,9 @@ def raw_ddl(spec: SourceSpec, engine: Engine, catalog: str = "") -> str:
 def create_statements(engine: Engine, catalog: str = "") -> list[str]:
     """CREATE SCHEMA / TABLE IF NOT EXISTS for the raw and audit tables; `catalog` prefixes the
     schemas (DuckDB's attached warehouse, `wh.`)."""
-    return [f"CREATE SCHEMA IF NOT EXISTS {catalog}raw", f"CREATE SCHEMA IF NOT EXISTS {catalog}audit",
-            manifest_ddl(engine, catalog), *(raw_ddl(spec, engine, catalog) for spec in SOURCES.values())]
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {catalog}raw",
+        f"CREATE SCHEMA IF NOT EXISTS {catalog}audit",
+        manifest_ddl(engine, catalog),
+        *(raw_ddl(spec, engine, catalog) for spec in SOURCES.values()),
+    ]

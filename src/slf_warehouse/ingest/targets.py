@@ -64,12 +64,16 @@ class StoredRows:
     staged_table: str | None = None  # read here: the staging view
     parquet: Path | None = None  # read apart: the child's hand-over
 
-    def query(self, period: str | None, file_name: str, load_id: str, typed: bool = False) -> tuple[str, list[object]]:
+    def query(
+        self, period: str | None, file_name: str, load_id: str, typed: bool = False
+    ) -> tuple[str, list[object]]:
         """The stored columns then the lineage columns (schema.LINEAGE_COLUMNS), with their parameters;
         `typed` casts the parameters (a COPY has no target column to take their types from)."""
         param = "?::VARCHAR" if typed else "?"
-        return (f"SELECT {self.selects}, {param}, {param}, _line, {param} FROM {self.relation}",
-                [period, file_name, load_id, *([str(self.parquet)] if self.parquet else [])])
+        return (
+            f"SELECT {self.selects}, {param}, {param}, _line, {param} FROM {self.relation}",
+            [period, file_name, load_id, *([str(self.parquet)] if self.parquet else [])],
+        )
 
     def discard(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.staged_table:
@@ -97,8 +101,15 @@ class RawSession(ABC):
         """Insert one manifest row (MANIFEST_COLUMNS' order) on its own."""
 
     @abstractmethod
-    def replace(self, spec: SourceSpec, period: str | None, file_name: str, rows: StoredRows, load_id: str,
-                manifest_row: list[object]) -> None:
+    def replace(
+        self,
+        spec: SourceSpec,
+        period: str | None,
+        file_name: str,
+        rows: StoredRows,
+        load_id: str,
+        manifest_row: list[object],
+    ) -> None:
         """Replace the file's period (or the whole snapshot) with `rows`, mark the previous load
         replaced and insert `manifest_row`, in one transaction."""
 
@@ -129,6 +140,7 @@ def _previous_params(spec: SourceSpec, period: str | None) -> list[object]:
 
 # --- DuckDB: the warehouse file ------------------------------------------------------------------
 
+
 class DuckDBTarget(RawTarget):
     def __init__(self, warehouse: Path) -> None:
         self.warehouse = warehouse
@@ -155,20 +167,36 @@ class DuckDBSession(RawSession):
         self.staging = con
 
     def loaded(self, source: str, period: str | None) -> tuple[str, int | None] | None:
-        row = self.staging.execute("SELECT sha256, size_bytes FROM wh.audit.load_manifest WHERE source = ? AND "
-                                   "period IS NOT DISTINCT FROM ? AND status = 'loaded'", [source, period]).fetchall()
+        row = self.staging.execute(
+            "SELECT sha256, size_bytes FROM wh.audit.load_manifest WHERE source = ? AND "
+            "period IS NOT DISTINCT FROM ? AND status = 'loaded'",
+            [source, period],
+        ).fetchall()
         return (row[0][0], row[0][1]) if row else None
 
     def known_values(self, source: str, column: str) -> list[str]:
-        return [r[0] for r in self.staging.execute(f'SELECT DISTINCT "{column}" FROM wh.raw.{source} '
-                                                   f'WHERE "{column}" IS NOT NULL').fetchall()]
+        return [
+            r[0]
+            for r in self.staging.execute(
+                f'SELECT DISTINCT "{column}" FROM wh.raw.{source} WHERE "{column}" IS NOT NULL'
+            ).fetchall()
+        ]
 
     def record(self, manifest_row: list[object]) -> None:
-        self.staging.execute(f"INSERT INTO wh.audit.load_manifest VALUES ({', '.join('?' * len(MANIFEST_COLUMNS))})",
-                             manifest_row)
+        self.staging.execute(
+            f"INSERT INTO wh.audit.load_manifest VALUES ({', '.join('?' * len(MANIFEST_COLUMNS))})",
+            manifest_row,
+        )
 
-    def replace(self, spec: SourceSpec, period: str | None, file_name: str, rows: StoredRows, load_id: str,
-                manifest_row: list[object]) -> None:
+    def replace(
+        self,
+        spec: SourceSpec,
+        period: str | None,
+        file_name: str,
+        rows: StoredRows,
+        load_id: str,
+        manifest_row: list[object],
+    ) -> None:
         con = self.staging
         names = ", ".join(f'"{c.name}"' for c in raw_table_columns(spec))
         select, params = rows.query(period, file_name, load_id)
@@ -179,8 +207,11 @@ class DuckDBSession(RawSession):
             else:
                 con.execute(f"DELETE FROM wh.raw.{spec.name}")
             con.execute(f"INSERT INTO wh.raw.{spec.name} ({names}) {select}", params)
-            con.execute(f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? "
-                        f"WHERE {_previous(spec, '?')}", [load_id, *_previous_params(spec, period)])
+            con.execute(
+                f"UPDATE wh.audit.load_manifest SET status = 'replaced', replaced_by = ? "
+                f"WHERE {_previous(spec, '?')}",
+                [load_id, *_previous_params(spec, period)],
+            )
             self.record(manifest_row)
             con.execute("COMMIT")
         except BaseException:
@@ -197,6 +228,7 @@ class DuckDBSession(RawSession):
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
+
 
 class PostgresTarget(RawTarget):
     """raw.* and audit.load_manifest in the PostgreSQL database at `conninfo` (a libpq string;
@@ -239,28 +271,46 @@ class PostgresSession(RawSession):
             return rows
 
     def loaded(self, source: str, period: str | None) -> tuple[str, int | None] | None:
-        row = self._fetch("SELECT sha256, size_bytes FROM audit.load_manifest WHERE source = %s AND "
-                          "period IS NOT DISTINCT FROM %s AND status = 'loaded'", [source, period])
+        row = self._fetch(
+            "SELECT sha256, size_bytes FROM audit.load_manifest WHERE source = %s AND "
+            "period IS NOT DISTINCT FROM %s AND status = 'loaded'",
+            [source, period],
+        )
         return (row[0][0], row[0][1]) if row else None
 
     def known_values(self, source: str, column: str) -> list[str]:
-        return [r[0] for r in self._fetch(f'SELECT DISTINCT "{column}" FROM raw.{source} '
-                                          f'WHERE "{column}" IS NOT NULL', [])]
+        return [
+            r[0]
+            for r in self._fetch(
+                f'SELECT DISTINCT "{column}" FROM raw.{source} WHERE "{column}" IS NOT NULL', []
+            )
+        ]
 
     def _insert_manifest(self, cur: PgCursor, manifest_row: list[object]) -> None:
-        cur.execute(f"INSERT INTO audit.load_manifest VALUES ({', '.join(['%s'] * len(MANIFEST_COLUMNS))})",
-                    manifest_row)
+        cur.execute(
+            f"INSERT INTO audit.load_manifest VALUES ({', '.join(['%s'] * len(MANIFEST_COLUMNS))})",
+            manifest_row,
+        )
 
     def record(self, manifest_row: list[object]) -> None:
         with self.pg, self.pg.cursor() as cur:
             self._insert_manifest(cur, manifest_row)
 
-    def replace(self, spec: SourceSpec, period: str | None, file_name: str, rows: StoredRows, load_id: str,
-                manifest_row: list[object]) -> None:
+    def replace(
+        self,
+        spec: SourceSpec,
+        period: str | None,
+        file_name: str,
+        rows: StoredRows,
+        load_id: str,
+        manifest_row: list[object],
+    ) -> None:
         columns = raw_table_columns(spec)
         select, params = rows.query(period, file_name, load_id, typed=True)
-        copy = (f"COPY raw.{spec.name} ({', '.join(f'{_pg_ident(c.name)}' for c in columns)}) "
-                f"FROM STDIN WITH (FORMAT csv)")
+        copy = (
+            f"COPY raw.{spec.name} ({', '.join(f'{_pg_ident(c.name)}' for c in columns)}) "
+            f"FROM STDIN WITH (FORMAT csv)"
+        )
         try:
             with self.pg.cursor() as cur:
                 if spec.replaces == "period":
@@ -268,8 +318,11 @@ class PostgresSession(RawSession):
                 else:
                     cur.execute(f"DELETE FROM raw.{spec.name}")
                 _stream_copy(self.staging, select, params, cur, copy, rows.folder)
-                cur.execute(f"UPDATE audit.load_manifest SET status = 'replaced', replaced_by = %s "
-                            f"WHERE {_previous(spec, '%s')}", [load_id, *_previous_params(spec, period)])
+                cur.execute(
+                    f"UPDATE audit.load_manifest SET status = 'replaced', replaced_by = %s "
+                    f"WHERE {_previous(spec, '%s')}",
+                    [load_id, *_previous_params(spec, period)],
+                )
                 self._insert_manifest(cur, manifest_row)
             self.pg.commit()
         except BaseException:
@@ -298,8 +351,14 @@ def _pg_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stream_copy(staging: duckdb.DuckDBPyConnection, select: str, params: list[object], cur: PgCursor,
-                 copy: str, folder: Path) -> int:
+def _stream_copy(
+    staging: duckdb.DuckDBPyConnection,
+    select: str,
+    params: list[object],
+    cur: PgCursor,
+    copy: str,
+    folder: Path,
+) -> int:
     """Run `copy` (… FROM STDIN) on `cur` with the rows of `select`, which DuckDB writes as CSV
     into a FIFO that psycopg2 reads: returns the rows PostgreSQL took.
 
@@ -320,8 +379,9 @@ def _stream_copy(staging: duckdb.DuckDBPyConnection, select: str, params: list[o
         def write() -> None:
             try:
                 target = fifo.as_posix().replace("'", "''")
-                outcome["rows"] = staging.execute(f"COPY ({select}) TO '{target}' "
-                                                  f"(FORMAT csv, HEADER false)", params).fetchall()[0][0]
+                outcome["rows"] = staging.execute(
+                    f"COPY ({select}) TO '{target}' (FORMAT csv, HEADER false)", params
+                ).fetchall()[0][0]
             except BaseException as e:  # noqa: BLE001 - handed to the reading thread
                 outcome["error"] = e
             finally:

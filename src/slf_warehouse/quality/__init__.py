@@ -18,6 +18,18 @@ from slf_warehouse.quality.gate import GateDecision, InvalidOverride, QualityGat
 from slf_warehouse.quality.reconciliations import Reconciliation, run_reconciliations
 from slf_warehouse.quality.suites import SuiteFileError, SuiteSpec, load_suites
 
-__all__ = ["CheckRecord", "GateDecision", "InvalidOverride", "QualityGateRefused", "QualityResult",
-           "Reconciliation", "SuiteFileError", "SuiteOutcome", "SuiteSpec", "load_suites", "quality_gate",
-           "run_quality_checks", "run_reconciliations"]
+__all__ = [
+    "CheckRecord",
+    "GateDecision",
+    "InvalidOverride",
+    "QualityGateRefused",
+    "QualityResult",
+    "Reconciliation",
+    "SuiteFileError",
+    "SuiteOutcome",
+    "SuiteSpec",
+    "load_suites",
+    "quality_gate",
+    "run_quality_checks",
+    "run_reconciliations",
+]

@@ -43,15 +43,20 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from slf_warehouse.quality.data_docs import add_static_summary
-from slf_warehouse.quality.suites import (PERSONAL_DATA_COLUMNS, SuiteSpec, default_suites_dir, load_suites,
-                                          severity_of)
+from slf_warehouse.quality.suites import (
+    PERSONAL_DATA_COLUMNS,
+    SuiteSpec,
+    default_suites_dir,
+    load_suites,
+    severity_of,
+)
 from slf_warehouse.quality.target import DuckDBTarget, PgConnection, PgTarget, QualityTarget, as_target
 
 log = logging.getLogger(__name__)
@@ -67,14 +72,27 @@ MAX_EXAMPLES = 5
 PARTIAL_UNEXPECTED_COUNT = 20
 GX_CONNECTION_ENV = "SLF_GX_PG_CONNECTION"  # GE's config names it; the value lives only in the process
 # What a personal-data suite's results may keep: counts of rows, never a row's values.
-COUNT_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
-              "unexpected_percent_total", "unexpected_percent_nonmissing")
+COUNT_KEYS = (
+    "element_count",
+    "missing_count",
+    "missing_percent",
+    "unexpected_count",
+    "unexpected_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
 # Expectations whose observed value is the table's shape (a row count, column names), not data.
-SHAPE_EXPECTATIONS = frozenset({
-    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
-    "expect_table_column_count_to_be_between", "expect_table_column_count_to_equal",
-    "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
-    "expect_column_to_exist"})
+SHAPE_EXPECTATIONS = frozenset(
+    {
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_table_column_count_to_equal",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_to_exist",
+    }
+)
 
 
 @dataclass
@@ -106,8 +124,10 @@ class CheckRecord:
         if self.unexpected_examples:
             detail.append("e.g. " + ", ".join(repr(e) for e in self.unexpected_examples))
         if self.unexpected_rows:
-            detail.append("in rows " + "; ".join(
-                ", ".join(f"{k}={v}" for k, v in row.items()) for row in self.unexpected_rows[:3]))
+            detail.append(
+                "in rows "
+                + "; ".join(", ".join(f"{k}={v}" for k, v in row.items()) for row in self.unexpected_rows[:3])
+            )
         return f"{self.suite}: {what}" + (f" ({'; '.join(detail)})" if detail else "")
 
 
@@ -141,11 +161,12 @@ class QualityResult:
 # Reading the batches (DuckDB only)
 # ---------------------------------------------------------------------------------------------
 
+
 def _batch_error(spec: SuiteSpec, exc: duckdb.Error) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.CatalogException):
         step = "dbt build" if spec.layer != "raw" else "ingestion"
-        return (f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?")
+        return f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?"
     if isinstance(exc, duckdb.BinderException):
         return f"the batch query does not fit the table ({first}); is a column missing or renamed?"
     if spec.personal:  # a conversion error quotes the value it could not convert
@@ -161,8 +182,10 @@ def read_batch(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> Any:
         return _batch_error(spec, exc)
     personal = sorted(c for c in df.columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
     if personal:
-        return (f"the batch query selects personal data ({', '.join(personal)}); "
-                "compute what the checks need inside the query instead")
+        return (
+            f"the batch query selects personal data ({', '.join(personal)}); "
+            "compute what the checks need inside the query instead"
+        )
     absent = [c for c in spec.row_id_columns if c not in df.columns]
     if absent:
         return f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
@@ -187,9 +210,10 @@ def _pg_batch_error(spec: SuiteSpec, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
         step = "dbt build" if spec.layer != "raw" else "ingestion"
-        return (f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?")
-    if isinstance(exc, (errors.UndefinedColumn, errors.UndefinedFunction, errors.DatatypeMismatch,
-                        errors.GroupingError)):
+        return f"the table this suite checks is missing from the warehouse ({first}); has {step} run on it?"
+    if isinstance(
+        exc, (errors.UndefinedColumn, errors.UndefinedFunction, errors.DatatypeMismatch, errors.GroupingError)
+    ):
         return f"the batch query does not fit the table ({first}); is a column missing or renamed?"
     if spec.personal:  # a conversion error quotes the value it could not convert
         return f"the batch query failed ({type(exc).__name__}; details withheld: personal data)"
@@ -206,7 +230,9 @@ def probe_batch(con: PgConnection, spec: SuiteSpec) -> SqlBatch | str:
     schema = con.target.quality_schema()
     view = sql.Identifier(schema, spec.name).as_string(con.raw)
     try:
-        con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(con.raw))
+        con.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(con.raw)
+        )
         con.execute(f"DROP VIEW IF EXISTS {view}")  # last run's may have other columns
         con.execute(f"CREATE VIEW {view} AS\n{spec.batch_query}")
         con.execute(f"SELECT * FROM {view} LIMIT 0")
@@ -216,8 +242,10 @@ def probe_batch(con: PgConnection, spec: SuiteSpec) -> SqlBatch | str:
         return _pg_batch_error(spec, exc)
     personal = sorted(c for c in columns if str(c).lower() in PERSONAL_DATA_COLUMNS)
     if personal:
-        return (f"the batch query selects personal data ({', '.join(personal)}); "
-                "compute what the checks need inside the query instead")
+        return (
+            f"the batch query selects personal data ({', '.join(personal)}); "
+            "compute what the checks need inside the query instead"
+        )
     absent = [c for c in spec.row_id_columns if c not in columns]
     if absent:
         return f"meta.row_id_columns names columns the batch lacks: {', '.join(absent)}"
@@ -242,6 +270,7 @@ def read_batches(warehouse_path: Path, specs: Sequence[SuiteSpec]) -> dict[str, 
 # Great Expectations
 # ---------------------------------------------------------------------------------------------
 
+
 def _open_context(gx: Any, out_dir: Path) -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -250,8 +279,10 @@ def _open_context(gx: Any, out_dir: Path) -> Any:
     site_config = {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                          "base_directory": f"../{DATA_DOCS_DIR}/"},
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": f"../{DATA_DOCS_DIR}/",
+        },
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     }
     sites = ctx.list_data_docs_sites()
@@ -292,8 +323,9 @@ def _reset_project(ctx: Any, engine: str = "duckdb") -> Any:
     if existing is not None and (wanted == "postgres" or existing.type != wanted):
         ctx.data_sources.delete(DATASOURCE_NAME)  # its assets are last run's suites
     if wanted == "postgres":
-        return ctx.data_sources.add_postgres(name=DATASOURCE_NAME, connection_string=f"${{{GX_CONNECTION_ENV}}}",
-                                             create_temp_table=False)
+        return ctx.data_sources.add_postgres(
+            name=DATASOURCE_NAME, connection_string=f"${{{GX_CONNECTION_ENV}}}", create_temp_table=False
+        )
     return ctx.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
 
 
@@ -373,7 +405,8 @@ def _examples(result: dict[str, Any]) -> list[Any]:
     mismatched = (result.get("details") or {}).get("mismatched")
     if isinstance(mismatched, dict):  # expect_table_columns_to_match_set
         return [f"{kind}: {col}" for kind in ("missing", "unexpected") for col in mismatched.get(kind, [])][
-            :MAX_EXAMPLES]
+            :MAX_EXAMPLES
+        ]
     values = [c.get("value") for c in result.get("partial_unexpected_counts") or [] if isinstance(c, dict)]
     if not values:
         values = list(result.get("partial_unexpected_list") or [])
@@ -423,19 +456,21 @@ def _records(suite_name: str, validation_result: Any) -> list[CheckRecord]:
         meta = dict(config.meta or {})
         result = dict(r.result or {})
         observed = result.get("observed_value")
-        records.append(CheckRecord(
-            suite=suite_name,
-            expectation_type=config.type,
-            column=_column_of(dict(config.kwargs)),
-            success=bool(r.success),
-            severity=severity_of({"meta": meta, "severity": config.severity}),
-            unexpected_count=result.get("unexpected_count"),
-            unexpected_examples=[] if r.success else _examples(result),
-            unexpected_rows=[] if r.success else _rows(result),
-            observed_value=_plain(observed),
-            notes=_note_text(getattr(config, "notes", None) or meta.get("notes")),
-            message=_exception_message(r.exception_info),
-        ))
+        records.append(
+            CheckRecord(
+                suite=suite_name,
+                expectation_type=config.type,
+                column=_column_of(dict(config.kwargs)),
+                success=bool(r.success),
+                severity=severity_of({"meta": meta, "severity": config.severity}),
+                unexpected_count=result.get("unexpected_count"),
+                unexpected_examples=[] if r.success else _examples(result),
+                unexpected_rows=[] if r.success else _rows(result),
+                observed_value=_plain(observed),
+                notes=_note_text(getattr(config, "notes", None) or meta.get("notes")),
+                message=_exception_message(r.exception_info),
+            )
+        )
     return records
 
 
@@ -445,8 +480,11 @@ def _exception_kind(info: dict[str, Any]) -> dict[str, Any]:
         return {"raised_exception": False, "exception_traceback": None, "exception_message": None}
     last = str(info.get("exception_traceback") or "").strip().splitlines()[-1:] or [""]
     kind = last[0].split(":", 1)[0].strip() or "an exception"
-    return {"raised_exception": bool(info.get("raised_exception")), "exception_traceback": None,
-            "exception_message": f"{kind} (details withheld: personal data)"}
+    return {
+        "raised_exception": bool(info.get("raised_exception")),
+        "exception_traceback": None,
+        "exception_message": f"{kind} (details withheld: personal data)",
+    }
 
 
 def strip_row_values(validation_result: Any) -> Any:
@@ -465,7 +503,9 @@ def strip_row_values(validation_result: Any) -> Any:
         if "raised_exception" in info:
             r.exception_info = _exception_kind(info)
         elif isinstance(info, dict):  # keyed by metric id
-            r.exception_info = {key: _exception_kind(v) if isinstance(v, dict) else v for key, v in info.items()}
+            r.exception_info = {
+                key: _exception_kind(v) if isinstance(v, dict) else v for key, v in info.items()
+            }
         r.rendered_content = None
     return validation_result
 
@@ -476,8 +516,10 @@ def _prune_history(gx_root: Path, keep: int) -> None:
     if not store.is_dir():
         return
     for suite_dir in (d for d in store.iterdir() if d.is_dir()):
-        runs = sorted((t for run in suite_dir.iterdir() if run.is_dir() for t in run.iterdir() if t.is_dir()),
-                      key=lambda t: t.name)  # run times, e.g. 20261123T203225.795686Z
+        runs = sorted(
+            (t for run in suite_dir.iterdir() if run.is_dir() for t in run.iterdir() if t.is_dir()),
+            key=lambda t: t.name,
+        )  # run times, e.g. 20261123T203225.795686Z
         for old in runs[:-keep] if keep > 0 else runs:
             shutil.rmtree(old, ignore_errors=True)
         for run in suite_dir.iterdir():
@@ -498,7 +540,8 @@ def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_
         batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
         batch_parameters = {"dataframe": df}
     definition = ctx.validation_definitions.add(
-        gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
+        gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite)
+    )
     result_format: dict[str, Any]
     if spec.personal:  # GE never collects a value: counts only
         result_format = {"result_format": "BASIC", "partial_unexpected_count": 0}
@@ -506,8 +549,11 @@ def _validate(gx: Any, ctx: Any, datasource: Any, spec: SuiteSpec, df: Any, run_
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
         if spec.row_id_columns:
             result_format["unexpected_index_column_names"] = spec.row_id_columns
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=spec.name, validation_definitions=[definition], actions=[], result_format=result_format))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name=spec.name, validation_definitions=[definition], actions=[], result_format=result_format
+        )
+    )
     checkpoint_result = checkpoint.run(batch_parameters=batch_parameters, run_id=run_identifier)
     ((key, validation_result),) = checkpoint_result.run_results.items()
     if spec.personal:
@@ -528,9 +574,15 @@ def _restore_env(previous: str | None) -> None:
 # The gate
 # ---------------------------------------------------------------------------------------------
 
-def run_quality_checks(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str,
-                       suites_dir: Path | None = None, suites: Sequence[str] | None = None,
-                       keep_runs: int = KEEP_RUNS) -> QualityResult:
+
+def run_quality_checks(
+    warehouse_path: Path | QualityTarget,
+    out_dir: Path,
+    run_id: str,
+    suites_dir: Path | None = None,
+    suites: Sequence[str] | None = None,
+    keep_runs: int = KEEP_RUNS,
+) -> QualityResult:
     """Run the suites on the warehouse; build Data Docs and quality_results.json under out_dir.
 
     `warehouse_path` is a DuckDB build file or a QualityTarget (target.py). `suites` selects suites
@@ -538,7 +590,7 @@ def run_quality_checks(warehouse_path: Path | QualityTarget, out_dir: Path, run_
     The result's `success` is False when any error-severity expectation fails or a suite cannot run.
     """
     started = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     timings: dict[str, float] = {}
     target, out_dir = as_target(warehouse_path), Path(out_dir)
     specs = load_suites(Path(suites_dir) if suites_dir else default_suites_dir(), suites)
@@ -560,13 +612,23 @@ def run_quality_checks(warehouse_path: Path | QualityTarget, out_dir: Path, run_
         _restore_env(previous_url)
 
 
-def _run_checks(target: Any, con: Any, out_dir: Path, run_id: str, specs: list[SuiteSpec], keep_runs: int,
-                started: float, started_at: datetime, timings: dict[str, float]) -> QualityResult:
+def _run_checks(
+    target: Any,
+    con: Any,
+    out_dir: Path,
+    run_id: str,
+    specs: list[SuiteSpec],
+    keep_runs: int,
+    started: float,
+    started_at: datetime,
+    timings: dict[str, float],
+) -> QualityResult:
     try:
         mark = time.perf_counter()
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
         import great_expectations as gx
         from great_expectations.core.run_identifier import RunIdentifier
+
         timings["import_great_expectations"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
@@ -596,25 +658,40 @@ def _run_checks(target: Any, con: Any, out_dir: Path, run_id: str, specs: list[S
                 except Exception as exc:  # a suite GE cannot run must fail the gate, not stop the others
                     if spec.personal:  # the message or traceback may quote a value
                         log.error("suite %s could not be run: %s", spec.name, type(exc).__name__)
-                        error = (f"Great Expectations could not run this suite: {type(exc).__name__} "
-                                 "(details withheld: personal data)")
+                        error = (
+                            f"Great Expectations could not run this suite: {type(exc).__name__} "
+                            "(details withheld: personal data)"
+                        )
                     else:
                         log.exception("suite %s could not be run", spec.name)
                         error = f"Great Expectations could not run this suite: {exc}"
             del batch
             if error is not None:
-                suite_records = [CheckRecord(suite=spec.name, expectation_type="batch_query", column=None,
-                                             success=False, severity="error", message=error)]
+                suite_records = [
+                    CheckRecord(
+                        suite=spec.name,
+                        expectation_type="batch_query",
+                        column=None,
+                        success=False,
+                        severity="error",
+                        message=error,
+                    )
+                ]
             records += suite_records
-            outcomes.append(SuiteOutcome(
-                name=spec.name, layer=spec.layer,
-                success=not any(not r.success and r.severity == "error" for r in suite_records),
-                batch_rows=rows,
-                expectations=len(spec.expectations),
-                failed_errors=sum(not r.success and r.severity == "error" for r in suite_records),
-                failed_warnings=sum(not r.success and r.severity == "warning" for r in suite_records),
-                message=error, query_seconds=round(query_seconds, 3),
-                validate_seconds=round(time.perf_counter() - validate_started, 3)))
+            outcomes.append(
+                SuiteOutcome(
+                    name=spec.name,
+                    layer=spec.layer,
+                    success=not any(not r.success and r.severity == "error" for r in suite_records),
+                    batch_rows=rows,
+                    expectations=len(spec.expectations),
+                    failed_errors=sum(not r.success and r.severity == "error" for r in suite_records),
+                    failed_warnings=sum(not r.success and r.severity == "warning" for r in suite_records),
+                    message=error,
+                    query_seconds=round(query_seconds, 3),
+                    validate_seconds=round(time.perf_counter() - validate_started, 3),
+                )
+            )
     timings["validate"] = time.perf_counter() - mark - timings["read_batches"]
 
     mark = time.perf_counter()
@@ -637,10 +714,15 @@ def _run_checks(target: Any, con: Any, out_dir: Path, run_id: str, specs: list[S
         "run_id": run_id,
         "warehouse": target.describe(),
         "started_at": started_at.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "success": success,
-        "summary": {"suites": len(outcomes), "suites_failed": sum(not o.success for o in outcomes),
-                    "expectations": len(records), "failed": len(failed), "warnings": len(warnings)},
+        "summary": {
+            "suites": len(outcomes),
+            "suites_failed": sum(not o.success for o in outcomes),
+            "expectations": len(records),
+            "failed": len(failed),
+            "warnings": len(warnings),
+        },
         "failed": failed,
         "warnings": warnings,
         "suites": [asdict(o) for o in outcomes],
@@ -653,9 +735,25 @@ def _run_checks(target: Any, con: Any, out_dir: Path, run_id: str, specs: list[S
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     os.replace(tmp, results_path)
 
-    log.info("quality checks %s: %d suites, %d expectations, %d failed, %d warnings (%.1f s, of which %.1f s "
-             "importing great_expectations); Data Docs: %s", "passed" if success else "FAILED", len(specs),
-             len(records), len(failed), len(warnings), timings["total"], timings["import_great_expectations"],
-             data_docs_index)
-    return QualityResult(success=success, results=records, failed=failed, data_docs_index=data_docs_index,
-                         results_path=results_path, warnings=warnings, suites=outcomes, timings=timings)
+    log.info(
+        "quality checks %s: %d suites, %d expectations, %d failed, %d warnings (%.1f s, of which %.1f s "
+        "importing great_expectations); Data Docs: %s",
+        "passed" if success else "FAILED",
+        len(specs),
+        len(records),
+        len(failed),
+        len(warnings),
+        timings["total"],
+        timings["import_great_expectations"],
+        data_docs_index,
+    )
+    return QualityResult(
+        success=success,
+        results=records,
+        failed=failed,
+        data_docs_index=data_docs_index,
+        results_path=results_path,
+        warnings=warnings,
+        suites=outcomes,
+        timings=timings,
+    )

@@ -55,24 +55,36 @@ def summary_html(docs_dir: Path, run_id: str, outcomes: Sequence[Any]) -> str:
         else:
             status, css = "bestået", "passed"
         page = _validation_page(docs_dir, o.name, run_id)
-        status_cell = f'<a class="{css}" href="{html.escape(page)}">{status}</a>' if page else \
-            f'<span class="{css}">{status}</span>'
+        status_cell = (
+            f'<a class="{css}" href="{html.escape(page)}">{status}</a>'
+            if page
+            else f'<span class="{css}">{status}</span>'
+        )
         suite_page = docs_dir / "expectations" / f"{o.name}.html"
         name = html.escape(o.name)
-        name_cell = (f'<a href="expectations/{quote(o.name)}.html">{name}</a>' if suite_page.is_file()
-                     else name)
-        message = f'<br><small>{html.escape(o.message)}</small>' if o.message else ""
-        rows.append(f'<tr data-suite="{name}"><td>{name_cell}{message}</td><td>{html.escape(o.layer)}</td>'
-                    f'<td class="num">{o.expectations}</td><td class="num">{o.failed_errors}</td>'
-                    f'<td class="num">{o.failed_warnings}</td><td>{status_cell}</td></tr>')
-    verdict = (f'<span class="failed">{failed} af {len(outcomes)} suiter fejlede</span>' if failed
-               else f'<span class="passed">alle {len(outcomes)} suiter bestået</span>')
-    return (f'{STYLE}<section {MARKER}>\n<h1>Datakvalitet: kørsel {html.escape(run_id)}</h1>\n'
-            f'<p>{verdict}. Listen herunder virker uden internetadgang; de interaktive tabeller længere nede '
-            f'kræver adgang til internettet.</p>\n'
-            '<table id="slf-suites"><thead><tr><th>Suite</th><th>Lag</th><th>Kontroller</th><th>Fejl</th>'
-            '<th>Advarsler</th><th>Status (denne kørsel)</th></tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table>\n</section>\n")
+        name_cell = (
+            f'<a href="expectations/{quote(o.name)}.html">{name}</a>' if suite_page.is_file() else name
+        )
+        message = f"<br><small>{html.escape(o.message)}</small>" if o.message else ""
+        rows.append(
+            f'<tr data-suite="{name}"><td>{name_cell}{message}</td><td>{html.escape(o.layer)}</td>'
+            f'<td class="num">{o.expectations}</td><td class="num">{o.failed_errors}</td>'
+            f'<td class="num">{o.failed_warnings}</td><td>{status_cell}</td></tr>'
+        )
+    verdict = (
+        f'<span class="failed">{failed} af {len(outcomes)} suiter fejlede</span>'
+        if failed
+        else f'<span class="passed">alle {len(outcomes)} suiter bestået</span>'
+    )
+    return (
+        f"{STYLE}<section {MARKER}>\n<h1>Datakvalitet: kørsel {html.escape(run_id)}</h1>\n"
+        f"<p>{verdict}. Listen herunder virker uden internetadgang; de interaktive tabeller længere nede "
+        f"kræver adgang til internettet.</p>\n"
+        '<table id="slf-suites"><thead><tr><th>Suite</th><th>Lag</th><th>Kontroller</th><th>Fejl</th>'
+        "<th>Advarsler</th><th>Status (denne kørsel)</th></tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>\n</section>\n"
+    )
 
 
 def add_static_summary(index: Path, run_id: str, outcomes: Sequence[Any]) -> None:

@@ -64,8 +64,12 @@ class GateDecision:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(overridden=self.overridden, quality_success=self.quality_success, status=self.status,
-                 banner=self.banner)
+        d.update(
+            overridden=self.overridden,
+            quality_success=self.quality_success,
+            status=self.status,
+            banner=self.banner,
+        )
         return d
 
 
@@ -81,8 +85,8 @@ class QualityGateRefused(Exception):
             f"quality gate refused publication: {count} error-severity quality check(s) and "
             f"reconciliation(s) failed; the warehouse is not published. Fix the data and run again, or "
             f"publish anyway with an override reason (at least {MIN_OVERRIDE_CHARS} characters), which "
-            f"every answer will print.\n"
-            + "\n".join(lines))
+            f"every answer will print.\n" + "\n".join(lines)
+        )
 
 
 def validate_override(reason: str | None) -> str | None:
@@ -93,13 +97,16 @@ def validate_override(reason: str | None) -> str | None:
     if not text:
         return None
     if len(text) < MIN_OVERRIDE_CHARS:
-        raise InvalidOverride(f"override reason {text!r} is too short: say why the warehouse may be "
-                              f"published despite failed checks, in at least {MIN_OVERRIDE_CHARS} characters")
+        raise InvalidOverride(
+            f"override reason {text!r} is too short: say why the warehouse may be "
+            f"published despite failed checks, in at least {MIN_OVERRIDE_CHARS} characters"
+        )
     return text
 
 
-def quality_gate(result: Any, reconciliations: Sequence[Reconciliation],
-                 override_reason: str | None = None) -> GateDecision:
+def quality_gate(
+    result: Any, reconciliations: Sequence[Reconciliation], override_reason: str | None = None
+) -> GateDecision:
     """Decide on publication; raises QualityGateRefused (naming every failed check and
     reconciliation) unless nothing of error severity failed or an override reason is given.
 
@@ -108,8 +115,9 @@ def quality_gate(result: Any, reconciliations: Sequence[Reconciliation],
     failed_recs = [r.describe() for r in reconciliations if r.blocking]
     warnings = list(getattr(result, "warnings", []) or [])
     warnings += [r.describe() for r in reconciliations if not r.passed and r.severity != "error"]
-    decision = GateDecision(publish=True, failed_checks=failed_checks, failed_reconciliations=failed_recs,
-                            warnings=warnings)
+    decision = GateDecision(
+        publish=True, failed_checks=failed_checks, failed_reconciliations=failed_recs, warnings=warnings
+    )
     if decision.quality_success:
         return decision
     reason = validate_override(override_reason)

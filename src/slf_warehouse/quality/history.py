@@ -45,7 +45,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,20 +122,36 @@ CREATE TABLE IF NOT EXISTS audit.expectation_results (
     message VARCHAR
 )"""
 
-_RUN_COLUMNS = ("run_id", "started_at", "finished_at", "status", "quality_success", "override_reason",
-                "checks", "checks_failed", "checks_warned", "reconciliations", "reconciliations_failed",
-                "files_loaded", "files_rejected", "rows_loaded", "rows_rejected", "build_file")
+_RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "quality_success",
+    "override_reason",
+    "checks",
+    "checks_failed",
+    "checks_warned",
+    "reconciliations",
+    "reconciliations_failed",
+    "files_loaded",
+    "files_rejected",
+    "rows_loaded",
+    "rows_rejected",
+    "build_file",
+)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 _exists = table_exists
 # PostgreSQL has no rowid: an identity column orders the rows as written (INSERT ... VALUES with the
 # twelve columns above leaves it to its default).
-_PG_EXPECTATION_RESULTS_DDL = EXPECTATION_RESULTS_DDL[:-1].rstrip() + \
-    ",\n    seq BIGINT GENERATED ALWAYS AS IDENTITY\n)"
+_PG_EXPECTATION_RESULTS_DDL = (
+    EXPECTATION_RESULTS_DDL[:-1].rstrip() + ",\n    seq BIGINT GENERATED ALWAYS AS IDENTITY\n)"
+)
 
 
 def ensure_audit_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -163,6 +179,7 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, rows:
 # What each step adds
 # ------------------------------------------------------------------------------------------------
 
+
 def start_run(build_path: Path, run_id: str, started_at: datetime | None = None) -> None:
     """audit.runs gets the run as `running` (call right after prepare_build)."""
     record_run(build_path, run_id, status="running", started_at=started_at or _now())
@@ -174,11 +191,13 @@ def record_run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     if not _exists(con, "audit", "load_manifest"):
         _replace_rows(con, "run_files", run_id, [])
         return 0
-    rows = con.execute("""
+    rows = con.execute(
+        """
         SELECT ?, source, file_name, period, sha256, rows,
                CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, error
         FROM audit.load_manifest WHERE run_id = ? ORDER BY source, file_name, loaded_at""",
-                       [run_id, run_id]).fetchall()
+        [run_id, run_id],
+    ).fetchall()
     # error lines of a rejected file: one per line of the manifest's error text
     counted = [[*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))] for r in rows]
     _replace_rows(con, "run_files", run_id, counted)
@@ -198,18 +217,28 @@ def record_dbt_results(build_path: Path | QualityTarget, run_id: str, run_result
     rows: list[list[Any]] = []
     files = _run_results_files(run_results)
     if not files:
-        log.warning("no dbt run_results.json at %s: audit.dbt_results has nothing for run %s",
-                    run_results, run_id)
+        log.warning(
+            "no dbt run_results.json at %s: audit.dbt_results has nothing for run %s", run_results, run_id
+        )
     for path in files:
         doc = json.loads(path.read_text(encoding="utf-8"))
         metadata = doc.get("metadata") or {}
         for r in doc.get("results") or []:
             unique_id = str(r.get("unique_id") or "")
             failures = r.get("failures")
-            rows.append([run_id, unique_id, unique_id.split(".", 1)[0] or None, r.get("status"),
-                         r.get("execution_time"), r.get("message"),
-                         int(failures) if isinstance(failures, (int, float)) else None,
-                         metadata.get("invocation_id"), metadata.get("generated_at")])
+            rows.append(
+                [
+                    run_id,
+                    unique_id,
+                    unique_id.split(".", 1)[0] or None,
+                    r.get("status"),
+                    r.get("execution_time"),
+                    r.get("message"),
+                    int(failures) if isinstance(failures, (int, float)) else None,
+                    metadata.get("invocation_id"),
+                    metadata.get("generated_at"),
+                ]
+            )
     with as_target(build_path).connect() as con:
         ensure_audit_tables(con)
         _replace_rows(con, "dbt_results", run_id, rows)
@@ -223,8 +252,9 @@ def dbt_run_results_dir(quality_dir: Path, run_id: str) -> Path:
     return Path(quality_dir) / DBT_RESULTS_DIR / _slug(run_id)
 
 
-def save_dbt_run_results(project_dir: str | Path, context: Any = None, dest_dir: str | Path | None = None,
-                         **_: Any) -> Path | None:
+def save_dbt_run_results(
+    project_dir: str | Path, context: Any = None, dest_dir: str | Path | None = None, **_: Any
+) -> Path | None:
     """A Cosmos `callback`: copies the task's target/run_results.json (Cosmos runs dbt in a temporary
     copy of the project, deleted afterwards; the callback runs before a failed dbt raises) to
     dbt_run_results_dir(OUT/quality, run_id), named after the task. `project_dir` may also be a
@@ -271,13 +301,18 @@ def _withheld(suite: str, expectation_type: str) -> bool:
 def _forget_personal_values(con: duckdb.DuckDBPyConnection) -> None:
     """Values of personal-data suites that runs before they were withheld stored (every build is a
     copy of the published warehouse, so its old rows would otherwise live on)."""
-    rows = con.execute("SELECT DISTINCT suite, expectation_type FROM audit.expectation_results WHERE "
-                       "observed_value IS NOT NULL OR unexpected_examples IS NOT NULL "
-                       "OR unexpected_rows IS NOT NULL").fetchall()
+    rows = con.execute(
+        "SELECT DISTINCT suite, expectation_type FROM audit.expectation_results WHERE "
+        "observed_value IS NOT NULL OR unexpected_examples IS NOT NULL "
+        "OR unexpected_rows IS NOT NULL"
+    ).fetchall()
     stale = [[suite, kind] for suite, kind in rows if _withheld(suite, kind)]
     if stale:
-        con.executemany("UPDATE audit.expectation_results SET observed_value = NULL, unexpected_examples = NULL, "
-                        "unexpected_rows = NULL WHERE suite = ? AND expectation_type = ?", stale)
+        con.executemany(
+            "UPDATE audit.expectation_results SET observed_value = NULL, unexpected_examples = NULL, "
+            "unexpected_rows = NULL WHERE suite = ? AND expectation_type = ?",
+            stale,
+        )
 
 
 def record_expectation_results(con: duckdb.DuckDBPyConnection, run_id: str, records: Iterable[Any]) -> int:
@@ -287,10 +322,22 @@ def record_expectation_results(con: duckdb.DuckDBPyConnection, run_id: str, reco
     rows = []
     for r in records:
         withheld = _withheld(r.suite, r.expectation_type)
-        rows.append([run_id, r.suite, r.expectation_type, r.column, bool(r.success), r.severity,
-                     r.unexpected_count, None if withheld else _json(r.observed_value),
-                     None if withheld else _json(r.unexpected_examples),
-                     None if withheld else _json(r.unexpected_rows), r.notes, r.message])
+        rows.append(
+            [
+                run_id,
+                r.suite,
+                r.expectation_type,
+                r.column,
+                bool(r.success),
+                r.severity,
+                r.unexpected_count,
+                None if withheld else _json(r.observed_value),
+                None if withheld else _json(r.unexpected_examples),
+                None if withheld else _json(r.unexpected_rows),
+                r.notes,
+                r.message,
+            ]
+        )
     _replace_rows(con, "expectation_results", run_id, rows)
     _forget_personal_values(con)
     return len(rows)
@@ -299,24 +346,33 @@ def record_expectation_results(con: duckdb.DuckDBPyConnection, run_id: str, reco
 def _counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """The run's summary figures from the other audit tables."""
     counts: dict[str, Any] = {}
-    (checks, failed, warned), = con.execute(
+    ((checks, failed, warned),) = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE NOT success AND severity = 'error'), "
         "count(*) FILTER (WHERE NOT success AND severity = 'warning') FROM audit.expectation_results "
-        "WHERE run_id = ?", [run_id]).fetchall()
+        "WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
     if checks:
         counts.update(checks=checks, checks_failed=failed, checks_warned=warned)
-    (recs, recs_failed), = con.execute(
+    ((recs, recs_failed),) = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE NOT passed AND severity = 'error') "
-        "FROM audit.reconciliations WHERE run_id = ?", [run_id]).fetchall()
+        "FROM audit.reconciliations WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
     if recs:
         counts.update(reconciliations=recs, reconciliations_failed=recs_failed)
-    (files_loaded, files_rejected, rows_loaded, rows_rejected), = con.execute(
+    ((files_loaded, files_rejected, rows_loaded, rows_rejected),) = con.execute(
         "SELECT count(*) FILTER (WHERE status = 'loaded'), count(*) FILTER (WHERE status = 'rejected'), "
         "coalesce(sum(rows) FILTER (WHERE status = 'loaded'), 0), "
         "coalesce(sum(rows) FILTER (WHERE status = 'rejected'), 0) FROM audit.run_files WHERE run_id = ?",
-        [run_id]).fetchall()
-    counts.update(files_loaded=files_loaded, files_rejected=files_rejected, rows_loaded=int(rows_loaded),
-                  rows_rejected=int(rows_rejected))
+        [run_id],
+    ).fetchall()
+    counts.update(
+        files_loaded=files_loaded,
+        files_rejected=files_rejected,
+        rows_loaded=int(rows_loaded),
+        rows_rejected=int(rows_rejected),
+    )
     return counts
 
 
@@ -324,23 +380,34 @@ def _failed_names(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     checks = con.execute(
         "SELECT DISTINCT suite || ': ' || expectation_type || coalesce(' on ' || column_name, '') FROM "
         "audit.expectation_results WHERE run_id = ? AND NOT success AND severity = 'error' ORDER BY 1",
-        [run_id]).fetchall()
+        [run_id],
+    ).fetchall()
     recs = con.execute(
         "SELECT DISTINCT check_name || ' [' || key || ']' FROM audit.reconciliations WHERE run_id = ? "
-        "AND NOT passed AND severity = 'error' ORDER BY 1", [run_id]).fetchall()
+        "AND NOT passed AND severity = 'error' ORDER BY 1",
+        [run_id],
+    ).fetchall()
     return [r[0] for r in checks + recs]
 
 
 def _read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
-    rows = con.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM audit.runs WHERE run_id = ?",
-                       [run_id]).fetchall()
+    rows = con.execute(
+        f"SELECT {', '.join(_RUN_COLUMNS)} FROM audit.runs WHERE run_id = ?", [run_id]
+    ).fetchall()
     return dict(zip(_RUN_COLUMNS, rows[0])) if rows else None
 
 
-def record_run(build_path: Path | QualityTarget, run_id: str, *, status: str,
-               started_at: datetime | None = None, finished: bool = False,
-               quality_success: bool | None = None, override_reason: str | None = None,
-               history_dir: Path | None = None) -> dict[str, Any]:
+def record_run(
+    build_path: Path | QualityTarget,
+    run_id: str,
+    *,
+    status: str,
+    started_at: datetime | None = None,
+    finished: bool = False,
+    quality_success: bool | None = None,
+    override_reason: str | None = None,
+    history_dir: Path | None = None,
+) -> dict[str, Any]:
     """Write (or update) the run's row in audit.runs, with audit.run_files refreshed from the load
     manifest and the summary counted from the other audit tables; fields given as None keep what the
     row had. With `history_dir` (OUT/quality) the summary is appended to history.jsonl too.
@@ -373,7 +440,7 @@ def record_run(build_path: Path | QualityTarget, run_id: str, *, status: str,
 def _summary(row: dict[str, Any], failed: list[str]) -> dict[str, Any]:
     out = {k: (v.isoformat() + "Z" if isinstance(v, datetime) else v) for k, v in row.items()}
     out["failed"] = failed
-    out["recorded_at"] = datetime.now(timezone.utc).isoformat()
+    out["recorded_at"] = datetime.now(UTC).isoformat()
     return out
 
 
@@ -399,6 +466,7 @@ def override_for(warehouse_path: Path, run_id: str) -> str | None:
 # history.jsonl: every run, published or not
 # ------------------------------------------------------------------------------------------------
 
+
 def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     """Append one line to `history_dir`/history.jsonl (written whole and flushed: one line per call)."""
     history_dir = Path(history_dir)
@@ -413,8 +481,11 @@ def append_history(history_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-def read_history(history_dir: Path | None = None, warehouse_path: Path | QualityTarget | None = None,
-                 limit: int | None = None) -> list[dict[str, Any]]:
+def read_history(
+    history_dir: Path | None = None,
+    warehouse_path: Path | QualityTarget | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Runs oldest first: history.jsonl's last line per run, plus runs only audit.runs of
     `warehouse_path` knows (e.g. when history.jsonl was removed). The last `limit` runs."""
     runs: dict[str, dict[str, Any]] = {}
@@ -439,10 +510,12 @@ def read_history(history_dir: Path | None = None, warehouse_path: Path | Quality
                 continue
             if isinstance(entry, dict) and entry.get("run_id"):
                 runs[entry["run_id"]] = entry
+
     def order(e: dict[str, Any]) -> tuple[str, str]:
-        return (str(e.get("started_at") or e.get("finished_at") or e.get("recorded_at") or ""),
-                str(e.get("recorded_at") or ""))
+        return (
+            str(e.get("started_at") or e.get("finished_at") or e.get("recorded_at") or ""),
+            str(e.get("recorded_at") or ""),
+        )
 
     ordered = sorted(runs.values(), key=order)
     return ordered[-limit:] if limit else ordered
-

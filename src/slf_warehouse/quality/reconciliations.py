@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -113,11 +113,14 @@ class Reconciliation:
 
     def describe(self) -> str:
         """One line for a failed reconciliation (gate messages, logs)."""
+
         def num(v: Decimal | None) -> str:
             return "?" if v is None else f"{v:,.2f}"
 
-        text = (f"{self.check} [{self.key}]: {self.left_label} {num(self.left_value)} vs {self.right_label} "
-                f"{num(self.right_value)}, difference {num(self.difference)} ({self.tolerance_rule})")
+        text = (
+            f"{self.check} [{self.key}]: {self.left_label} {num(self.left_value)} vs {self.right_label} "
+            f"{num(self.right_value)}, difference {num(self.difference)} ({self.tolerance_rule})"
+        )
         return text + (f"; {self.detail}" if self.detail else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,6 +145,7 @@ def _lines(rows: list[tuple[str, int]], total: int) -> str | None:
 # The four checks. Each returns its rows; a query that cannot run raises one of db_errors().
 # The SQL runs on DuckDB and on PostgreSQL as written (target.py maps the schemas).
 # ------------------------------------------------------------------------------------------------
+
 
 def salaries_vs_payroll(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
     rows = con.execute("""
@@ -181,11 +185,25 @@ def salaries_vs_payroll(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
         shown: tuple[Decimal | None, ...] = (left, right, difference, tolerance)
         if 0 < people < MIN_PEOPLE_SHOWN:  # the ledger's side is the same pay: both sides go
             shown = (None,) * 4
-            detail = "; ".join(filter(None, [f"beløb udeladt: færre end {MIN_PEOPLE_SHOWN} personer i lønnen",
-                                             detail]))
-        out.append(Reconciliation("salaries_vs_payroll", period, "Regnskab: SLF-løn (hovedart 1)", shown[0],
-                                  "Lønsystem: lønsum", shown[1], shown[2], shown[3], rule, passed, severity,
-                                  detail))
+            detail = "; ".join(
+                filter(None, [f"beløb udeladt: færre end {MIN_PEOPLE_SHOWN} personer i lønnen", detail])
+            )
+        out.append(
+            Reconciliation(
+                "salaries_vs_payroll",
+                period,
+                "Regnskab: SLF-løn (hovedart 1)",
+                shown[0],
+                "Lønsystem: lønsum",
+                shown[1],
+                shown[2],
+                shown[3],
+                rule,
+                passed,
+                severity,
+                detail,
+            )
+        )
     return out
 
 
@@ -210,9 +228,22 @@ def spending_within_allocation(con: duckdb.DuckDBPyConnection) -> list[Reconcili
         detail = None
         if not passed:
             detail = "forbrug uden bevilling" if allocated is None else "forbruget overstiger bevillingen"
-        out.append(Reconciliation("spending_within_allocation", f"{source} {year}",
-                                  "Forbrug (udgiftsposteringer)", left, "Bevilget", right, difference,
-                                  Decimal(0), "forbrug højst bevillingen", passed, "warning", detail))
+        out.append(
+            Reconciliation(
+                "spending_within_allocation",
+                f"{source} {year}",
+                "Forbrug (udgiftsposteringer)",
+                left,
+                "Bevilget",
+                right,
+                difference,
+                Decimal(0),
+                "forbrug højst bevillingen",
+                passed,
+                "warning",
+                detail,
+            )
+        )
     return out
 
 
@@ -236,29 +267,72 @@ def apmf_donation_received(con: duckdb.DuckDBPyConnection) -> list[Reconciliatio
         passed = abs(difference) < Decimal("0.005")
         detail = None
         if not passed:
-            detail = ("ingen donation modtaget i budgetåret" if received is None or left == 0
-                      else "modtaget beløb afviger fra bevillingen")
-        out.append(Reconciliation("apmf_donation_received", str(year),
-                                  "Modtaget (APMF-indtægter, fortegn vendt)", left, "APMF-bevillinger", right,
-                                  difference, Decimal(0), rule, passed, "warning", detail))
+            detail = (
+                "ingen donation modtaget i budgetåret"
+                if received is None or left == 0
+                else "modtaget beløb afviger fra bevillingen"
+            )
+        out.append(
+            Reconciliation(
+                "apmf_donation_received",
+                str(year),
+                "Modtaget (APMF-indtægter, fortegn vendt)",
+                left,
+                "APMF-bevillinger",
+                right,
+                difference,
+                Decimal(0),
+                rule,
+                passed,
+                "warning",
+                detail,
+            )
+        )
     return out
 
 
 def apmf_not_on_salaries(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
     # The whole ledger (raw), not only projekt SLF: the rule holds for every posting.
     where = "finansieringskilde = 'APMF' AND left(art, 1) = '1'"
-    count, amount = con.execute(f"SELECT count(*), sum(beloeb) FROM raw.posteringer WHERE {where}"
-                                ).fetchall()[0]
-    lines = con.execute(f"SELECT _source_file, _source_line FROM raw.posteringer WHERE {where} "
-                        f"ORDER BY _source_file, _source_line LIMIT {EXAMPLES}").fetchall()
+    count, amount = con.execute(
+        f"SELECT count(*), sum(beloeb) FROM raw.posteringer WHERE {where}"
+    ).fetchall()[0]
+    lines = con.execute(
+        f"SELECT _source_file, _source_line FROM raw.posteringer WHERE {where} "
+        f"ORDER BY _source_file, _source_line LIMIT {EXAMPLES}"
+    ).fetchall()
     detail = _lines(lines, count)
     rule = "skal være 0"
     label = "APMF-posteringer med hovedart 1 (løn)"
     return [
-        Reconciliation("apmf_not_on_salaries", "antal", label, Decimal(count), "Tilladt", Decimal(0),
-                       Decimal(count), Decimal(0), rule, count == 0, "error", detail),
-        Reconciliation("apmf_not_on_salaries", "beløb", label, _d(amount), "Tilladt", Decimal(0),
-                       _d(amount), Decimal(0), rule, count == 0 and _d(amount) == 0, "error", detail),
+        Reconciliation(
+            "apmf_not_on_salaries",
+            "antal",
+            label,
+            Decimal(count),
+            "Tilladt",
+            Decimal(0),
+            Decimal(count),
+            Decimal(0),
+            rule,
+            count == 0,
+            "error",
+            detail,
+        ),
+        Reconciliation(
+            "apmf_not_on_salaries",
+            "beløb",
+            label,
+            _d(amount),
+            "Tilladt",
+            Decimal(0),
+            _d(amount),
+            Decimal(0),
+            rule,
+            count == 0 and _d(amount) == 0,
+            "error",
+            detail,
+        ),
     ]
 
 
@@ -268,8 +342,12 @@ COMPUTE = {
     "apmf_donation_received": apmf_donation_received,
     "apmf_not_on_salaries": apmf_not_on_salaries,
 }
-SEVERITY = {"salaries_vs_payroll": "error", "spending_within_allocation": "warning",
-            "apmf_donation_received": "warning", "apmf_not_on_salaries": "error"}
+SEVERITY = {
+    "salaries_vs_payroll": "error",
+    "spending_within_allocation": "warning",
+    "apmf_donation_received": "warning",
+    "apmf_not_on_salaries": "error",
+}
 
 
 def compute_reconciliations(con: duckdb.DuckDBPyConnection) -> list[Reconciliation]:
@@ -284,8 +362,22 @@ def compute_reconciliations(con: duckdb.DuckDBPyConnection) -> list[Reconciliati
         except db_errors() as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.error("reconciliation %s could not be computed: %s", check, first)
-            out.append(Reconciliation(check, "-", "", None, "", None, None, None, "", False, SEVERITY[check],
-                                      f"kunne ikke beregnes: {first}"))
+            out.append(
+                Reconciliation(
+                    check,
+                    "-",
+                    "",
+                    None,
+                    "",
+                    None,
+                    None,
+                    None,
+                    "",
+                    False,
+                    SEVERITY[check],
+                    f"kunne ikke beregnes: {first}",
+                )
+            )
     return out
 
 
@@ -297,16 +389,34 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def write_reconciliations(con: duckdb.DuckDBPyConnection, run_id: str, rows: list[Reconciliation]) -> None:
     """Replace the run's rows in audit.reconciliations (a re-run of the step does not add)."""
     ensure_table(con)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM audit.reconciliations WHERE run_id = ?", [run_id])
         if rows:
             marks = ", ".join("?" * 14)
-            con.executemany(f"INSERT INTO audit.reconciliations VALUES ({marks})", [
-                [run_id, r.check, r.key, r.left_label, r.left_value, r.right_label, r.right_value,
-                 r.difference, r.tolerance, r.tolerance_rule, r.passed, r.severity, r.detail, now]
-                for r in rows])
+            con.executemany(
+                f"INSERT INTO audit.reconciliations VALUES ({marks})",
+                [
+                    [
+                        run_id,
+                        r.check,
+                        r.key,
+                        r.left_label,
+                        r.left_value,
+                        r.right_label,
+                        r.right_value,
+                        r.difference,
+                        r.tolerance,
+                        r.tolerance_rule,
+                        r.passed,
+                        r.severity,
+                        r.detail,
+                        now,
+                    ]
+                    for r in rows
+                ],
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -319,8 +429,12 @@ def run_reconciliations(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Rec
     rows = compute_reconciliations(con)
     write_reconciliations(con, run_id, rows)
     failed = [r for r in rows if not r.passed]
-    log.info("reconciliations: %d rows, %d failed (%d errors)", len(rows), len(failed),
-             sum(r.blocking for r in failed))
+    log.info(
+        "reconciliations: %d rows, %d failed (%d errors)",
+        len(rows),
+        len(failed),
+        sum(r.blocking for r in failed),
+    )
     return rows
 
 
@@ -334,9 +448,12 @@ def read_reconciliations(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Re
     """The run's rows as stored (empty when the table or the run is not there)."""
     if not table_exists(con, "audit", "reconciliations"):
         return []
-    rows = con.execute("SELECT check_name, key, left_label, left_value, right_label, right_value, "
-                       "difference, tolerance, tolerance_rule, passed, severity, detail "
-                       "FROM audit.reconciliations WHERE run_id = ?", [run_id]).fetchall()
+    rows = con.execute(
+        "SELECT check_name, key, left_label, left_value, right_label, right_value, "
+        "difference, tolerance, tolerance_rule, passed, severity, detail "
+        "FROM audit.reconciliations WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
     order = {check: i for i, check in enumerate(CHECKS)}  # the checks in their order, then by key
     rows.sort(key=lambda r: (order.get(r[0], len(order)), r[1]))
     return [Reconciliation(*r) for r in rows]

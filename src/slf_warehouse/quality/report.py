@@ -21,7 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,14 @@ STATUS_TEXT = {
     "passed_with_override": "godkendt trods fejl (undtagelse)",
     "published": "offentliggjort",
 }
-SHORT_STATUS = {"running": "i gang", "failed": "fejlet", "refused": "afvist", "passed": "godkendt",
-                "passed_with_override": "undtagelse", "published": "offentliggjort"}
+SHORT_STATUS = {
+    "running": "i gang",
+    "failed": "fejlet",
+    "refused": "afvist",
+    "passed": "godkendt",
+    "passed_with_override": "undtagelse",
+    "published": "offentliggjort",
+}
 
 
 def default_templates_dir() -> Path:
@@ -101,7 +107,7 @@ def _fmt_time(value: Any) -> str:
         except ValueError:
             return value
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime("%d-%m-%Y %H:%M") + " UTC"
 
 
@@ -112,19 +118,33 @@ _exists = table_exists
 # Sections
 # ------------------------------------------------------------------------------------------------
 
+
 def _run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
     if _exists(con, "audit", "run_files"):
-        rows = con.execute("SELECT source, file, period, rows, status, errors FROM audit.run_files "
-                           "WHERE run_id = ? ORDER BY source, file", [run_id]).fetchall()
+        rows = con.execute(
+            "SELECT source, file, period, rows, status, errors FROM audit.run_files "
+            "WHERE run_id = ? ORDER BY source, file",
+            [run_id],
+        ).fetchall()
         if rows:
             return [dict(zip(("source", "file", "period", "rows", "status", "errors"), r)) for r in rows]
     if _exists(con, "audit", "load_manifest"):
-        rows = con.execute("SELECT source, file_name, period, rows, "
-                           "CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, error "
-                           "FROM audit.load_manifest WHERE run_id = ? "
-                           "ORDER BY source, file_name", [run_id]).fetchall()
-        return [dict(zip(("source", "file", "period", "rows", "status", "errors"),
-                         (*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))))) for r in rows]
+        rows = con.execute(
+            "SELECT source, file_name, period, rows, "
+            "CASE WHEN status = 'replaced' THEN 'loaded' ELSE status END, error "
+            "FROM audit.load_manifest WHERE run_id = ? "
+            "ORDER BY source, file_name",
+            [run_id],
+        ).fetchall()
+        return [
+            dict(
+                zip(
+                    ("source", "file", "period", "rows", "status", "errors"),
+                    (*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))),
+                )
+            )
+            for r in rows
+        ]
     return []
 
 
@@ -168,21 +188,38 @@ def _sources(con: duckdb.DuckDBPyConnection, run_id: str, quarantine_dir: Path |
         mine = [f for f in files if f["source"] == source]
         loaded = [f for f in mine if f["status"] == "loaded"]
         rejected = [f for f in mine if f["status"] == "rejected"]
-        rows.append({
-            "source": source, "label": SOURCE_LABELS[source], "files": len(mine), "loaded": len(loaded),
-            "skipped": sum(f["status"] == "skipped-duplicate" for f in mine), "rejected": len(rejected),
-            "rows_loaded": _fmt_number(sum(f["rows"] or 0 for f in loaded)),
-            "rows_rejected": _fmt_number(sum(f["rows"] or 0 for f in rejected)),
-            "rows_total": _fmt_number(in_warehouse[source]) if source in in_warehouse else "–",
-        })
-    rejected_files = [{"source": f["source"], "file": f["file"], "rows": _fmt_number(f["rows"] or 0),
-                       "errors": f["errors"] or 0,
-                       "issues": _quarantine_issues(quarantine_dir, f["source"], f["file"])}
-                      for f in files if f["status"] == "rejected"]
-    totals = {"files": len(files), "loaded": sum(r["loaded"] for r in rows),
-              "skipped": sum(r["skipped"] for r in rows), "rejected": sum(r["rejected"] for r in rows),
-              "rows_loaded": _fmt_number(sum(f["rows"] or 0 for f in files if f["status"] == "loaded")),
-              "rows_rejected": _fmt_number(sum(f["rows"] or 0 for f in files if f["status"] == "rejected"))}
+        rows.append(
+            {
+                "source": source,
+                "label": SOURCE_LABELS[source],
+                "files": len(mine),
+                "loaded": len(loaded),
+                "skipped": sum(f["status"] == "skipped-duplicate" for f in mine),
+                "rejected": len(rejected),
+                "rows_loaded": _fmt_number(sum(f["rows"] or 0 for f in loaded)),
+                "rows_rejected": _fmt_number(sum(f["rows"] or 0 for f in rejected)),
+                "rows_total": _fmt_number(in_warehouse[source]) if source in in_warehouse else "–",
+            }
+        )
+    rejected_files = [
+        {
+            "source": f["source"],
+            "file": f["file"],
+            "rows": _fmt_number(f["rows"] or 0),
+            "errors": f["errors"] or 0,
+            "issues": _quarantine_issues(quarantine_dir, f["source"], f["file"]),
+        }
+        for f in files
+        if f["status"] == "rejected"
+    ]
+    totals = {
+        "files": len(files),
+        "loaded": sum(r["loaded"] for r in rows),
+        "skipped": sum(r["skipped"] for r in rows),
+        "rejected": sum(r["rejected"] for r in rows),
+        "rows_loaded": _fmt_number(sum(f["rows"] or 0 for f in files if f["status"] == "loaded")),
+        "rows_rejected": _fmt_number(sum(f["rows"] or 0 for f in files if f["status"] == "rejected")),
+    }
     return {"rows": rows, "rejected_files": rejected_files, "totals": totals}
 
 
@@ -190,18 +227,27 @@ def _dbt(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     """dbt's node results for the run (audit.dbt_results): counts per status, the nodes that did not pass."""
     if not _exists(con, "audit", "dbt_results"):
         return None
-    rows = con.execute("SELECT unique_id, resource_type, status, execution_time, message, failures "
-                       "FROM audit.dbt_results WHERE run_id = ? ORDER BY unique_id", [run_id]).fetchall()
+    rows = con.execute(
+        "SELECT unique_id, resource_type, status, execution_time, message, failures "
+        "FROM audit.dbt_results WHERE run_id = ? ORDER BY unique_id",
+        [run_id],
+    ).fetchall()
     if not rows:
         return None
     counts: dict[str, int] = {}
     for r in rows:
         counts[r[2]] = counts.get(r[2], 0) + 1
-    problems = [{"node": r[0], "type": r[1], "status": r[2], "failures": r[5],
-                 "message": _mask(r[4]) if r[4] else ""}
-                for r in rows if r[2] not in ("success", "pass") and r[1] != "exposure"]  # exposures: no-op
-    return {"nodes": len(rows), "counts": sorted(counts.items()), "problems": problems,
-            "seconds": _fmt_number(sum(r[3] or 0 for r in rows), 1)}
+    problems = [
+        {"node": r[0], "type": r[1], "status": r[2], "failures": r[5], "message": _mask(r[4]) if r[4] else ""}
+        for r in rows
+        if r[2] not in ("success", "pass") and r[1] != "exposure"
+    ]  # exposures: no-op
+    return {
+        "nodes": len(rows),
+        "counts": sorted(counts.items()),
+        "problems": problems,
+        "seconds": _fmt_number(sum(r[3] or 0 for r in rows), 1),
+    }
 
 
 def _check_name(expectation_type: str, column: str | None) -> str:
@@ -212,17 +258,28 @@ def _check_name(expectation_type: str, column: str | None) -> str:
 def _checks(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     if not _exists(con, "audit", "expectation_results"):
         return None
-    rows = con.execute("SELECT suite, expectation_type, column_name, success, severity, unexpected_count, "
-                       "observed_value, unexpected_examples, unexpected_rows, notes, message "
-                       f"FROM audit.expectation_results WHERE run_id = ? ORDER BY {insertion_order(con)}",
-                       [run_id]).fetchall()
+    rows = con.execute(
+        "SELECT suite, expectation_type, column_name, success, severity, unexpected_count, "
+        "observed_value, unexpected_examples, unexpected_rows, notes, message "
+        f"FROM audit.expectation_results WHERE run_id = ? ORDER BY {insertion_order(con)}",
+        [run_id],
+    ).fetchall()
     if not rows:
         return None
     suites: dict[str, dict[str, Any]] = {}
     failed = []
     for suite, kind, column, success, severity, count, observed, examples, offending, notes, message in rows:
-        s = suites.setdefault(suite, {"name": suite, "layer": suite.split("_", 1)[0], "checks": 0,
-                                      "passed": 0, "failed": 0, "warned": 0})
+        s = suites.setdefault(
+            suite,
+            {
+                "name": suite,
+                "layer": suite.split("_", 1)[0],
+                "checks": 0,
+                "passed": 0,
+                "failed": 0,
+                "warned": 0,
+            },
+        )
         s["checks"] += 1
         if success:
             s["passed"] += 1
@@ -233,26 +290,42 @@ def _checks(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | Non
         row_list = json.loads(offending) if offending else []
         observed_value = json.loads(observed) if observed else None
         entry = {
-            "suite": suite, "check": _check_name(kind, column), "severity": severity,
+            "suite": suite,
+            "check": _check_name(kind, column),
+            "severity": severity,
             "severity_text": "fejl" if severity == "error" else "advarsel",
-            "notes": notes, "message": _mask(message) if message else None,
+            "notes": notes,
+            "message": _mask(message) if message else None,
             "count": _fmt_number(count) if count is not None else None,
-            "observed": None, "examples": [], "rows": [], "withheld": personal,
+            "observed": None,
+            "examples": [],
+            "rows": [],
+            "withheld": personal,
         }
         if not personal:
             entry["examples"] = [_mask(e) for e in example_list]
-            entry["rows"] = [_mask(", ".join(f"{k}={v}" for k, v in r.items()
-                                             if not any(p in k.lower() for p in PERSONAL_KEYS)))
-                             for r in row_list if isinstance(r, dict)]
+            entry["rows"] = [
+                _mask(
+                    ", ".join(
+                        f"{k}={v}" for k, v in r.items() if not any(p in k.lower() for p in PERSONAL_KEYS)
+                    )
+                )
+                for r in row_list
+                if isinstance(r, dict)
+            ]
             if observed_value is not None and not isinstance(observed_value, (list, dict)) and count is None:
                 entry["observed"] = _mask(observed_value)
         failed.append(entry)
     suite_rows = sorted(suites.values(), key=lambda s: (s["layer"] != "raw", s["name"]))
     for s in suite_rows:
         s["status"] = "fejl" if s["failed"] else ("advarsel" if s["warned"] else "bestået")
-    totals = {"suites": len(suite_rows), "checks": sum(s["checks"] for s in suite_rows),
-              "passed": sum(s["passed"] for s in suite_rows), "failed": sum(s["failed"] for s in suite_rows),
-              "warned": sum(s["warned"] for s in suite_rows)}
+    totals = {
+        "suites": len(suite_rows),
+        "checks": sum(s["checks"] for s in suite_rows),
+        "passed": sum(s["passed"] for s in suite_rows),
+        "failed": sum(s["failed"] for s in suite_rows),
+        "warned": sum(s["warned"] for s in suite_rows),
+    }
     failed.sort(key=lambda f: (f["severity"] != "error", f["suite"]))
     return {"suites": suite_rows, "failed": failed, "totals": totals}
 
@@ -260,31 +333,55 @@ def _checks(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | Non
 def _reconciliations(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for r in read_reconciliations(con, run_id):
-        g = groups.setdefault(r.check, {"check": r.check, "title": TITLES.get(r.check, r.check),
-                                        "severity_text": "fejl" if r.severity == "error" else "advarsel",
-                                        "rule": r.tolerance_rule, "rows": [], "failed": 0,
-                                        "left_label": r.left_label, "right_label": r.right_label})
+        g = groups.setdefault(
+            r.check,
+            {
+                "check": r.check,
+                "title": TITLES.get(r.check, r.check),
+                "severity_text": "fejl" if r.severity == "error" else "advarsel",
+                "rule": r.tolerance_rule,
+                "rows": [],
+                "failed": 0,
+                "left_label": r.left_label,
+                "right_label": r.right_label,
+            },
+        )
         count = r.check == "apmf_not_on_salaries" and r.key == "antal"
-        g["rows"].append({
-            "key": r.key, "left_label": r.left_label, "right_label": r.right_label,
-            "left": _fmt_amount(r.left_value, count=count), "right": _fmt_amount(r.right_value, count=count),
-            "difference": _fmt_amount(r.difference, count=count),
-            "tolerance": _fmt_amount(r.tolerance, count=count), "passed": r.passed,
-            "status": "ok" if r.passed else ("fejl" if r.severity == "error" else "advarsel"),
-            "detail": _mask(r.detail) if r.detail else "",
-        })
+        g["rows"].append(
+            {
+                "key": r.key,
+                "left_label": r.left_label,
+                "right_label": r.right_label,
+                "left": _fmt_amount(r.left_value, count=count),
+                "right": _fmt_amount(r.right_value, count=count),
+                "difference": _fmt_amount(r.difference, count=count),
+                "tolerance": _fmt_amount(r.tolerance, count=count),
+                "passed": r.passed,
+                "status": "ok" if r.passed else ("fejl" if r.severity == "error" else "advarsel"),
+                "detail": _mask(r.detail) if r.detail else "",
+            }
+        )
         if not r.passed:
             g["failed"] += 1
     for g in groups.values():
-        g["summary"] = (f"alle {len(g['rows'])} stemmer" if not g["failed"]
-                        else f"{g['failed']} af {len(g['rows'])} stemmer ikke")
+        g["summary"] = (
+            f"alle {len(g['rows'])} stemmer"
+            if not g["failed"]
+            else f"{g['failed']} af {len(g['rows'])} stemmer ikke"
+        )
         labels = {(row["left_label"], row["right_label"]) for row in g["rows"]}
         g["shared_labels"] = len(labels) == 1
     return list(groups.values())
 
 
-STATUS_COLOUR = {"published": "#003f7f", "passed": "#003f7f", "passed_with_override": "#b24a00",
-                 "refused": "#a00000", "failed": "#a00000", "running": "#7f7f7f"}
+STATUS_COLOUR = {
+    "published": "#003f7f",
+    "passed": "#003f7f",
+    "passed_with_override": "#b24a00",
+    "refused": "#a00000",
+    "failed": "#a00000",
+    "running": "#7f7f7f",
+}
 
 
 def _nice_int_step(high: float, ticks: int = 4) -> int:
@@ -325,32 +422,46 @@ def trend_chart(title: str, points: list[tuple[str, str, int, str]]) -> Markup:
         text = f"{x:.1f}".rstrip("0").rstrip(".")
         return "0" if text in ("-0", "") else text
 
-    def text(x: float, yy: float, value: str, anchor: str = "middle", size: float = font,
-             colour: str = "#1a1a1a") -> str:
-        return (f'<text x="{n(x)}" y="{n(yy)}" text-anchor="{anchor}" font-size="{n(size)}" '
-                f'fill="{colour}">{escape(value)}</text>')
+    def text(
+        x: float, yy: float, value: str, anchor: str = "middle", size: float = font, colour: str = "#1a1a1a"
+    ) -> str:
+        return (
+            f'<text x="{n(x)}" y="{n(yy)}" text-anchor="{anchor}" font-size="{n(size)}" '
+            f'fill="{colour}">{escape(value)}</text>'
+        )
 
     body = [text(0, top - 5, "antal", "start", small, "#555555")]
     for t, label in zip(ticks, labels):
-        body.append(f'<line x1="{n(left)}" y1="{n(y(t))}" x2="{n(right)}" y2="{n(y(t))}" stroke="#d4d4d4" '
-                    f'stroke-width="0.5"/>')
+        body.append(
+            f'<line x1="{n(left)}" y1="{n(y(t))}" x2="{n(right)}" y2="{n(y(t))}" stroke="#d4d4d4" '
+            f'stroke-width="0.5"/>'
+        )
         body.append(text(left - 4, y(t) + small * 0.35, label, "end", small, "#555555"))
     for i, (day, time_, value, status) in enumerate(points):
         cx = left + slot * (i + 0.5)
         y1 = y(value)
         colour = STATUS_COLOUR.get(status, "#003f7f")
-        body.append(f'<rect x="{n(cx - bar / 2)}" y="{n(y1)}" width="{n(bar)}" '
-                    f'height="{n(max(bottom - y1, 0.4))}" fill="{colour}"/>')
+        body.append(
+            f'<rect x="{n(cx - bar / 2)}" y="{n(y1)}" width="{n(bar)}" '
+            f'height="{n(max(bottom - y1, 0.4))}" fill="{colour}"/>'
+        )
         body.append(text(cx, y1 - 2.5, _fmt_number(value), size=small))
         body.append(text(cx, bottom + 6 + font, day))
         body.append(text(cx, bottom + 6 + font * 2.25, time_, colour="#555555"))
-    body.append(f'<line x1="{n(left)}" y1="{n(bottom)}" x2="{n(right)}" y2="{n(bottom)}" stroke="#555555" '
-                f'stroke-width="0.8"/>')
-    alt = f"{title}. " + "; ".join(f"{d} {t_} ({SHORT_STATUS.get(s, s)}): {_fmt_number(v)}"
-                                   for d, t_, v, s in points) + "."
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" width="{n(width)}pt" '
-            f'height="{n(height)}pt" viewBox="0 0 {n(width)} {n(height)}" '
-            f'font-family="DejaVu Sans, sans-serif">')
+    body.append(
+        f'<line x1="{n(left)}" y1="{n(bottom)}" x2="{n(right)}" y2="{n(bottom)}" stroke="#555555" '
+        f'stroke-width="0.8"/>'
+    )
+    alt = (
+        f"{title}. "
+        + "; ".join(f"{d} {t_} ({SHORT_STATUS.get(s, s)}): {_fmt_number(v)}" for d, t_, v, s in points)
+        + "."
+    )
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" width="{n(width)}pt" '
+        f'height="{n(height)}pt" viewBox="0 0 {n(width)} {n(height)}" '
+        f'font-family="DejaVu Sans, sans-serif">'
+    )
     return Markup("\n".join([head, f"<title>{escape(alt)}</title>", *body, "</svg>"]))
 
 
@@ -364,7 +475,7 @@ def _trend(quality_dir: Path, warehouse_path: Path | QualityTarget, run_id: str)
         except ValueError:
             when = None
         if when is not None and when.tzinfo is not None:
-            when = when.astimezone(timezone.utc).replace(tzinfo=None)
+            when = when.astimezone(UTC).replace(tzinfo=None)
         failed = int(e.get("checks_failed") or 0) + int(e.get("reconciliations_failed") or 0)
         loaded = int(e.get("rows_loaded") or 0)
         status = str(e.get("status") or "?")
@@ -374,15 +485,24 @@ def _trend(quality_dir: Path, warehouse_path: Path | QualityTarget, run_id: str)
         time_ = when.strftime("%H:%M") if when else ""
         failed_points.append((day, time_, failed, status))
         loaded_points.append((day, time_, loaded, status))
-        rows.append({"run_id": e.get("run_id"), "when": _fmt_time(when),
-                     "status": SHORT_STATUS.get(status, status), "failed": failed,
-                     "warned": e.get("checks_warned") or 0, "rows_loaded": _fmt_number(loaded),
-                     "rows_rejected": _fmt_number(e.get("rows_rejected") or 0),
-                     "override": bool(e.get("override_reason")), "current": e.get("run_id") == run_id})
+        rows.append(
+            {
+                "run_id": e.get("run_id"),
+                "when": _fmt_time(when),
+                "status": SHORT_STATUS.get(status, status),
+                "failed": failed,
+                "warned": e.get("checks_warned") or 0,
+                "rows_loaded": _fmt_number(loaded),
+                "rows_rejected": _fmt_number(e.get("rows_rejected") or 0),
+                "override": bool(e.get("override_reason")),
+                "current": e.get("run_id") == run_id,
+            }
+        )
     charts = {}
     if runs:
-        charts["failed"] = trend_chart("Fejlede kontroller og afstemninger (fejlniveau) pr. kørsel",
-                                       failed_points)
+        charts["failed"] = trend_chart(
+            "Fejlede kontroller og afstemninger (fejlniveau) pr. kørsel", failed_points
+        )
         charts["loaded"] = trend_chart("Indlæste rækker pr. kørsel", loaded_points)
     return {"runs": rows, "charts": charts}
 
@@ -390,6 +510,7 @@ def _trend(quality_dir: Path, warehouse_path: Path | QualityTarget, run_id: str)
 # ------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class QualityReport:
@@ -401,22 +522,35 @@ class QualityReport:
 def _environment(templates_dir: Path):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    return Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
-def report_context(warehouse_path: Path | QualityTarget, quality_dir: Path, run_id: str,
-                   quarantine_dir: Path | None = None) -> dict[str, Any]:
+def report_context(
+    warehouse_path: Path | QualityTarget, quality_dir: Path, run_id: str, quarantine_dir: Path | None = None
+) -> dict[str, Any]:
     """Everything the template shows (plain values; the charts are SVG markup)."""
     target, quality_dir = as_target(warehouse_path), Path(quality_dir)
     with target.connect(read_only=True) as con:
         run = None
         if _exists(con, "audit", "runs"):
-            found = con.execute("SELECT started_at, finished_at, status, quality_success, override_reason "
-                                "FROM audit.runs WHERE run_id = ?", [run_id]).fetchall()
+            found = con.execute(
+                "SELECT started_at, finished_at, status, quality_success, override_reason "
+                "FROM audit.runs WHERE run_id = ?",
+                [run_id],
+            ).fetchall()
             if found:
-                run = dict(zip(("started_at", "finished_at", "status", "quality_success", "override_reason"),
-                               found[0]))
+                run = dict(
+                    zip(
+                        ("started_at", "finished_at", "status", "quality_success", "override_reason"),
+                        found[0],
+                    )
+                )
         sources = _sources(con, run_id, quarantine_dir)
         checks = _checks(con, run_id)
         dbt = _dbt(con, run_id)
@@ -431,7 +565,7 @@ def report_context(warehouse_path: Path | QualityTarget, quality_dir: Path, run_
     return {
         "run_id": run_id,
         "warehouse_file": target.name,
-        "created": datetime.now(timezone.utc),
+        "created": datetime.now(UTC),
         "started": _fmt_time((run or {}).get("started_at")),
         "finished": _fmt_time((run or {}).get("finished_at")),
         "status": status,
@@ -455,18 +589,30 @@ def _prune_archive(archive: Path, keep: int) -> None:
         old.with_suffix(".html").unlink(missing_ok=True)
 
 
-def render_quality_report(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str, *,
-                          quarantine_dir: Path | None = None, templates_dir: Path | None = None) -> Path:
+def render_quality_report(
+    warehouse_path: Path | QualityTarget,
+    out_dir: Path,
+    run_id: str,
+    *,
+    quarantine_dir: Path | None = None,
+    templates_dir: Path | None = None,
+) -> Path:
     """Write out_dir/report.pdf and report.html for the run (and a copy under out_dir/reports/);
     returns the PDF's path. `out_dir` is OUT/quality (history.jsonl is read from there);
     `quarantine_dir` defaults to OUT/quarantine when it exists."""
-    return render_quality_report_full(warehouse_path, out_dir, run_id, quarantine_dir=quarantine_dir,
-                                      templates_dir=templates_dir).pdf_path
+    return render_quality_report_full(
+        warehouse_path, out_dir, run_id, quarantine_dir=quarantine_dir, templates_dir=templates_dir
+    ).pdf_path
 
 
-def render_quality_report_full(warehouse_path: Path | QualityTarget, out_dir: Path, run_id: str, *,
-                               quarantine_dir: Path | None = None,
-                               templates_dir: Path | None = None) -> QualityReport:
+def render_quality_report_full(
+    warehouse_path: Path | QualityTarget,
+    out_dir: Path,
+    run_id: str,
+    *,
+    quarantine_dir: Path | None = None,
+    templates_dir: Path | None = None,
+) -> QualityReport:
     from slf_warehouse.warehouse import _slug
 
     warehouse_path, out_dir = as_target(warehouse_path), Path(out_dir)
@@ -477,16 +623,20 @@ def render_quality_report_full(warehouse_path: Path | QualityTarget, out_dir: Pa
         quarantine_dir = out_dir.parent / "quarantine"
     context = report_context(warehouse_path, out_dir, run_id, quarantine_dir)
     css = "\n".join((templates_dir / name).read_text(encoding="utf-8") for name in STYLESHEETS)
-    html = _environment(templates_dir).get_template(TEMPLATE).render(
-        css=Markup(css), created_text=context["created"].strftime("%d-%m-%Y %H:%M UTC"), **context)
+    html = (
+        _environment(templates_dir)
+        .get_template(TEMPLATE)
+        .render(css=Markup(css), created_text=context["created"].strftime("%d-%m-%Y %H:%M UTC"), **context)
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"
     from weasyprint import HTML  # ~1 s to import: only here
 
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(pdf_identifier=identifier,
-                                                                    pdf_variant=PDF_VARIANT)
+    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(
+        pdf_identifier=identifier, pdf_variant=PDF_VARIANT
+    )
     for path, data in ((html_path, html.encode("utf-8")), (pdf_path, pdf)):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from slf_warehouse.quality.target import QualityTarget, as_target
 log = logging.getLogger(__name__)
 
 
-def _report(build: Path | QualityTarget, quality_dir: Path, run_id: str, quarantine_dir: Path | None) -> Path | None:
+def _report(
+    build: Path | QualityTarget, quality_dir: Path, run_id: str, quarantine_dir: Path | None
+) -> Path | None:
     """Render the report; a rendering failure is logged, it never hides the gate's decision."""
     from slf_warehouse.quality.report import render_quality_report
 
@@ -41,9 +44,17 @@ def _report(build: Path | QualityTarget, quality_dir: Path, run_id: str, quarant
         return None
 
 
-def check_build(build: Path | QualityTarget, quality_dir: Path, run_id: str, *, expectations_dir: Path | None = None,
-                override_reason: str | None = None, dbt_run_results: Path | None = None,
-                quarantine_dir: Path | None = None, render_report: bool = True) -> GateDecision:
+def check_build(
+    build: Path | QualityTarget,
+    quality_dir: Path,
+    run_id: str,
+    *,
+    expectations_dir: Path | None = None,
+    override_reason: str | None = None,
+    dbt_run_results: Path | None = None,
+    quarantine_dir: Path | None = None,
+    render_report: bool = True,
+) -> GateDecision:
     """The whole quality step on a build file:
 
     1. the GE suites (run_quality_checks: Data Docs, quality_results.json under quality_dir);
@@ -72,24 +83,44 @@ def check_build(build: Path | QualityTarget, quality_dir: Path, run_id: str, *, 
     try:
         decision = quality_gate(result, reconciliations, override_reason)
     except (QualityGateRefused, InvalidOverride):
-        history.record_run(build, run_id, status="refused", finished=True, quality_success=False,
-                           history_dir=quality_dir)
+        history.record_run(
+            build, run_id, status="refused", finished=True, quality_success=False, history_dir=quality_dir
+        )
         if render_report:
             _report(build, quality_dir, run_id, quarantine_dir)
         raise
-    history.record_run(build, run_id, status=decision.status, quality_success=decision.quality_success,
-                       override_reason=decision.override_reason, history_dir=quality_dir)
+    history.record_run(
+        build,
+        run_id,
+        status=decision.status,
+        quality_success=decision.quality_success,
+        override_reason=decision.override_reason,
+        history_dir=quality_dir,
+    )
     if render_report:
         _report(build, quality_dir, run_id, quarantine_dir)
-    log.info("quality step: %s in %.1f s (checks %.1f s); %d failed check(s), %d failed reconciliation(s), "
-             "%d warning(s)%s", decision.status, time.perf_counter() - started, checks_done - started,
-             len(decision.failed_checks), len(decision.failed_reconciliations), len(decision.warnings),
-             f"; OVERRIDE: {decision.override_reason}" if decision.overridden else "")
+    log.info(
+        "quality step: %s in %.1f s (checks %.1f s); %d failed check(s), %d failed reconciliation(s), "
+        "%d warning(s)%s",
+        decision.status,
+        time.perf_counter() - started,
+        checks_done - started,
+        len(decision.failed_checks),
+        len(decision.failed_reconciliations),
+        len(decision.warnings),
+        f"; OVERRIDE: {decision.override_reason}" if decision.overridden else "",
+    )
     return decision
 
 
-def mark_published(build: Path | QualityTarget, quality_dir: Path, run_id: str, *, quarantine_dir: Path | None = None,
-                   render_report: bool = True) -> dict[str, Any]:
+def mark_published(
+    build: Path | QualityTarget,
+    quality_dir: Path,
+    run_id: str,
+    *,
+    quarantine_dir: Path | None = None,
+    render_report: bool = True,
+) -> dict[str, Any]:
     """Record the run as published in its build file (call just before WarehouseStore.publish moves
     it), append to history.jsonl, and render the report again so it says "offentliggjort"."""
     summary = history.record_run(build, run_id, status="published", finished=True, history_dir=quality_dir)
@@ -98,9 +129,15 @@ def mark_published(build: Path | QualityTarget, quality_dir: Path, run_id: str, 
     return summary
 
 
-def finish_failed_run(quality_dir: Path, run_id: str, *, build: Path | QualityTarget | None = None,
-                      failed_steps: list[str] | None = None, quarantine_dir: Path | None = None,
-                      render_report: bool = True) -> dict[str, Any]:
+def finish_failed_run(
+    quality_dir: Path,
+    run_id: str,
+    *,
+    build: Path | QualityTarget | None = None,
+    failed_steps: list[str] | None = None,
+    quarantine_dir: Path | None = None,
+    render_report: bool = True,
+) -> dict[str, Any]:
     """For a run that ended without publication (a final task with trigger_rule all_done calls it
     when publish did not succeed): the build's audit.runs row becomes `failed` (a `refused` row stays
     `refused`), history.jsonl gets the summary, and the report is rendered from the build so the
@@ -113,9 +150,9 @@ def finish_failed_run(quality_dir: Path, run_id: str, *, build: Path | QualityTa
         if render_report:
             _report(as_target(build), quality_dir, run_id, quarantine_dir)
     else:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         summary = {"run_id": run_id, "status": "failed", "finished_at": now, "failed": [], "recorded_at": now}
     if failed_steps:
         summary["failed_steps"] = list(failed_steps)

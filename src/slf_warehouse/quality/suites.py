@@ -75,8 +75,11 @@ class SuiteSpec:
         """The suite as GE's ExpectationSuite(**dict) takes it (batch query kept in meta)."""
         meta = dict(self.meta)
         meta["batch_query"] = self.batch_query
-        suite: dict[str, Any] = {"name": self.name, "expectations": [dict(e) for e in self.expectations],
-                                 "meta": meta}
+        suite: dict[str, Any] = {
+            "name": self.name,
+            "expectations": [dict(e) for e in self.expectations],
+            "meta": meta,
+        }
         if self.notes is not None:
             suite["notes"] = self.notes
         else:  # Data Docs shows a suite's notes (markdown) on its page: say what the batch is.
@@ -115,8 +118,9 @@ def _check_expectation(path: Path, index: int, raw: object) -> dict[str, Any]:
         raise SuiteFileError(f"{where} is not an object")
     unknown = set(raw) - _EXPECTATION_KEYS
     if unknown:
-        raise SuiteFileError(f"{where} has unknown keys {sorted(unknown)} "
-                             f"(allowed: {sorted(_EXPECTATION_KEYS)})")
+        raise SuiteFileError(
+            f"{where} has unknown keys {sorted(unknown)} (allowed: {sorted(_EXPECTATION_KEYS)})"
+        )
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind.startswith("expect_"):
         raise SuiteFileError(f"{where}: 'type' must name a GE expectation (expect_...), got {kind!r}")
@@ -130,8 +134,9 @@ def _check_expectation(path: Path, index: int, raw: object) -> dict[str, Any]:
         raise SuiteFileError(f"{where} ({kind}): meta.severity must be one of {SEVERITIES}, got {severity!r}")
     native = raw.get("severity")
     if native is not None and str(native) not in _FROM_GE_SEVERITY:
-        raise SuiteFileError(f"{where} ({kind}): severity must be one of {sorted(_FROM_GE_SEVERITY)}, "
-                             f"got {native!r}")
+        raise SuiteFileError(
+            f"{where} ({kind}): severity must be one of {sorted(_FROM_GE_SEVERITY)}, got {native!r}"
+        )
     if native is not None and "severity" in meta and _FROM_GE_SEVERITY.get(str(native)) != severity:
         raise SuiteFileError(f"{where} ({kind}): severity {native!r} contradicts meta.severity {severity!r}")
     expectation = dict(raw)
@@ -160,8 +165,9 @@ def load_suite(path: Path) -> SuiteSpec:
     if isinstance(query, list) and query and all(isinstance(line, str) for line in query):
         query = "\n".join(query)
     if not isinstance(query, str) or not query.strip():
-        raise SuiteFileError(f"{path.name}: meta.batch_query must be a DuckDB query "
-                             "(a string or a list of lines)")
+        raise SuiteFileError(
+            f"{path.name}: meta.batch_query must be a DuckDB query (a string or a list of lines)"
+        )
     id_columns = meta.get("row_id_columns", [])
     if not isinstance(id_columns, list) or not all(isinstance(c, str) and c for c in id_columns):
         raise SuiteFileError(f"{path.name}: meta.row_id_columns must be a list of column names")
@@ -172,8 +178,14 @@ def load_suite(path: Path) -> SuiteSpec:
     if not isinstance(expectations, list) or not expectations:
         raise SuiteFileError(f"{path.name}: 'expectations' must be a non-empty list")
     checked = tuple(_check_expectation(path, i, e) for i, e in enumerate(expectations))
-    return SuiteSpec(name=name, path=path, batch_query=query, expectations=checked,
-                     meta={k: v for k, v in meta.items() if k != "batch_query"}, notes=data.get("notes"))
+    return SuiteSpec(
+        name=name,
+        path=path,
+        batch_query=query,
+        expectations=checked,
+        meta={k: v for k, v in meta.items() if k != "batch_query"},
+        notes=data.get("notes"),
+    )
 
 
 def load_suites(suites_dir: Path, names: Sequence[str] | None = None) -> list[SuiteSpec]:
@@ -192,7 +204,8 @@ def load_suites(suites_dir: Path, names: Sequence[str] | None = None) -> list[Su
         for pattern in names:
             matches = [n for n in files if fnmatch.fnmatchcase(n, pattern)]
             if not matches:
-                raise SuiteFileError(f"no suite named {pattern!r} in {suites_dir}; "
-                                     f"there are: {', '.join(files)}")
+                raise SuiteFileError(
+                    f"no suite named {pattern!r} in {suites_dir}; there are: {', '.join(files)}"
+                )
             chosen += [m for m in matches if m not in chosen]
     return [load_suite(files[name]) for name in sorted(chosen)]

@@ -38,8 +38,7 @@ SHARED_SCHEMAS = ("raw", "audit")  # one for every build on the server
 
 # String literals, quoted identifiers and comments: never rewritten.
 _VERBATIM = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/)", re.S)
-_LAYER_QUALIFIER = re.compile(r"(?<![\w.\"$])(%s)(?=\s*\.)" % "|".join(BUILD_LAYERS + SHARED_SCHEMAS),
-                              re.I)
+_LAYER_QUALIFIER = re.compile(r"(?<![\w.\"$])(%s)(?=\s*\.)" % "|".join(BUILD_LAYERS + SHARED_SCHEMAS), re.I)
 
 
 @runtime_checkable
@@ -113,8 +112,11 @@ class PgTarget:
 
     def exists(self) -> bool:
         with self.connect(read_only=True) as con:
-            return bool(con.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ?",
-                                    [self.schema("marts")]).fetchall()[0][0])
+            return bool(
+                con.execute(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = ?", [self.schema("marts")]
+                ).fetchall()[0][0]
+            )
 
     def connect(self, read_only: bool = False) -> PgConnection:
         return PgConnection(self, read_only=read_only)
@@ -133,9 +135,15 @@ class PgTarget:
                 raise ValueError(f"not a plain schema name for search_path: {search_path!r}")
             options += f" -c search_path={search_path}"
         query["options"] = options
-        return URL.create("postgresql+psycopg2", username=dsn.get("user"), password=dsn.get("password"),
-                          host=dsn.get("host"), port=int(dsn["port"]) if dsn.get("port") else None,
-                          database=dsn.get("dbname"), query=query).render_as_string(hide_password=False)
+        return URL.create(
+            "postgresql+psycopg2",
+            username=dsn.get("user"),
+            password=dsn.get("password"),
+            host=dsn.get("host"),
+            port=int(dsn["port"]) if dsn.get("port") else None,
+            database=dsn.get("dbname"),
+            query=query,
+        ).render_as_string(hide_password=False)
 
 
 def as_target(where: Any) -> QualityTarget:
@@ -144,8 +152,9 @@ def as_target(where: Any) -> QualityTarget:
         return DuckDBTarget(Path(where))
     if isinstance(where, QualityTarget):
         return where
-    raise TypeError(f"not a build the quality step can check: {where!r} (give a DuckDB file's path or a "
-                    "PgTarget)")
+    raise TypeError(
+        f"not a build the quality step can check: {where!r} (give a DuckDB file's path or a PgTarget)"
+    )
 
 
 def db_errors() -> tuple[type[BaseException], ...]:
@@ -235,5 +244,9 @@ def table_exists(con: Any, schema: str, table: str) -> bool:
     """Whether `schema`.`table` exists (a layer name, as the queries use it: raw, marts, audit ...)."""
     if is_postgres(con):
         schema = con.target.schema(schema)
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, table]).fetchall()[0][0])
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()[0][0]
+    )
