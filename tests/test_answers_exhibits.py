@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slf_warehouse.answers import charts
 from slf_warehouse.answers.exhibits import ChartSpec, TableSpec, key_label, render_chart, render_table
 from slf_warehouse.answers.figures import FIGURES, FigureResult, FigureRow, FigureTable, FigureValue
 from slf_warehouse.answers.inquiry import InquiryError, load_inquiry
+from slf_warehouse.rendering import charts
 
 PROJECT = Path(__file__).resolve().parents[1]
 GOOD = yaml.safe_load((PROJECT / "inquiries" / "enhedslisten-slf.yaml").read_text(encoding="utf-8"))

@@ -228,7 +228,7 @@ def test_any_other_url_is_refused_and_logged_without_the_url(
         render(warehouse, INQUIRY, tmp_path / "out", templates_dir=templates)
     assert hits == []
     assert not (tmp_path / "out").exists()
-    refusals = [r.getMessage() for r in caplog.records if r.name == "slf_warehouse.answers.fetcher"]
+    refusals = [r.getMessage() for r in caplog.records if r.name == "slf_warehouse.rendering.fetcher"]
     assert len(refusals) == 1 and "refused to fetch" in refusals[0]
     assert (
         str(secret_file) not in refusals[0] and "Søren" not in refusals[0] and "127.0.0.1" not in refusals[0]

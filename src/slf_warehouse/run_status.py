@@ -16,7 +16,7 @@ from typing import Any
 def status(output_dir: Path, last: int = 5) -> dict[str, Any]:
     """``published`` (None when nothing is) and the ``last`` runs, newest first."""
     from slf_warehouse.answers.published import published_warehouse
-    from slf_warehouse.answers.render import _source_files
+    from slf_warehouse.answers.render import source_files
     from slf_warehouse.quality.history import read_history
     from slf_warehouse.settings import Settings
     from slf_warehouse.warehouse import NoPublishedWarehouse
@@ -31,7 +31,7 @@ def status(output_dir: Path, last: int = 5) -> dict[str, Any]:
         version = None
     if version is not None:
         with open_reader(source) as reader:
-            files = _source_files(reader)
+            files = source_files(reader)
         per_source = Counter(f["source"] for f in files)
         rows: Counter[str] = Counter()
         for f in files:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from slf_warehouse.file_names import slug
 
 POINTER = "published.json"
 KEEP_VERSIONS = 5
@@ -40,10 +40,6 @@ class Published:
     version: str
     run_id: str
     published_at: str
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
 
 
 def _private_dir(path: Path, mode: int) -> None:
@@ -99,7 +95,7 @@ class WarehouseStore:
         A marker beside it names its run until the run publishes it or ends (`finish`)."""
         _private_dir(self.root, PRIVATE_DIR_MODE)
         _private_dir(self.builds, PRIVATE_DIR_MODE)
-        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{_slug(run_id)}"
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{slug(run_id)}"
         build = self.builds / f"{version}.duckdb"
         marker = {"run_id": run_id, "pid": os.getpid(), "started_at": datetime.now(UTC).isoformat()}
         fd = os.open(self._marker(build), os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

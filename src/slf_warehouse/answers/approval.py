@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slf_warehouse.file_names import slug
+
 if TYPE_CHECKING:
     from slf_warehouse.settings import Settings
 
@@ -41,19 +43,18 @@ REJECTION_RECORD = "rejection.json"
 APPROVE, REJECT = "Godkend", "Afvis"
 COMMENT = "kommentar"
 TRIGGER_PARAMS = frozenset({"inquiry", "edition_note"})
+# A review folder's name: longer than file_names.slug's default, as it always was, so a draft made
+# before that helper was shared is still found under its run's folder.
+REVIEW_NAME_LENGTH = 100
 
 
 class ApprovalError(Exception):
     """A draft cannot be made, approved or rejected; the message says why and what to do."""
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:100]
-
-
 def review_folder(answers_dir: Path, run_id: str) -> Path:
     """Where the draft of the run ``run_id`` is kept, with its decision."""
-    return Path(answers_dir) / REVIEW_FOLDER / _slug(run_id)
+    return Path(answers_dir) / REVIEW_FOLDER / slug(run_id, max_length=REVIEW_NAME_LENGTH)
 
 
 def _sha256(path: Path) -> str:
@@ -337,7 +338,7 @@ def _approve(
     )
     edition = Edition("final", draft["edition_note"], approval)
     approved = settings.answers_dir / APPROVED_FOLDER
-    staging = approved / f".staging-{_slug(draft['run_id'])}"
+    staging = approved / f".staging-{slug(draft['run_id'], max_length=REVIEW_NAME_LENGTH)}"
     shutil.rmtree(staging, ignore_errors=True)
     stem = draft["inquiry"]
     answer = render_inquiry(

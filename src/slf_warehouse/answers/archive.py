@@ -22,6 +22,7 @@ from typing import Any
 from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers.edition import Edition
 from slf_warehouse.answers.figures import FigureResult
+from slf_warehouse.rendering.pdf import EmbeddedFile, html_to_pdf, write_atomically
 
 ARCHIVE_VARIANT = "pdf/a-3a"
 QUERIES_FILE = "datagrundlag.sql"
@@ -59,21 +60,15 @@ def write_archive(
     path: Path,
     *,
     templates_dir: Path,
-    identifier: bytes,
     record: dict[str, Any],
     figures: Mapping[str, FigureResult],
     edition: Edition | None,
 ) -> Path:
     """Render ``html`` as PDF/A-3a to ``path`` with the three evidence files embedded."""
-    from weasyprint import HTML, Attachment
-
-    from slf_warehouse.answers.fetcher import ProjectFilesFetcher
-
     if edition is None or edition.approval is None:
         raise ValueError("only an approved final is archived")
     stem = path.name.removesuffix(".arkiv.pdf")
     when = edition.approval.approved_at
-    fetcher = ProjectFilesFetcher(templates_dir)
     evidence = [
         (
             f"{stem}{ch.SIDECAR_SUFFIX}",
@@ -89,22 +84,9 @@ def write_archive(
             "Supplement",
         ),
     ]
-    attachments = [
-        Attachment(
-            string=text.encode("utf-8"),
-            name=name,
-            description=description,
-            created=when,
-            modified=when,
-            relationship=relationship,
-            url_fetcher=fetcher,
-        )
+    embedded = [
+        EmbeddedFile(name, text.encode("utf-8"), description, relationship, when)
         for name, text, description, relationship in evidence
     ]
-    pdf = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
-        pdf_identifier=identifier, pdf_variant=ARCHIVE_VARIANT, attachments=attachments
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pdf)
-    tmp.replace(path)
+    write_atomically(path, html_to_pdf(html, templates_dir, variant=ARCHIVE_VARIANT, embedded=embedded))
     return path

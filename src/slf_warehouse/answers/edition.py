@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.rendering import formatting as fmt
 
 # Approval times are printed in the municipality's time, whatever the worker's clock zone is.
 LOCAL_ZONE = ZoneInfo("Europe/Copenhagen")

@@ -34,9 +34,9 @@ from typing import Annotated, Any, Literal
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
-from slf_warehouse.answers import charts
-from slf_warehouse.answers import formatting as fmt
 from slf_warehouse.answers.figures import FigureResult, FigureSpec, FigureTable, format_value
+from slf_warehouse.rendering import charts
+from slf_warehouse.rendering import formatting as fmt
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
-from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.rendering import formatting as fmt
 
 if TYPE_CHECKING:  # duckdb is imported where a connection is opened
     import duckdb

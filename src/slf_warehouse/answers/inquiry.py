@@ -194,7 +194,9 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-def _describe(error: ErrorDetails) -> str:
+def describe_error(error: ErrorDetails) -> str:
+    """One pydantic validation error in the answer writer's words: the field and what is wrong with
+    it (``load_inquiry`` and ``slf inquiry check`` both say it this way)."""
     field = _loc(tuple(p for p in error["loc"] if p not in ("function-after",)))
     kind = error["type"]
     value = error.get("input")
@@ -234,7 +236,7 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
     try:
         inquiry = Inquiry.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(_describe(err) for err in e.errors())
+        problems = "; ".join(describe_error(err) for err in e.errors())
         raise InquiryError(f"{path}: {problems}") from None
 
     used: list[str] = []

@@ -17,7 +17,14 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from slf_warehouse.answers.inquiry import Inquiry, Problem, Question, _describe, content_problems, yaml_line
+from slf_warehouse.answers.inquiry import (
+    Inquiry,
+    Problem,
+    Question,
+    content_problems,
+    describe_error,
+    yaml_line,
+)
 
 # A check across fields names the field its message starts with ("deadline 2024-09-10 is not …").
 _CROSS_FIELD_NAMES = ("deadline", "answer_date", "questions", "received", "window")
@@ -69,7 +76,9 @@ def check_inquiry_file(path: Path) -> list[Problem]:
             problems.append(
                 Problem(
                     placed,
-                    f"{path}:{placed}: {_describe(error)}" if placed else f"{path}: {_describe(error)}",
+                    f"{path}:{placed}: {describe_error(error)}"
+                    if placed
+                    else f"{path}: {describe_error(error)}",
                 )
             )
         inquiry = _valid_parts(data)  # the templates of the questions that did validate are checked too

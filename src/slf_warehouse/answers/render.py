@@ -19,16 +19,12 @@ embedded files (``archive.py``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from markupsafe import Markup
-
 from slf_warehouse.answers import changes as ch
-from slf_warehouse.answers import formatting as fmt
 from slf_warehouse.answers.edition import DRAFT_MARK, Edition
 from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
 from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
@@ -41,15 +37,17 @@ from slf_warehouse.answers.sandbox_run import (
     render_answer_texts,
 )
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
+from slf_warehouse.rendering import formatting as fmt
+from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
+from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2 import Environment
 
     from slf_warehouse.warehouse_reader import WarehouseReader, WarehouseSource
 
 LETTER_TEMPLATE = "letter.html.j2"
 STYLESHEET = "house.css"
-PDF_VARIANT = "pdf/ua-1"
 RUN_INFO_LABELS = {
     "run_id": "Kørsel (run id)",
     "version": "Warehouse-version",
@@ -73,23 +71,8 @@ class RenderedAnswer:
     archive_path: Path | None = None
 
 
-def default_templates_dir() -> Path:
-    from slf_warehouse.settings import project_dir
-
-    return project_dir() / "report_templates"
-
-
-def _letter_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    from jinja2 import FileSystemLoader, StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(str(templates_dir)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def _letter_environment(templates_dir: Path) -> Environment:
+    env = template_environment(templates_dir, sandboxed=True)
     env.filters["dato"] = fmt.format_date
     return env
 
@@ -103,8 +86,9 @@ def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
-def _source_files(reader: WarehouseReader) -> list[dict[str, Any]]:
-    """The delivered files the warehouse's rows come from, as the load manifest records them."""
+def source_files(reader: WarehouseReader) -> list[dict[str, Any]]:
+    """The delivered files the warehouse's rows come from, as the load manifest records them: each
+    file's source, name, SHA-256 and rows (the letter's appendix and ``slf status`` list them)."""
     if not reader.has_table("audit", "load_manifest"):
         return []
     manifest = reader.relation("audit", "load_manifest")
@@ -255,7 +239,7 @@ def render_inquiry(
     official = is_official_inquiry(inquiry_path) and official is not False
     with open_reader(warehouse) as reader:  # one version, one snapshot, for every figure and the files
         figures = evaluate_figures(reader, loaded.figure_names, inquiry.parameters)
-        source_files = _source_files(reader)
+        files = source_files(reader)
         described = reader.describe()
         read_from = {
             "run_id": reader.run_id,
@@ -281,7 +265,6 @@ def render_inquiry(
     if edition is not None:
         record["edition"] = edition.record()
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
-    css = (templates_dir / STYLESHEET).read_text(encoding="utf-8")
     letter_date: date = inquiry.letter_date
     html = (
         _letter_environment(templates_dir)
@@ -294,7 +277,7 @@ def render_inquiry(
             appendix=_appendix(figures),
             run_info=_run_info_rows(run_info),
             window_text=f"{fmt.format_date(inquiry.window.start)} – {fmt.format_date(inquiry.window.end)}",
-            css=Markup(css),  # the project's own stylesheet, inlined so the HTML stands alone
+            css=inline_stylesheets(templates_dir, [STYLESHEET]),
             override=(run_info or {}).get("override"),
             inquiry_file=inquiry_path.name,
             inquiry_sha256=loaded.sha256,
@@ -304,23 +287,17 @@ def render_inquiry(
                 *([DRAFT_MARK] if edition is not None and edition.is_draft else []),
                 *([] if official else ["IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"]),
             ],
-            source_files=source_files,
+            source_files=files,
             changes=_changes_view(changes),
             edition=edition,
             deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
         )
     )
 
-    from weasyprint import HTML  # ~1 s to import; only here, never at package import
+    from slf_warehouse.rendering.fetcher import ResourceRefused
 
-    from slf_warehouse.answers.fetcher import ProjectFilesFetcher, ResourceRefused
-
-    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    fetcher = ProjectFilesFetcher(templates_dir)  # the project's own files only, never the default fetcher
     try:
-        pdf = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
-            pdf_identifier=identifier, pdf_variant=PDF_VARIANT
-        )
+        pdf = html_to_pdf(html, templates_dir)
     except ResourceRefused as e:
         raise InquiryError(f"{inquiry_path}: {e}; no letter was written") from None
 
@@ -328,9 +305,7 @@ def render_inquiry(
     html_path = out_dir / f"{inquiry_path.stem}.html"
     pdf_path = out_dir / f"{inquiry_path.stem}.pdf"
     html_path.write_text(html, encoding="utf-8")
-    tmp = pdf_path.with_suffix(".pdf.tmp")
-    tmp.write_bytes(pdf)
-    tmp.replace(pdf_path)
+    write_atomically(pdf_path, pdf)
     archive_path = None
     if archive:
         from slf_warehouse.answers.archive import write_archive
@@ -339,7 +314,6 @@ def render_inquiry(
             html,
             out_dir / f"{inquiry_path.stem}.arkiv.pdf",
             templates_dir=templates_dir,
-            identifier=identifier,
             record=record,
             figures=figures,
             edition=edition,

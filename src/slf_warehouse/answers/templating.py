@@ -38,7 +38,7 @@ from jinja2.lexer import Token, TokenStream
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
-from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.rendering import formatting as fmt
 
 
 class EscapeTemplateText(Extension):

@@ -52,6 +52,7 @@ from typing import Any
 import duckdb
 
 from slf_warehouse.file_modes import PRIVATE_FILE_MODE
+from slf_warehouse.file_names import slug
 from slf_warehouse.quality.reconciliations import ensure_table as ensure_reconciliations_table
 from slf_warehouse.quality.target import QualityTarget, as_target, is_postgres, table_exists
 
@@ -247,9 +248,7 @@ def record_dbt_results(build_path: Path | QualityTarget, run_id: str, run_result
 
 def dbt_run_results_dir(quality_dir: Path, run_id: str) -> Path:
     """Where save_dbt_run_results keeps a run's run_results.json files."""
-    from slf_warehouse.warehouse import _slug
-
-    return Path(quality_dir) / DBT_RESULTS_DIR / _slug(run_id)
+    return Path(quality_dir) / DBT_RESULTS_DIR / slug(run_id)
 
 
 def save_dbt_run_results(

@@ -16,7 +16,6 @@ rejected value; anything that looks like a pseudonym is masked.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -29,14 +28,17 @@ from typing import Any
 import duckdb
 from markupsafe import Markup
 
+from slf_warehouse.file_names import slug
 from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
 from slf_warehouse.quality.suites import is_personal_suite
 from slf_warehouse.quality.target import QualityTarget, as_target, insertion_order, table_exists
+from slf_warehouse.rendering import formatting as fmt
+from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
+from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 TEMPLATE = "quality_report.html.j2"
 STYLESHEETS = ("house.css", "quality.css")
-PDF_VARIANT = "pdf/ua-1"
 REPORT_NAME = "report"
 ARCHIVE_DIR = "reports"
 KEEP_REPORTS = 30
@@ -75,20 +77,12 @@ SHORT_STATUS = {
 }
 
 
-def default_templates_dir() -> Path:
-    from slf_warehouse.settings import project_dir
-
-    return project_dir() / "report_templates"
-
-
 def _mask(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return _PSEUDONYM.sub("(pseudonym udeladt)", text)
 
 
 def _fmt_number(value: Any, decimals: int = 0) -> str:
-    from slf_warehouse.answers import formatting as fmt
-
     return fmt.format_number(value, decimals)
 
 
@@ -401,7 +395,7 @@ def trend_chart(title: str, points: list[tuple[str, str, int, str]]) -> Markup:
     text, which WeasyPrint writes as the figure's alternate text."""
     from markupsafe import escape
 
-    from slf_warehouse.answers.charts import text_width
+    from slf_warehouse.rendering.charts import text_width
 
     width, top, plot_height, small, font = 440.0, 12.0, 80.0, 6.5, 7.0
     high = max([0, *(p[2] for p in points)])
@@ -519,18 +513,6 @@ class QualityReport:
     context: dict[str, Any]
 
 
-def _environment(templates_dir: Path):
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def report_context(
     warehouse_path: Path | QualityTarget, quality_dir: Path, run_id: str, quarantine_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -613,8 +595,6 @@ def render_quality_report_full(
     quarantine_dir: Path | None = None,
     templates_dir: Path | None = None,
 ) -> QualityReport:
-    from slf_warehouse.warehouse import _slug
-
     warehouse_path, out_dir = as_target(warehouse_path), Path(out_dir)
     if not warehouse_path.exists():
         raise FileNotFoundError(f"no warehouse at {warehouse_path.describe()}")
@@ -622,27 +602,23 @@ def render_quality_report_full(
     if quarantine_dir is None and (out_dir.parent / "quarantine").is_dir():
         quarantine_dir = out_dir.parent / "quarantine"
     context = report_context(warehouse_path, out_dir, run_id, quarantine_dir)
-    css = "\n".join((templates_dir / name).read_text(encoding="utf-8") for name in STYLESHEETS)
     html = (
-        _environment(templates_dir)
+        template_environment(templates_dir)
         .get_template(TEMPLATE)
-        .render(css=Markup(css), created_text=context["created"].strftime("%d-%m-%Y %H:%M UTC"), **context)
+        .render(
+            css=inline_stylesheets(templates_dir, STYLESHEETS),
+            created_text=context["created"].strftime("%d-%m-%Y %H:%M UTC"),
+            **context,
+        )
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"
-    from weasyprint import HTML  # ~1 s to import: only here
-
-    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    pdf = HTML(string=html, base_url=str(templates_dir)).write_pdf(
-        pdf_identifier=identifier, pdf_variant=PDF_VARIANT
-    )
-    for path, data in ((html_path, html.encode("utf-8")), (pdf_path, pdf)):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    pdf = html_to_pdf(html, templates_dir)
+    write_atomically(html_path, html.encode("utf-8"))
+    write_atomically(pdf_path, pdf)
     archive = out_dir / ARCHIVE_DIR
     archive.mkdir(exist_ok=True)
-    (archive / f"{_slug(run_id)}.pdf").write_bytes(pdf)
+    (archive / f"{slug(run_id)}.pdf").write_bytes(pdf)
     _prune_archive(archive, KEEP_REPORTS)
     return QualityReport(pdf_path, html_path, context)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.rendering import formatting as fmt
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from markupsafe import Markup, escape
 
-from slf_warehouse.answers import formatting as fmt
+from slf_warehouse.rendering import formatting as fmt
 
 FONT = "DejaVu Sans"
 FONT_SIZE = 7.5  # user units = pt: the SVG is drawn 1:1 in points

@@ -1,0 +1,73 @@
+"""HTML to PDF with WeasyPrint, as the letters and the quality report are written.
+
+The same HTML gives the same bytes: the PDF identifier is a hash of the HTML and nothing reads the
+clock (the creation and modification dates come from the HTML's ``dcterms`` meta tags, when the
+template sets them). WeasyPrint fetches only the project's own files (``fetcher.ProjectFilesFetcher``
+over the templates folder): a refused URL raises ``fetcher.ResourceRefused`` and nothing is written.
+
+The default variant is PDF/UA-1: tagged (headings, tables with header cells, figures with
+alternate text), so a screen reader can read it. The letters' archival copy is PDF/A-3a, which may
+embed files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+PDF_VARIANT = "pdf/ua-1"
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A file carried inside the PDF (PDF/A-3 only)."""
+
+    name: str
+    data: bytes
+    description: str
+    relationship: str  # PDF/A-3's AFRelationship: Data, Source, Supplement, …
+    when: datetime | None = None  # its creation and modification date
+
+
+def pdf_identifier(html: str) -> bytes:
+    """The PDF's identifier: from the HTML it was rendered from, so it never changes between runs."""
+    return hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+
+
+def html_to_pdf(
+    html: str, templates_dir: Path, *, variant: str = PDF_VARIANT, embedded: Sequence[EmbeddedFile] = ()
+) -> bytes:
+    """``html`` as a PDF of ``variant``, relative URLs resolved in ``templates_dir``, which is also the
+    only folder WeasyPrint may read from."""
+    from weasyprint import HTML, Attachment  # ~1 s to import: only here, never at package import
+
+    from slf_warehouse.rendering.fetcher import ProjectFilesFetcher
+
+    fetcher = ProjectFilesFetcher(templates_dir)  # never WeasyPrint's default fetcher
+    attachments = [
+        Attachment(
+            string=f.data,
+            name=f.name,
+            description=f.description,
+            created=f.when,
+            modified=f.when,
+            relationship=f.relationship,
+            url_fetcher=fetcher,
+        )
+        for f in embedded
+    ]
+    pdf: bytes = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
+        pdf_identifier=pdf_identifier(html), pdf_variant=variant, attachments=attachments or None
+    )
+    return pdf
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file beside it: a reader sees the old
+    file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
