@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ from slf_warehouse.quality.report import render_quality_report, render_quality_r
 from test_quality_history import RUN1_FILES, RUN_RESULTS, add_manifest
 from test_quality_reconciliations import make_warehouse
 
+PROJECT = Path(__file__).resolve().parents[1]
 PSEUDONYM = "3f" * 32
 OVERRIDE = "Kendt fejlpostering i februar; rettes ved næste levering"
 
@@ -95,8 +97,8 @@ def warehouse(tmp_path: Path) -> Path:
         )
         con.execute(
             "CREATE OR REPLACE TABLE marts.fct_programme_postings AS SELECT * FROM "
-            "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', DATE '2024-02-01', "
-            "2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7"
+            "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', "
+            "DATE '2024-02-01', 2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7"
         )
         history.record_expectation_results(con, "run-2", RECORDS)
         run_reconciliations(con, "run-2")
@@ -198,6 +200,33 @@ def test_a_run_that_failed_before_the_checks_still_gets_a_report(tmp_path: Path)
     text = "\n".join(pdf_pages(report.pdf_path))
     assert "Kørslen fejlede" in text and "blev ikke kørt" in text
     assert "loen_2024-03.csv" in text  # the rejected file
+
+
+def test_the_report_fetches_only_the_projects_own_files(
+    warehouse: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The report goes through the letters' PDF path: a template asking WeasyPrint for a file outside
+    the templates folder (here the pseudonym key, as an attachment) stops the report, and nothing is
+    written; WeasyPrint's default fetcher embedded the file."""
+    from slf_warehouse.rendering.fetcher import ResourceRefused
+
+    secret = tmp_path / ".slf-pseudonym-key"
+    secret.write_text("k3y-that-must-never-leave-the-server\n", encoding="utf-8")
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT / "report_templates", templates)
+    template = templates / "quality_report.html.j2"
+    template.write_text(
+        template.read_text(encoding="utf-8").replace(
+            "</head>", f'<link rel="attachment" href="{secret.as_uri()}">\n</head>'
+        ),
+        encoding="utf-8",
+    )
+    quality = tmp_path / "quality"
+    with caplog.at_level("WARNING"), pytest.raises(ResourceRefused, match="outside .*only the project's own"):
+        render_quality_report(warehouse, quality, "run-2", templates_dir=templates)
+    assert not (quality / "report.pdf").exists() and not (quality / "report.html").exists()
+    assert not (quality / "reports").exists()
+    assert str(secret) not in caplog.text and "k3y" not in caplog.text
 
 
 def test_trend_chart_is_svg_with_the_values_as_text() -> None:

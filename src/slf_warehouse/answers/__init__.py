@@ -6,9 +6,11 @@
 - ``published.answer_from_published(inquiry, output_dir)``: the same from the published warehouse
   on the engine ``SLF_WAREHOUSE_ENGINE`` names (what ``dags/slf_answer_inquiry.py`` runs)
 - ``inquiry.load_inquiry(path)``: validate an inquiry YAML (``inquiries/*.yaml``)
-- ``figures.FIGURES``: the figure registry; ``formatting``: Danish number and date formats (Babel)
-- ``exhibits``: tables and charts under an answer; ``charts``: the SVG drawing
+- ``figures.FIGURES``: the figure registry
+- ``exhibits``: tables and charts under an answer
 - ``changes``: the figures sidecar and what changed; ``workdays``: holidays and the 10-day deadline
 
-Nothing heavy is imported here: DuckDB, psycopg2 and WeasyPrint are imported inside ``render_inquiry``.
+Danish formatting, the SVG charts and the PDF rendering are ``slf_warehouse.rendering``'s, shared
+with the quality report. Nothing heavy is imported here: DuckDB, psycopg2 and WeasyPrint are
+imported inside ``render_inquiry``.
 """

@@ -225,19 +225,11 @@ def _th(text: str, scope: str, cls: str = "", colspan: int = 1) -> str:
     return f"<th{attrs}>{escape(text)}</th>"
 
 
-def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Markup:
-    spec, table = result.spec, result.result
-    assert isinstance(table, FigureTable)
-    row_cols = exhibit.row_columns(spec)
-    labels = exhibit.labels
-    unit = spec.unit
-    headings = {
-        **{c: COLUMN_HEADINGS.get(c, c) for c in spec.group_by},
-        "value": VALUE_HEADINGS.get(unit, "Værdi"),
-        **exhibit.headings,
-    }
-    total_label = exhibit.total if _additive(spec) else None
-
+def _table_cells(
+    exhibit: TableSpec, table: FigureTable, spec: FigureSpec, row_cols: list[str]
+) -> tuple[dict[tuple[Any, ...], dict[Any, Decimal]], dict[tuple[Any, ...], Decimal]]:
+    """The value of each (row, column) cell, and each row's total; two figure rows landing in one
+    cell are an error (the table would hide one)."""
     cells: dict[tuple[Any, ...], dict[Any, Decimal]] = {}
     row_values: dict[tuple[Any, ...], Decimal] = {}
     for r in table.rows:
@@ -251,44 +243,129 @@ def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Marku
             )
         cells[row_key][col_key] = r.value.value
         row_values[row_key] = row_values.get(row_key, Decimal(0)) + Decimal(r.value.value or 0)
+    return cells, row_values
 
+
+def _row_order(
+    exhibit: TableSpec,
+    spec: FigureSpec,
+    row_cols: list[str],
+    row_values: dict[tuple[Any, ...], Decimal],
+) -> list[tuple[Any, ...]]:
+    row_keys = list(row_values)
     mode = _sort_mode(exhibit, spec)
-    row_keys = list(cells)
     if mode == "value":
         row_keys.sort(key=lambda k: -row_values[k])
     elif mode == "key":
-        row_keys.sort(key=lambda k: tuple(_sort_key(v, c, labels) for v, c in zip(k, row_cols)))
+        row_keys.sort(
+            key=lambda k: tuple(_sort_key(v, c, exhibit.labels) for v, c in zip(k, row_cols, strict=True))
+        )
+    return row_keys
+
+
+def _table_head(
+    exhibit: TableSpec,
+    spec: FigureSpec,
+    row_cols: list[str],
+    col_keys: list[Any],
+    total_label: str | None,
+) -> list[str]:
+    headings = {
+        **{c: COLUMN_HEADINGS.get(c, c) for c in spec.group_by},
+        "value": VALUE_HEADINGS.get(spec.unit, "Værdi"),
+        **exhibit.headings,
+    }
+    head = [_th(headings[c], "col") for c in row_cols]
+    if not exhibit.columns:
+        return [*head, _th(headings["value"], "col", "num")]
+    head += [_th(key_label(k, exhibit.columns, spec, exhibit.labels), "col", "num") for k in col_keys]
+    if total_label:
+        head.append(_th(total_label, "col", "num total"))
+    return head
+
+
+def _table_row(
+    key: tuple[Any, ...],
+    row: dict[Any, Decimal],
+    row_total: Decimal,
+    *,
+    exhibit: TableSpec,
+    spec: FigureSpec,
+    row_cols: list[str],
+    col_keys: list[Any],
+    total_label: str | None,
+) -> str:
+    labels, unit = exhibit.labels, spec.unit
+    parts = [_th(key_label(key[0], row_cols[0], spec, labels), "row")]
+    parts += [
+        f"<td>{escape(key_label(v, c, spec, labels))}</td>"
+        for v, c in zip(key[1:], row_cols[1:], strict=True)
+    ]
+    parts += [f'<td class="num">{escape(_cell(row.get(k), unit))}</td>' for k in col_keys]
+    if exhibit.columns and total_label:
+        parts.append(f'<td class="num total">{escape(_cell(row_total, unit))}</td>')
+    return "<tr>" + "".join(parts) + "</tr>"
+
+
+def _table_foot(
+    cells: dict[tuple[Any, ...], dict[Any, Decimal]],
+    row_keys: list[tuple[Any, ...]],
+    col_keys: list[Any],
+    *,
+    columns: bool,
+    unit: str,
+    total_label: str,
+    row_span: int,
+) -> str:
+    """The total row: each column's sum (and, with columns, the sum of those)."""
+    totals = [sum((Decimal(cells[k].get(c) or 0) for k in row_keys), Decimal(0)) for c in col_keys]
+    parts = [_th(total_label, "row", colspan=row_span)]
+    parts += [f'<td class="num">{escape(_cell(t, unit))}</td>' for t in totals]
+    if columns:
+        parts.append(f'<td class="num total">{escape(_cell(sum(totals, Decimal(0)), unit))}</td>')
+    return "<tfoot><tr>" + "".join(parts) + "</tr></tfoot>"
+
+
+def render_table(exhibit: TableSpec, result: FigureResult, number: int) -> Markup:
+    spec, table = result.spec, result.result
+    assert isinstance(table, FigureTable)
+    row_cols = exhibit.row_columns(spec)
+    total_label = exhibit.total if _additive(spec) else None
+    cells, row_values = _table_cells(exhibit, table, spec, row_cols)
+    row_keys = _row_order(exhibit, spec, row_cols, row_values)
     col_keys = (
-        _ordered((r.keys[exhibit.columns] for r in table.rows), exhibit.columns, labels)
+        _ordered((r.keys[exhibit.columns] for r in table.rows), exhibit.columns, exhibit.labels)
         if exhibit.columns
         else [None]
     )
 
-    head = [_th(headings[c], "col") for c in row_cols]
-    if exhibit.columns:
-        head += [_th(key_label(k, exhibit.columns, spec, labels), "col", "num") for k in col_keys]
-        if total_label:
-            head.append(_th(total_label, "col", "num total"))
-    else:
-        head.append(_th(headings["value"], "col", "num"))
-    body = []
-    for key in row_keys:
-        parts = [_th(key_label(key[0], row_cols[0], spec, labels), "row")]
-        parts += [f"<td>{escape(key_label(v, c, spec, labels))}</td>" for v, c in zip(key[1:], row_cols[1:])]
-        parts += [f'<td class="num">{escape(_cell(cells[key].get(k), unit))}</td>' for k in col_keys]
-        if exhibit.columns and total_label:
-            parts.append(f'<td class="num total">{escape(_cell(row_values[key], unit))}</td>')
-        body.append("<tr>" + "".join(parts) + "</tr>")
+    head = _table_head(exhibit, spec, row_cols, col_keys, total_label)
+    body = [
+        _table_row(
+            key,
+            cells[key],
+            row_values[key],
+            exhibit=exhibit,
+            spec=spec,
+            row_cols=row_cols,
+            col_keys=col_keys,
+            total_label=total_label,
+        )
+        for key in row_keys
+    ]
     if not body:
         body.append(f'<tr><td colspan="{len(head)}">(ingen rækker i perioden)</td></tr>')
     foot = ""
     if total_label and row_keys:
-        totals = [sum((Decimal(cells[k].get(c) or 0) for k in row_keys), Decimal(0)) for c in col_keys]
-        parts = [_th(total_label, "row", colspan=len(row_cols))]
-        parts += [f'<td class="num">{escape(_cell(t, unit))}</td>' for t in totals]
-        if exhibit.columns:
-            parts.append(f'<td class="num total">{escape(_cell(sum(totals, Decimal(0)), unit))}</td>')
-        foot = "<tfoot><tr>" + "".join(parts) + "</tr></tfoot>"
+        foot = _table_foot(
+            cells,
+            row_keys,
+            col_keys,
+            columns=bool(exhibit.columns),
+            unit=spec.unit,
+            total_label=total_label,
+            row_span=len(row_cols),
+        )
     layout = "pivot" if exhibit.columns else "simple"
     html = (
         f'<table class="data {layout}">\n<caption><span class="exhibit-number">Tabel {number}.</span> '

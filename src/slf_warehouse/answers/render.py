@@ -28,7 +28,7 @@ from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers.edition import DRAFT_MARK, Edition
 from slf_warehouse.answers.exhibits import ExhibitError, key_label, render_exhibits
 from slf_warehouse.answers.figures import FigureResult, FigureTable, ReadOnlyMapping, evaluate_figures
-from slf_warehouse.answers.inquiry import InquiryError, LoadedInquiry, load_inquiry
+from slf_warehouse.answers.inquiry import Inquiry, InquiryError, LoadedInquiry, load_inquiry
 from slf_warehouse.answers.published import is_official_inquiry
 from slf_warehouse.answers.sandbox_run import (
     DEFAULT_LIMITS,
@@ -136,7 +136,7 @@ def render_answers_html(
         raise InquiryError(f"{where(e.index)}: {e.reason}") from None
     out = []
     counters: dict[str, int] = {}
-    for i, (q, text) in enumerate(zip(inquiry.questions, texts)):
+    for i, (q, text) in enumerate(zip(inquiry.questions, texts, strict=True)):
         if problem := markup_problem(text):
             raise InquiryError(f"{where(i)}: {problem}")
         try:
@@ -176,6 +176,11 @@ def _appendix(figures: dict[str, FigureResult]) -> list[dict[str, Any]]:
             entry["exact"] = ""
         rows.append(entry)
     return rows
+
+
+def _deadline_text(inquiry: Inquiry) -> str:
+    """The letterhead's deadline: the date and how many working days after receipt it is."""
+    return f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)"
 
 
 def _changes_view(changes: ch.Changes) -> dict[str, Any]:
@@ -290,7 +295,7 @@ def render_inquiry(
             source_files=files,
             changes=_changes_view(changes),
             edition=edition,
-            deadline_text=f"{fmt.format_date(inquiry.due)} ({inquiry.working_days} arbejdsdage efter modtagelsen)",
+            deadline_text=_deadline_text(inquiry),
         )
     )
 

@@ -393,7 +393,7 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | N
     rows = con.execute(
         f"SELECT {', '.join(_RUN_COLUMNS)} FROM audit.runs WHERE run_id = ?", [run_id]
     ).fetchall()
-    return dict(zip(_RUN_COLUMNS, rows[0])) if rows else None
+    return dict(zip(_RUN_COLUMNS, rows[0], strict=True)) if rows else None
 
 
 def record_run(
@@ -494,7 +494,7 @@ def read_history(
             if _exists(con, "audit", "runs"):
                 rows = con.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM audit.runs").fetchall()
                 for r in rows:
-                    row = dict(zip(_RUN_COLUMNS, r))
+                    row = dict(zip(_RUN_COLUMNS, r, strict=True))
                     runs[row["run_id"]] = _summary(row, [])
     path = Path(history_dir) / HISTORY_FILE if history_dir is not None else None
     if path is not None and path.is_file():

@@ -33,6 +33,7 @@ from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
 from slf_warehouse.quality.suites import is_personal_suite
 from slf_warehouse.quality.target import QualityTarget, as_target, insertion_order, table_exists
+from slf_warehouse.rendering import charts
 from slf_warehouse.rendering import formatting as fmt
 from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
@@ -121,7 +122,10 @@ def _run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, An
             [run_id],
         ).fetchall()
         if rows:
-            return [dict(zip(("source", "file", "period", "rows", "status", "errors"), r)) for r in rows]
+            return [
+                dict(zip(("source", "file", "period", "rows", "status", "errors"), r, strict=True))
+                for r in rows
+            ]
     if _exists(con, "audit", "load_manifest"):
         rows = con.execute(
             "SELECT source, file_name, period, rows, "
@@ -135,6 +139,7 @@ def _run_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, An
                 zip(
                     ("source", "file", "period", "rows", "status", "errors"),
                     (*r[:-1], 0 if r[-1] is None else len(r[-1].split("\n"))),
+                    strict=True,
                 )
             )
             for r in rows
@@ -391,72 +396,47 @@ def _nice_int_step(high: float, ticks: int = 4) -> int:
 def trend_chart(title: str, points: list[tuple[str, str, int, str]]) -> Markup:
     """Columns per run (day, time, value, status), coloured by the run's status, integer axis.
 
-    Drawn in points 1:1 like the letters' charts (DejaVu Sans); the <title> carries every value as
-    text, which WeasyPrint writes as the figure's alternate text."""
-    from markupsafe import escape
-
-    from slf_warehouse.rendering.charts import text_width
-
+    Drawn with the letters' chart primitives (``rendering.charts``: 1:1 in points, DejaVu Sans); the
+    <title> carries every value as text, which WeasyPrint writes as the figure's alternate text."""
     width, top, plot_height, small, font = 440.0, 12.0, 80.0, 6.5, 7.0
     high = max([0, *(p[2] for p in points)])
     step = _nice_int_step(high)
     top_value = max(step, math.ceil(high / step) * step)
     ticks = list(range(0, top_value + 1, step))
     labels = [_fmt_number(t) for t in ticks]
-    left = max(text_width(t, small) for t in labels) + 8
+    left = max(charts.text_width(t, small) for t in labels) + 8
     right, bottom = width - 4, top + plot_height
     height = bottom + 6 + 2 * font * 1.25 + 4
     slot = (right - left) / max(len(points), 1)
     bar = min(slot * 0.6, 28.0)
+    text = charts.svg_text
 
     def y(v: float) -> float:
         return bottom - v / top_value * plot_height
 
-    def n(x: float) -> str:
-        text = f"{x:.1f}".rstrip("0").rstrip(".")
-        return "0" if text in ("-0", "") else text
-
-    def text(
-        x: float, yy: float, value: str, anchor: str = "middle", size: float = font, colour: str = "#1a1a1a"
-    ) -> str:
-        return (
-            f'<text x="{n(x)}" y="{n(yy)}" text-anchor="{anchor}" font-size="{n(size)}" '
-            f'fill="{colour}">{escape(value)}</text>'
-        )
-
-    body = [text(0, top - 5, "antal", "start", small, "#555555")]
-    for t, label in zip(ticks, labels):
+    body = [text(0, top - 5, "antal", size=small, colour=charts.AXIS_COLOUR)]
+    for t, label in zip(ticks, labels, strict=True):
+        body.append(charts.svg_line(left, y(t), right, y(t), charts.GRID_COLOUR, 0.5))
         body.append(
-            f'<line x1="{n(left)}" y1="{n(y(t))}" x2="{n(right)}" y2="{n(y(t))}" stroke="#d4d4d4" '
-            f'stroke-width="0.5"/>'
+            text(left - 4, y(t) + small * 0.35, label, anchor="end", size=small, colour=charts.AXIS_COLOUR)
         )
-        body.append(text(left - 4, y(t) + small * 0.35, label, "end", small, "#555555"))
     for i, (day, time_, value, status) in enumerate(points):
         cx = left + slot * (i + 0.5)
         y1 = y(value)
-        colour = STATUS_COLOUR.get(status, "#003f7f")
+        colour = STATUS_COLOUR.get(status, charts.BAR_COLOUR)
+        body.append(charts.svg_rect(cx - bar / 2, y1, bar, max(bottom - y1, 0.4), colour))
+        body.append(text(cx, y1 - 2.5, _fmt_number(value), anchor="middle", size=small))
+        body.append(text(cx, bottom + 6 + font, day, anchor="middle", size=font))
         body.append(
-            f'<rect x="{n(cx - bar / 2)}" y="{n(y1)}" width="{n(bar)}" '
-            f'height="{n(max(bottom - y1, 0.4))}" fill="{colour}"/>'
+            text(cx, bottom + 6 + font * 2.25, time_, anchor="middle", size=font, colour=charts.AXIS_COLOUR)
         )
-        body.append(text(cx, y1 - 2.5, _fmt_number(value), size=small))
-        body.append(text(cx, bottom + 6 + font, day))
-        body.append(text(cx, bottom + 6 + font * 2.25, time_, colour="#555555"))
-    body.append(
-        f'<line x1="{n(left)}" y1="{n(bottom)}" x2="{n(right)}" y2="{n(bottom)}" stroke="#555555" '
-        f'stroke-width="0.8"/>'
-    )
+    body.append(charts.svg_line(left, bottom, right, bottom, charts.AXIS_COLOUR, 0.8))
     alt = (
         f"{title}. "
         + "; ".join(f"{d} {t_} ({SHORT_STATUS.get(s, s)}): {_fmt_number(v)}" for d, t_, v, s in points)
         + "."
     )
-    head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" width="{n(width)}pt" '
-        f'height="{n(height)}pt" viewBox="0 0 {n(width)} {n(height)}" '
-        f'font-family="DejaVu Sans, sans-serif">'
-    )
-    return Markup("\n".join([head, f"<title>{escape(alt)}</title>", *body, "</svg>"]))
+    return charts.svg_document(width, height, alt, body)
 
 
 def _trend(quality_dir: Path, warehouse_path: Path | QualityTarget, run_id: str) -> dict[str, Any]:
@@ -531,6 +511,7 @@ def report_context(
                     zip(
                         ("started_at", "finished_at", "status", "quality_success", "override_reason"),
                         found[0],
+                        strict=True,
                     )
                 )
         sources = _sources(con, run_id, quarantine_dir)

@@ -90,11 +90,12 @@ _CHAR_WIDTH = {ch: w for w, chars in _WIDTHS.items() for ch in chars}
 
 
 def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """How wide ``text`` is in DejaVu Sans at ``size`` pt, to place labels without measuring."""
     return sum(_CHAR_WIDTH.get(ch, 0.62) for ch in text) * size
 
 
-def _n(x: float) -> str:
-    """A coordinate: one decimal, no trailing ",0" noise, never "-0"."""
+def coordinate(x: float) -> str:
+    """A coordinate as the SVG writes it: one decimal, no trailing ".0" noise, never "-0"."""
     text = f"{x:.1f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
@@ -169,7 +170,7 @@ def _ticks(low: float, high: float, step: float) -> list[float]:
     return [low + i * step for i in range(count + 1)]
 
 
-def _text(
+def svg_text(
     x: float,
     y: float,
     text: str,
@@ -179,10 +180,11 @@ def _text(
     colour: str = TEXT_COLOUR,
     weight: str | None = None,
 ) -> str:
+    """A ``<text>`` element at (x, y), its text escaped."""
     extra = f' font-weight="{weight}"' if weight else ""
     return (
-        f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}" font-size="{_n(size)}" '
-        f'fill="{colour}"{extra}>{escape(text)}</text>'
+        f'<text x="{coordinate(x)}" y="{coordinate(y)}" text-anchor="{anchor}" '
+        f'font-size="{coordinate(size)}" fill="{colour}"{extra}>{escape(text)}</text>'
     )
 
 
@@ -193,11 +195,29 @@ def _alt(title: str, points: list[Point]) -> str:
     return f"{title}. {values}" + ("" if values.endswith(".") else ".")
 
 
-def _svg(width: float, height: float, title: str, body: list[str]) -> Markup:
+def svg_line(x1: float, y1: float, x2: float, y2: float, colour: str, width: float) -> str:
+    """A ``<line>`` element: a gridline or an axis."""
+    return (
+        f'<line x1="{coordinate(x1)}" y1="{coordinate(y1)}" x2="{coordinate(x2)}" y2="{coordinate(y2)}" '
+        f'stroke="{colour}" stroke-width="{coordinate(width)}"/>'
+    )
+
+
+def svg_rect(x: float, y: float, width: float, height: float, fill: str) -> str:
+    """A ``<rect>`` element: a bar, a column, or the white ground under a value."""
+    return (
+        f'<rect x="{coordinate(x)}" y="{coordinate(y)}" width="{coordinate(width)}" '
+        f'height="{coordinate(height)}" fill="{fill}"/>'
+    )
+
+
+def svg_document(width: float, height: float, title: str, body: list[str]) -> Markup:
+    """The chart's ``<svg>``, drawn 1:1 in points in the letters' font; ``title`` is its alternate
+    text (every value as text, for a screen reader)."""
+    w, h = coordinate(width), coordinate(height)
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
-        f'width="{_n(width)}pt" height="{_n(height)}pt" viewBox="0 0 {_n(width)} {_n(height)}" '
-        f'font-family="{FONT}, sans-serif">'
+        f'width="{w}pt" height="{h}pt" viewBox="0 0 {w} {h}" font-family="{FONT}, sans-serif">'
     )
     return Markup("\n".join([head, f"<title>{escape(title)}</title>", *body, "</svg>"]))
 
@@ -223,15 +243,12 @@ def bar_chart(title: str, points: list[Point], unit: str) -> Markup:
     body = []
     for t in _ticks(low, high, step):
         x = x_of(t)
+        body.append(svg_line(x, top - 2, x, plot_bottom, GRID_COLOUR, 0.5))
         body.append(
-            f'<line x1="{_n(x)}" y1="{_n(top - 2)}" x2="{_n(x)}" y2="{_n(plot_bottom)}" '
-            f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>'
-        )
-        body.append(
-            _text(x, plot_bottom + 9, scale.label(t), anchor="middle", size=SMALL, colour=AXIS_COLOUR)
+            svg_text(x, plot_bottom + 9, scale.label(t), anchor="middle", size=SMALL, colour=AXIS_COLOUR)
         )
     body.append(
-        _text(
+        svg_text(
             (plot_left + plot_right) / 2,
             plot_bottom + 21,
             scale.title,
@@ -242,30 +259,29 @@ def bar_chart(title: str, points: list[Point], unit: str) -> Markup:
     )
     y = top
     zero = x_of(0.0)
-    for p, row, value_text in zip(points, rows, value_labels):
+    for p, row, value_text in zip(points, rows, value_labels, strict=True):
         v = float(p.value)
         x0, x1 = sorted((zero, x_of(v)))
         bar_y = y + (row - bar) / 2
         colour = BAR_COLOUR if v >= 0 else NEGATIVE_COLOUR
-        body.append(
-            f'<rect x="{_n(x0)}" y="{_n(bar_y)}" width="{_n(max(x1 - x0, 0.4))}" height="{_n(bar)}" '
-            f'fill="{colour}"/>'
-        )
+        body.append(svg_rect(x0, bar_y, max(x1 - x0, 0.4), bar, colour))
         first = y + row / 2 - (len(p.label) - 1) * line / 2 + FONT_SIZE * 0.35
         for i, part in enumerate(p.label):
-            body.append(_text(plot_left - 5, first + i * line, part, anchor="end"))
+            body.append(svg_text(plot_left - 5, first + i * line, part, anchor="end"))
         # on a white ground, so a gridline behind the value does not cross it
         body.append(
-            f'<rect x="{_n(x1 + 1.5)}" y="{_n(bar_y + bar / 2 - SMALL * 0.6)}" '
-            f'width="{_n(text_width(value_text, SMALL) + 3)}" height="{_n(SMALL * 1.2)}" fill="#ffffff"/>'
+            svg_rect(
+                x1 + 1.5,
+                bar_y + bar / 2 - SMALL * 0.6,
+                text_width(value_text, SMALL) + 3,
+                SMALL * 1.2,
+                "#ffffff",
+            )
         )
-        body.append(_text(x1 + 3, bar_y + bar / 2 + SMALL * 0.35, value_text, size=SMALL))
+        body.append(svg_text(x1 + 3, bar_y + bar / 2 + SMALL * 0.35, value_text, size=SMALL))
         y += row + gap
-    body.append(
-        f'<line x1="{_n(zero)}" y1="{_n(top - 2)}" x2="{_n(zero)}" y2="{_n(plot_bottom)}" '
-        f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>'
-    )
-    return _svg(WIDTH, height, _alt(title, points), body)
+    body.append(svg_line(zero, top - 2, zero, plot_bottom, AXIS_COLOUR, 0.8))
+    return svg_document(WIDTH, height, _alt(title, points), body)
 
 
 def column_chart(title: str, points: list[Point], unit: str) -> Markup:
@@ -285,15 +301,12 @@ def column_chart(title: str, points: list[Point], unit: str) -> Markup:
     def y_of(v: float) -> float:
         return plot_bottom - (v - low) / (high - low) * plot_height
 
-    body = [_text(0, top - 6, scale.title, size=SMALL, colour=AXIS_COLOUR)]
-    for t, label in zip(_ticks(low, high, step), tick_labels):
+    body = [svg_text(0, top - 6, scale.title, size=SMALL, colour=AXIS_COLOUR)]
+    for t, label in zip(_ticks(low, high, step), tick_labels, strict=True):
         y = y_of(t)
+        body.append(svg_line(plot_left, y, plot_right, y, GRID_COLOUR, 0.5))
         body.append(
-            f'<line x1="{_n(plot_left)}" y1="{_n(y)}" x2="{_n(plot_right)}" y2="{_n(y)}" '
-            f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>'
-        )
-        body.append(
-            _text(plot_left - 4, y + SMALL * 0.35, label, anchor="end", size=SMALL, colour=AXIS_COLOUR)
+            svg_text(plot_left - 4, y + SMALL * 0.35, label, anchor="end", size=SMALL, colour=AXIS_COLOUR)
         )
     zero = y_of(0.0)
     show_values = len(points) <= 16
@@ -302,17 +315,14 @@ def column_chart(title: str, points: list[Point], unit: str) -> Markup:
         cx = plot_left + slot * (i + 0.5)
         y0, y1 = sorted((zero, y_of(v)))
         colour = BAR_COLOUR if v >= 0 else NEGATIVE_COLOUR
-        body.append(
-            f'<rect x="{_n(cx - width / 2)}" y="{_n(y0)}" width="{_n(width)}" '
-            f'height="{_n(max(y1 - y0, 0.4))}" fill="{colour}"/>'
-        )
+        body.append(svg_rect(cx - width / 2, y0, width, max(y1 - y0, 0.4), colour))
         if show_values:
             label_y = y0 - 2.5 if v >= 0 else y1 + SMALL + 1
-            body.append(_text(cx, label_y, scale.column_label(p.value), anchor="middle", size=SMALL))
+            body.append(svg_text(cx, label_y, scale.column_label(p.value), anchor="middle", size=SMALL))
         for j, part in enumerate(p.label):
             if part:
                 body.append(
-                    _text(
+                    svg_text(
                         cx,
                         plot_bottom + 6 + FONT_SIZE + j * FONT_SIZE * 1.25,
                         part,
@@ -320,11 +330,8 @@ def column_chart(title: str, points: list[Point], unit: str) -> Markup:
                         colour=TEXT_COLOUR if j == 0 else AXIS_COLOUR,
                     )
                 )
-    body.append(
-        f'<line x1="{_n(plot_left)}" y1="{_n(zero)}" x2="{_n(plot_right)}" y2="{_n(zero)}" '
-        f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>'
-    )
-    return _svg(WIDTH, height, _alt(title, points), body)
+    body.append(svg_line(plot_left, zero, plot_right, zero, AXIS_COLOUR, 0.8))
+    return svg_document(WIDTH, height, _alt(title, points), body)
 
 
 CHARTS = {"bars": bar_chart, "columns": column_chart}

@@ -1,18 +1,19 @@
-"""The only URL fetcher WeasyPrint gets when it renders a letter: files the project ships, nothing else.
+"""The only URL fetcher WeasyPrint gets (a letter, its archive copy, the quality report): files the
+project ships, nothing else.
 
 WeasyPrint resolves every ``<link>``, ``<img>``, ``url()`` and ``<link rel="attachment">`` through
-its URL fetcher; the default one reads any local file and any URL, which is how a letter could
+its URL fetcher; the default one reads any local file and any URL, which is how a PDF could
 attach the pseudonymisation key or call a server. This one serves a file only when its real path
 (symlinks followed) lies inside the templates folder (``report_templates/``: the stylesheet and
-whatever fonts or images it may name). Every other URL, ``data:`` included, is refused: the letter
-and its charts are inline HTML and SVG and need none.
+whatever fonts or images it may name). Every other URL, ``data:`` included, is refused: the letters,
+the quality report and their charts are inline HTML and SVG and need none.
 
 A refusal is logged as a warning with the URL's scheme and a digest, never the URL: a URL made to
-leak data would carry that data. It then stops the rendering (``ResourceRefused``), so a letter
+leak data would carry that data. It then stops the rendering (``ResourceRefused``), so a PDF
 that asked for something it may not have is never written, and WeasyPrint's own warning, which
 quotes the URL, is not reached.
 
-Imported only where WeasyPrint is (``render.render_inquiry``).
+Imported only where WeasyPrint is (``pdf.html_to_pdf``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class ResourceRefused(FatalURLFetchingError):  # type: ignore[misc]  # weasyprint ships no type hints
-    """The letter asked WeasyPrint for a URL outside the project's templates folder."""
+    """The HTML asked WeasyPrint for a URL outside the project's templates folder."""
 
 
 def url_digest(url: str) -> str:
@@ -59,7 +60,7 @@ class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships
         if path is None:
             scheme = urlsplit(url).scheme.lower() or "relative"
             log.warning(
-                "refused to fetch a %s URL for the letter (sha256 %s, %d characters): only files "
+                "refused to fetch a %s URL for a PDF (sha256 %s, %d characters): only files "
                 "under %s are served",
                 scheme,
                 url_digest(url),
@@ -67,7 +68,7 @@ class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships
                 self.root,
             )
             raise ResourceRefused(
-                f"the letter refers to a {scheme} URL outside {self.root} "
+                f"the HTML refers to a {scheme} URL outside {self.root} "
                 f"(sha256 {url_digest(url)}); only the project's own files are served"
             )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
