@@ -309,7 +309,7 @@ def render_inquiry(
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{inquiry_path.stem}.html"
     pdf_path = out_dir / f"{inquiry_path.stem}.pdf"
-    html_path.write_text(html, encoding="utf-8")
+    write_atomically(html_path, html.encode("utf-8"))
     write_atomically(pdf_path, pdf)
     archive_path = None
     if archive:
