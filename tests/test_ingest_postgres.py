@@ -20,7 +20,7 @@ import psycopg2.errors
 import pytest
 
 from conftest import RAW_TOTALS, dk_amount, raw_totals
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from postgres_server import PG_BIN
 from slf_warehouse.ingest import PostgresTarget, ingest_landing, ingest_source
 from slf_warehouse.pg_types import pg_type

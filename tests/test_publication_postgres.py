@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, fresh_database, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse import run_lock
 from slf_warehouse.answers.figures import FIGURES
 from slf_warehouse.quality.history import read_history

@@ -23,7 +23,7 @@ import psycopg2
 import pytest
 
 from leak_scan import amount_forms, files_under, find_leaks
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse.pg_raw import copy_raw_to_postgres
 from slf_warehouse.quality.checkpoint import run_quality_checks
 from slf_warehouse.quality.gate import QualityGateRefused

@@ -192,7 +192,7 @@ def build_allocations(cfg: SampleConfig) -> list[Allocation]:
     periods = _budget_periods(cfg)
     month_weights = [Decimal(len(_months(a, b))) for a, b in periods]
     non_apmf = Decimal(cfg.total_allocated_kr - cfg.apmf_kr)
-    source_totals = dict(zip(NON_APMF_SHARES, _split(non_apmf, list(NON_APMF_SHARES.values()))))
+    source_totals = dict(zip(NON_APMF_SHARES, _split(non_apmf, list(NON_APMF_SHARES.values())), strict=True))
     source_totals = {k: Decimal(round(v, -3)) for k, v in source_totals.items()}
     source_totals["PULJE"] += non_apmf - sum(source_totals.values())
     source_totals[APMF] = Decimal(cfg.apmf_kr)
@@ -205,7 +205,7 @@ def build_allocations(cfg: SampleConfig) -> list[Allocation]:
     }
     allocations: list[Allocation] = []
     for source, total in source_totals.items():
-        for (start, end), amount in zip(periods, _split(total, month_weights)):
+        for (start, end), amount in zip(periods, _split(total, month_weights), strict=True):
             n = len(allocations) + 1
             decided = date(start.year - 1, 12, 10) if start.month == 1 else start - timedelta(days=20)
             allocations.append(
@@ -449,7 +449,7 @@ def build_postings(
         for art in ("1.1", "1.5"):
             total = pay_totals.get((month, art), Decimal(0))
             v = f"{next(voucher)}"
-            for source, part in zip(year_shares, _split(total, list(year_shares.values()))):
+            for source, part in zip(year_shares, _split(total, list(year_shares.values())), strict=True):
                 month_lines.append(
                     Posting(
                         v,
@@ -494,7 +494,7 @@ def build_postings(
     for year, acts in per_year.items():
         budget = apmf_by_year.get(year, Decimal(0)) * Decimal("0.62")
         weights = [Decimal(a.participants + 40) for a in acts]
-        for act, cost in zip(acts, _split(budget, weights)):
+        for act, cost in zip(acts, _split(budget, weights), strict=True):
             function = "5.25.10" if act.target_group == "ressourcepersoner" else "3.22.01"
             v = f"{next(voucher)}"
             venue, food = _split(cost, [Decimal(7), Decimal(3)])

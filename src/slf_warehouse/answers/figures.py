@@ -827,13 +827,13 @@ def build_query(
             types = catalog.columns(spec.schema, spec.table)
             order_exprs = [
                 e if spec.period_of(g) else catalog.group_order(e, types[g])
-                for e, g in zip(exprs, spec.group_by)
+                for e, g in zip(exprs, spec.group_by, strict=True)
             ]
         else:
             order_exprs = exprs
         keys = ", ".join(f"{e} NULLS LAST" for e in order_exprs)
         select_groups = ", ".join(
-            e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by)
+            e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by, strict=True)
         )
         order = f"value DESC, {keys}" if spec.order == "value" else keys
         sql = (
@@ -868,7 +868,7 @@ def evaluate(
         n_keys = len(spec.group_by)
         items = tuple(
             FigureRow(
-                dict(zip(spec.group_by, r[:n_keys])),
+                dict(zip(spec.group_by, r[:n_keys], strict=True)),
                 FigureValue(spec.name, r[n_keys], spec.unit, spec.format, int(r[n_keys + 1])),
             )
             for r in rows

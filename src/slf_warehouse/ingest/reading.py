@@ -614,7 +614,7 @@ class _RowBatch:
 
     def add(self, line: int, cells: list[str | None]) -> int:
         self.lines.append(line)
-        for column, cell in zip(self.values, cells):
+        for column, cell in zip(self.values, cells, strict=True):
             column.append(cell)
         return len(self.lines)
 
