@@ -2,9 +2,9 @@
 
 A throw-away PostgreSQL server (tests/pg_server.py: initdb + pg_ctl, 127.0.0.1, a free port, fsync
 off) runs for this module. The sample data is ingested into DuckDB and built there with `dbt build`;
-the raw schema is copied into PostgreSQL by slf_warehouse.pg_raw and built with `dbt build --target postgres`. Both
-builds must pass every node, and every mart must hold the same rows on both targets - besides the
-figures the sample data was generated to produce.
+the raw schema is copied into PostgreSQL by slf_warehouse.pg_raw and built with
+`dbt build --target postgres`. Both builds must pass every node, and every mart must hold the same
+rows on both targets - besides the figures the sample data was generated to produce.
 """
 
 from __future__ import annotations

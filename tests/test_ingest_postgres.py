@@ -33,7 +33,8 @@ MANIFEST = (
 DETAILS = [
     "SELECT count(*), count(tekst), count(projekt), count(aktivitet_id), min(bogfoeringsdato), "
     "sum(_source_line), count(DISTINCT _period) FROM raw.posteringer",
-    "SELECT count(*), sum(beskaeftigelsesgrad), count(DISTINCT medarbejder_key), min(loenperiode) FROM raw.loen",
+    "SELECT count(*), sum(beskaeftigelsesgrad), count(DISTINCT medarbejder_key), min(loenperiode) "
+    "FROM raw.loen",
     "SELECT count(*), count(aktiv_til), min(aktiv_fra) FROM raw.enheder",
     "SELECT count(*), count(sk1), count(slf4), sum(sk2) FROM raw.social_kapital",
     "SELECT count(*), count(bemaerkning), max(periode_til) FROM raw.bevillinger",

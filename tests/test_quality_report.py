@@ -95,8 +95,8 @@ def warehouse(tmp_path: Path) -> Path:
         )
         con.execute(
             "CREATE OR REPLACE TABLE marts.fct_programme_postings AS SELECT * FROM "
-            "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', DATE '2024-02-01', "
-            "2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7"
+            "marts.fct_programme_postings UNION ALL SELECT 'posteringer_2024-02.csv:7', '8', "
+            "DATE '2024-02-01', 2024, '1.1', 1, 'APMF', 12000, 'expense', 'posteringer_2024-02.csv', 7"
         )
         history.record_expectation_results(con, "run-2", RECORDS)
         run_reconciliations(con, "run-2")

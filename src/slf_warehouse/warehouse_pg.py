@@ -3,11 +3,12 @@
 The PostgreSQL counterpart of ``warehouse.py``'s file store (same shape: ``new_build`` / ``publish``
 / ``published`` / ``prune``, the same ``KEEP_VERSIONS``):
 
-- A build is a version ``<UTC time to the microsecond>_<random>`` whose dbt nodes land in schemas ``b_<version>_<layer>``
-  (``b_<version>_staging``, ``_intermediate``, ``_marts``, ``_snapshots``): dbt reads the prefix from
-  ``SLF_DBT_BUILD_SCHEMA_PREFIX`` (``PgBuild.dbt_env()``; ``macros/generate_schema_name.sql``).
-  ``new_build`` first copies every table of the published version into the build's schemas, as the
-  file store copies the published file, so snapshot history and the incremental models carry on.
+- A build is a version ``<UTC time to the microsecond>_<random>`` whose dbt nodes land in schemas
+  ``b_<version>_<layer>`` (``b_<version>_staging``, ``_intermediate``, ``_marts``, ``_snapshots``):
+  dbt reads the prefix from ``SLF_DBT_BUILD_SCHEMA_PREFIX`` (``PgBuild.dbt_env()``;
+  ``macros/generate_schema_name.sql``). ``new_build`` first copies every table of the published
+  version into the build's schemas, as the file store copies the published file, so snapshot history
+  and the incremental models carry on.
 - Readers use one stable schema, ``marts``, of views: ``marts.<mart>`` is ``select * from
   b_<published version>_marts.<mart>``. ``publish`` repoints all of them in ONE transaction, after
   taking an ACCESS EXCLUSIVE lock on every view. A reader's statement or transaction holds ACCESS
@@ -271,7 +272,8 @@ class PgWarehouseStore:
                 kept as (select version from {registry} where published_at is not null and dropped_at is null
                          order by published_at desc, version desc limit %s)
                 select r.version from {registry} as r
-                where r.dropped_at is null and not r.is_current and r.version not in (select version from kept)
+                where r.dropped_at is null and not r.is_current
+                  and r.version not in (select version from kept)
                   and (r.published_at is not null or r.created_at < (select created_at from current))
                 order by r.created_at""").format(registry=self._registry()),
                 (self.keep,),
@@ -466,9 +468,9 @@ class PgWarehouseStore:
 
     @contextmanager
     def _transaction(self) -> Iterator:
-        with self._connect() as con:
-            with con, con.cursor() as cur:  # commit on success, roll back on any error
-                yield cur
+        # `with con` commits on success and rolls back on any error; _connect() closes it
+        with self._connect() as con, con, con.cursor() as cur:
+            yield cur
 
 
 # --- the read-only role for analysts and BI tools ----------------------------------------------------

@@ -15,11 +15,11 @@ file or a PostgreSQL build), opened read-only.
   (metrics/util.py column_reflection_fallback), which sends every row of the batch to the client;
   for a table it asks the catalogue. The step itself reads only the view's columns (`LIMIT 0`) and
   row count. The connection string reaches GE through the environment variable GX_CONNECTION_ENV
-  (`${...}` in GE's config), so the password is never written into the GE project under out_dir. GE keeps a file-mode project under `out_dir/gx`
-(suites, validation definitions, checkpoints, the validation results of the last few runs) and
-builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run on the index page, which
-works offline: see data_docs.py). The outcome is also written as plain JSON to
-`out_dir/quality_results.json`.
+  (`${...}` in GE's config), so the password is never written into the GE project under out_dir.
+GE keeps a file-mode project under `out_dir/gx` (suites, validation definitions, checkpoints, the
+validation results of the last few runs) and builds Data Docs into `out_dir/data_docs/` (with a
+plain-HTML summary of the run on the index page, which works offline: see data_docs.py). The outcome
+is also written as plain JSON to `out_dir/quality_results.json`.
 
 Personal data (suites.is_personal_suite: payroll and survey suites): GE is asked for counts only
 (result format BASIC with no unexpected values and no row ids), and what it returns is stripped
@@ -36,6 +36,7 @@ imports this package whenever it parses a DAG file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -303,10 +304,8 @@ def _forget(factory: Any, name: str) -> None:
     """Remove a stored suite / validation definition / checkpoint of this name, if there is one."""
     from great_expectations.exceptions import DataContextError
 
-    try:
+    with contextlib.suppress(DataContextError):
         factory.delete(name)
-    except DataContextError:
-        pass
 
 
 def _reset_project(ctx: Any, engine: str = "duckdb") -> Any:
