@@ -381,21 +381,16 @@ def _plain(value: Any) -> Any:
         import pandas as pd
 
         value = pd.Timestamp(value)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()  # a date GE read as a midnight timestamp
+    if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    for kind in (bool, int, float):  # bool first: True is an int; subclasses (numpy's float64) to plain
+        if isinstance(value, kind):
+            return kind(value)
     if hasattr(value, "item"):  # numpy scalars
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             return _plain(value.item())
-        except (ValueError, TypeError):
-            pass
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
