@@ -292,7 +292,21 @@ class PgWarehouseStore:
     # --- the switch -------------------------------------------------------------------------------
 
     def _switch(self, cur, build: PgBuild) -> None:
-        registry, stable = self._registry(), self.published_schema
+        """In the caller's transaction: check that `build` may be published, point the stable
+        schema's views at its marts, re-grant them, and mark it the current version."""
+        self._check_publishable(cur, build)
+        source = build.schema("marts")
+        marts = self._relations(cur, source)
+        if not marts:
+            raise ValueError(f"build {build.version} has nothing in schema {source!r} to publish")
+        self._repoint_views(cur, source, marts)
+        self._regrant_readers(cur)
+        self._mark_current(cur, build)
+
+    def _check_publishable(self, cur, build: PgBuild) -> None:
+        """Under the registry lock: `build` is registered, neither dropped nor published, and no
+        version started after it is already published (publishing it would undo that one)."""
+        registry = self._registry()
         cur.execute("select set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",))
         cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
         cur.execute(
@@ -316,11 +330,10 @@ class PgWarehouseStore:
                 f"build {build.version} started before the published version {newer[0]}; "
                 f"publishing it would undo that version"
             )
-        source = build.schema("marts")
-        marts = self._relations(cur, source)
-        if not marts:
-            raise ValueError(f"build {build.version} has nothing in schema {source!r} to publish")
 
+    def _repoint_views(self, cur, source: str, marts: dict[str, str]) -> None:
+        """One view in the stable schema per mart of `source`; views of marts gone are dropped."""
+        stable = self.published_schema
         cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(stable)))
         views = self._relations(cur, stable)
         if views:  # all at once, before anything changes: readers see the old views or the new ones
@@ -342,8 +355,11 @@ class PgWarehouseStore:
                 # the grants below, as a new mart does)
                 cur.execute(sql.SQL("drop view {}").format(view))
             cur.execute(sql.SQL("create or replace view {} as select * from {}").format(view, target))
-        # Re-grant to every role that reads the stable schema (default privileges cover new views
-        # created by the role that set them; this covers views created by any other role)
+
+    def _regrant_readers(self, cur) -> None:
+        """Re-grant to every role that reads the stable schema (default privileges cover new views
+        created by the role that set them; this covers views created by any other role)."""
+        stable = self.published_schema
         cur.execute(
             """select distinct r.rolname
                        from pg_namespace as n cross join aclexplode(n.nspacl) as a
@@ -357,6 +373,9 @@ class PgWarehouseStore:
                     sql.Identifier(stable), sql.Identifier(role)
                 )
             )
+
+    def _mark_current(self, cur, build: PgBuild) -> None:
+        registry, stable = self._registry(), self.published_schema
         cur.execute(sql.SQL("update {} set is_current = false where is_current").format(registry))
         cur.execute(
             sql.SQL(
