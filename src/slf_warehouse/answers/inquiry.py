@@ -26,7 +26,7 @@ figures sidecar name the exact inquiry text the answer was made from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -341,7 +341,11 @@ def _answer_problems(
 
 def _exhibit_problems(path: Path, text: str, i: int, q: Question, used: list[str]) -> Iterator[Problem]:
     """Question ``i``'s tables and charts: a known figure each, that the exhibit can show."""
-    for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
+    kinds: tuple[tuple[str, Sequence[TableSpec | ChartSpec]], ...] = (
+        ("tables", q.tables),
+        ("charts", q.charts),
+    )
+    for kind, exhibits in kinds:
         for j, exhibit in enumerate(exhibits):
             where = f"questions[{i}].{kind}[{j}] (question {q.number})"
             line = yaml_line(text, ("questions", i, kind, j))
