@@ -333,7 +333,7 @@ class PostgresSession(RawSession):
     def _rollback(self) -> None:
         import psycopg2
 
-        # the connection gone, with it the transaction is gone too: the server rolled it back
+        # a connection that is gone took its transaction with it: the server rolled it back
         with contextlib.suppress(psycopg2.InterfaceError, psycopg2.OperationalError):
             self.pg.rollback()
 
