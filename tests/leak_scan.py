@@ -8,6 +8,7 @@ these readings and returns where each needle was found.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import subprocess
@@ -46,10 +47,8 @@ def _pdf_text(path: Path) -> str:
         text = ""
     from pypdf import PdfReader
 
-    try:
+    with contextlib.suppress(Exception):  # not a readable PDF: its bytes are searched anyway
         text += "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
-    except Exception:  # not a readable PDF: its bytes are searched anyway
-        pass
     return text
 
 

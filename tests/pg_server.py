@@ -1,7 +1,8 @@
 """The `pg_server` fixture: a throw-away PostgreSQL server (tests/postgres_server.py) for one test
-module, the superuser `slf` owning an empty database `slf_warehouse`. Import both names:
+module, the superuser `slf` owning an empty database `slf_warehouse`. Import the type and the fixture
+(registered under the name `pg_server`, so a test's `pg_server` argument does not shadow an import):
 
-    from pg_server import PgServer, pg_server  # noqa: F401 - pytest finds the fixture by name
+    from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from postgres_server import PgServer, throwaway_postgres
 
 __all__ = [
     "PgServer",
-    "pg_server",
+    "pg_server_fixture",
     "fresh_database",
     "dbt_command",
     "dbt_build",
@@ -34,8 +35,8 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 PG_USER, PG_DATABASE = "slf", "slf_warehouse"
 
 
-@pytest.fixture(scope="module")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+@pytest.fixture(scope="module", name="pg_server")
+def pg_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     with throwaway_postgres(tmp_path_factory, PG_USER, PG_DATABASE) as server:
         yield server
 

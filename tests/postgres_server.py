@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,17 +82,7 @@ def throwaway_postgres(
     """A running server with `superuser` (random password) and an empty `database`; stopped on exit."""
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"no PostgreSQL binaries in {PG_BIN} (set SLF_PG_BIN)")
-    as_root = os.geteuid() == 0
-    if as_root:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the server as")
-        base = Path(tempfile.mkdtemp(prefix="slf-pg-test-"))
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    else:
-        base, prefix = tmp_path_factory.mktemp("postgres"), []
+    base, prefix, owner = _server_dir(tmp_path_factory)
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([*prefix, *args], cwd=base, capture_output=True, text=True, timeout=120)
@@ -105,7 +95,7 @@ def throwaway_postgres(
     pwfile = base / "pwfile"
     pwfile.write_text(password + "\n")
     pwfile.chmod(0o600)
-    if as_root:
+    if owner is not None:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     started = False
     try:
@@ -122,46 +112,51 @@ def throwaway_postgres(
             "--locale=C",
         )
         pwfile.unlink()
-        base_conf = (data / "postgresql.conf").read_text()
-        for _attempt in range(3):  # the port may be taken between free_port() and the server binding it
-            port = free_port()
-            (data / "postgresql.conf").write_text(
-                base_conf
-                + "\n".join(
-                    [
-                        "",
-                        "listen_addresses = '127.0.0.1'",
-                        f"port = {port}",
-                        "unix_socket_directories = ''",
-                        "fsync = off",
-                        "synchronous_commit = off",
-                        "full_page_writes = off",
-                        "",
-                    ]
-                )
-            )
-            result = run(
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "60",
-                "start",
-                check=False,
-            )
-            if result.returncode == 0:
-                started = True
-                break
-        if not started:
-            pytest.fail("PostgreSQL did not start:\n" + (log.read_text() if log.exists() else result.stderr))
+        port = _start_on_a_free_port(run, data, log)
+        started = True
         server = PgServer("127.0.0.1", port, superuser, password, database)
         server.execute(f'create database "{database}"')
         yield server
     finally:
         if started:
             run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop", check=False)
-        if as_root:
+        if owner is not None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _server_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], pwd.struct_passwd | None]:
+    """The server's directory, the prefix its commands run with, and the user owning both: as root a
+    private directory under the system temp dir owned by `postgres`, the commands run as that user."""
+    if os.geteuid() != 0:
+        return tmp_path_factory.mktemp("postgres"), [], None
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("running as root and there is no `postgres` user to run the server as")
+    base = Path(tempfile.mkdtemp(prefix="slf-pg-test-"))
+    os.chown(base, owner.pw_uid, owner.pw_gid)
+    return base, ["runuser", "-u", "postgres", "--"], owner
+
+
+def _start_on_a_free_port(run: Callable[..., subprocess.CompletedProcess[str]], data: Path, log: Path) -> int:
+    """Start the initialised server in `data` on a free port and return it (fails the test if it
+    does not start)."""
+    base_conf = (data / "postgresql.conf").read_text()
+    settings = [
+        "listen_addresses = '127.0.0.1'",
+        "unix_socket_directories = ''",
+        "fsync = off",
+        "synchronous_commit = off",
+        "full_page_writes = off",
+    ]
+    stderr = ""
+    for _attempt in range(3):  # the port may be taken between free_port() and the server binding it
+        port = free_port()
+        (data / "postgresql.conf").write_text(base_conf + "\n".join(["", *settings, f"port = {port}", ""]))
+        result = run(
+            str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start", check=False
+        )
+        if result.returncode == 0:
+            return port
+        stderr = result.stderr
+    pytest.fail("PostgreSQL did not start:\n" + (log.read_text() if log.exists() else stderr))

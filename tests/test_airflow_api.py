@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -105,10 +106,8 @@ def airflow_server(tmp_path: Path):
             proc.wait(timeout=20)
         except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # LocalExecutor workers ignore SIGTERM
-        except ProcessLookupError:
-            pass
         log.close()
 
 

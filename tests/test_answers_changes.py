@@ -101,7 +101,8 @@ def test_a_changed_posting_names_exactly_its_figure(first, tmp_path: Path) -> No
     shutil.copy(warehouse, copy)
     with duckdb.connect(str(copy)) as con:  # one salary posting (2023-03-30) up by 100.000 kr.
         con.execute(
-            "UPDATE marts.fct_programme_postings SET amount_dkk = amount_dkk + 100000 WHERE posting_id = 'p:2'"
+            "UPDATE marts.fct_programme_postings SET amount_dkk = amount_dkk + 100000 "
+            "WHERE posting_id = 'p:2'"
         )
     answer = render(copy, tmp_path / "out", run_info={**RUN_INFO, "version": "20240907T060000-scheduled"})
     assert answer.changes.names == ["spent_salaries"]

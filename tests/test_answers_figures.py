@@ -57,8 +57,8 @@ def con(tmp_path: Path):
             ],
         )
         c.execute(
-            "CREATE TABLE marts.rpt_survey_fit (survey_year INTEGER, r_squared DOUBLE, is_latest_year BOOLEAN,"
-            " units_used INTEGER)"
+            "CREATE TABLE marts.rpt_survey_fit (survey_year INTEGER, r_squared DOUBLE, "
+            "is_latest_year BOOLEAN, units_used INTEGER)"
         )
         c.executemany(
             "INSERT INTO marts.rpt_survey_fit VALUES (?, ?, ?, ?)",

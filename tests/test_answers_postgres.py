@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse.warehouse_pg import PgWarehouseStore
 from test_end_to_end import pdf_text
 from test_warehouse_pg import dbt_build

@@ -102,13 +102,15 @@ def render(warehouse: Path, inquiry: Path, out: Path, **kwargs):
 
 def attacks(secret: Path, port: int) -> dict[str, str]:
     link = f'<link rel="attachment" href="file://{secret}">'
+    # Jinja's own braces stay as written: the values are joined in, not formatted (no brace doubling)
+    base = f"http://127.0.0.1:{port}"
     return {
-        "safe filter": "{{ '%s' | safe }}" % link,
-        "safe filter block": "{%% filter safe %%}{{ '%s' }}{%% endfilter %%}" % link,
-        "autoescape off": "{%% autoescape false %%}{{ '%s' }}{%% endautoescape %%}" % link,
-        "image": "{{ '<img src=\"http://127.0.0.1:%d/img\">' | safe }}" % port,
-        "css url": "{{ '<p style=\"background: url(http://127.0.0.1:%d/css)\">x</p>' | safe }}" % port,
-        "urlize": "{{ 'http://127.0.0.1:%d/link' | urlize }}" % port,
+        "safe filter": "{{ '" + link + "' | safe }}",
+        "safe filter block": "{% filter safe %}{{ '" + link + "' }}{% endfilter %}",
+        "autoescape off": "{% autoescape false %}{{ '" + link + "' }}{% endautoescape %}",
+        "image": "{{ '<img src=\"" + base + "/img\">' | safe }}",
+        "css url": "{{ '<p style=\"background: url(" + base + "/css)\">x</p>' | safe }}",
+        "urlize": "{{ '" + base + "/link' | urlize }}",
     }
 
 
@@ -166,8 +168,8 @@ def test_helper_markup_cannot_be_edited_or_sliced(tmp_path: Path, warehouse: Pat
 
     port, hits = server
     for answer in (
-        "{{ tal(1).replace('span class=', 'img src=http://127.0.0.1:%d/x alt=') }}" % port,
-        "{{ tal(1)[:1] ~ 'img src=http://127.0.0.1:%d/x' }}" % port,
+        "{{ tal(1).replace('span class=', 'img src=http://127.0.0.1:" + str(port) + "/x alt=') }}",
+        "{{ tal(1)[:1] ~ 'img src=http://127.0.0.1:" + str(port) + "/x' }}",
     ):
         with pytest.raises(
             InquiryError,
@@ -294,7 +296,11 @@ def test_a_huge_string_stops_at_the_memory_limit(tmp_path: Path, warehouse: Path
     started = time.monotonic()
     for power in (8, 9):
         with pytest.raises(InquiryError) as e:
-            render(warehouse, inquiry_with_answer(tmp_path, '{{ "x" * 10**%d }}' % power), tmp_path / "out")
+            render(
+                warehouse,
+                inquiry_with_answer(tmp_path, '{{ "x" * 10**' + str(power) + " }}"),
+                tmp_path / "out",
+            )
         message = str(e.value)
         assert "attack.yaml: questions[4].answer (question 5): stopped:" in message
         if power == 9:

@@ -111,8 +111,8 @@ def test_letter_text(rendered) -> None:
     answer, text, _ = rendered
     assert answer.pdf_path.name == "konservative-kompetenceaktiviteter.pdf"
     assert (
-        "Svar på 10-dages forespørgsel fra Det Konservative Folkeparti om udgifterne til kompetenceaktiviteter "
-        "i Stærkere Læringsfællesskaber"
+        "Svar på 10-dages forespørgsel fra Det Konservative Folkeparti om udgifterne til "
+        "kompetenceaktiviteter i Stærkere Læringsfællesskaber"
     ) in text
     assert "UDKAST – ikke afsendt" in text and "Status Udkast" in text
     assert "Dato 9. april 2024" in text and "Modtaget 22. marts 2024" in text

@@ -178,34 +178,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             home.mkdir()
 
             def service_env(name: str) -> dict[str, str]:
-                service = services[name]
-                paths = {
-                    **compose_env.image_paths(),
-                    IMAGE_AIRFLOW_HOME: home,
-                    **compose_env.volume_paths(service, named_volumes),
-                }
-                for secret in service.get("secrets", []):
-                    paths[f"/run/secrets/{secret}"] = Path(compose["secrets"][secret]["file"])
-                env = compose_env.localise(service["environment"], hosts, paths)
-                env.update(
-                    {
-                        # What the image sets, here: its AIRFLOW_HOME, DAGs folder and the log volume.
-                        "AIRFLOW_HOME": str(home),
-                        "AIRFLOW__CORE__DAGS_FOLDER": str(paths[f"{IMAGE_AIRFLOW_HOME}/dags"]),
-                        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(named_volumes["airflow-logs"]),
-                        # `ports: 127.0.0.1:8080:8080` publishes the api-server on loopback only
-                        "AIRFLOW__API__HOST": "127.0.0.1",
-                        "AIRFLOW__API__PORT": str(api_port),
-                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "HOME": os.environ.get("HOME", str(work)),
-                        "LANG": "C.UTF-8",
-                        "NO_PROXY": "*",
-                        "no_proxy": "*",
-                    }
-                )
-                if os.environ.get("PYTHONPATH"):
-                    env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-                return env
+                return _service_env(compose, name, hosts, named_volumes, home, api_port)
 
             def run_init() -> subprocess.CompletedProcess[str]:
                 return subprocess.run(
@@ -264,6 +237,41 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             procs.stop_all()
             leftovers = [n for n, p in procs.procs.items() if p.poll() is None]
             assert not leftovers, f"still running after the stop: {leftovers}"
+
+
+def _service_env(
+    compose: dict, name: str, hosts: dict, named_volumes: dict[str, Path], home: Path, api_port: int
+) -> dict[str, str]:
+    """The environment of compose service `name` as this machine runs it: its hosts, paths (image
+    paths, volumes, secrets) and ports mapped to the local ones."""
+    service = compose["services"][name]
+    paths = {
+        **compose_env.image_paths(),
+        IMAGE_AIRFLOW_HOME: home,
+        **compose_env.volume_paths(service, named_volumes),
+    }
+    for secret in service.get("secrets", []):
+        paths[f"/run/secrets/{secret}"] = Path(compose["secrets"][secret]["file"])
+    env = compose_env.localise(service["environment"], hosts, paths)
+    env.update(
+        {
+            # What the image sets, here: its AIRFLOW_HOME, DAGs folder and the log volume.
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(paths[f"{IMAGE_AIRFLOW_HOME}/dags"]),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(named_volumes["airflow-logs"]),
+            # `ports: 127.0.0.1:8080:8080` publishes the api-server on loopback only
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HOME": os.environ.get("HOME", str(home.parent)),
+            "LANG": "C.UTF-8",
+            "NO_PROXY": "*",
+            "no_proxy": "*",
+        }
+    )
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def _dag_parsed(d: Deployment, dag_id: str) -> None:

@@ -3,6 +3,7 @@ holder, and a killed one recorded as failed with its build removed by the next."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,10 +52,8 @@ def _wait_for(condition, seconds: float, what: str, proc: subprocess.Popen | Non
 
 def _kill(proc: subprocess.Popen) -> None:
     """The process and whatever it started (its own session)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
 
 

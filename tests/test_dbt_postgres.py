@@ -2,9 +2,9 @@
 
 A throw-away PostgreSQL server (tests/pg_server.py: initdb + pg_ctl, 127.0.0.1, a free port, fsync
 off) runs for this module. The sample data is ingested into DuckDB and built there with `dbt build`;
-the raw schema is copied into PostgreSQL by slf_warehouse.pg_raw and built with `dbt build --target postgres`. Both
-builds must pass every node, and every mart must hold the same rows on both targets - besides the
-figures the sample data was generated to produce.
+the raw schema is copied into PostgreSQL by slf_warehouse.pg_raw and built with
+`dbt build --target postgres`. Both builds must pass every node, and every mart must hold the same
+rows on both targets - besides the figures the sample data was generated to produce.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pg_server import PgServer, failed_dbt_nodes, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, failed_dbt_nodes, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from pg_server import run_dbt as dbt
 from slf_warehouse.sample_data import SampleConfig
 
@@ -178,7 +178,7 @@ def test_survey_fit_per_year(builds: Builds) -> None:
     sql = "select survey_year, r_squared, slope, intercept, units_used from marts.rpt_survey_fit order by 1"
     d, p = both(builds, sql)
     assert [r[0] for r in d] == [r[0] for r in p] == sorted(CONFIG.survey_r_squared)
-    for (year, *dvals), (_, *pvals) in zip(d, p):
+    for (year, *dvals), (_, *pvals) in zip(d, p, strict=True):
         assert [round(v, 6) for v in dvals] == [round(v, 6) for v in pvals], year
         assert abs(pvals[0] - CONFIG.survey_r_squared[year]) < 0.003, year
 

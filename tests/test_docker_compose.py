@@ -65,7 +65,8 @@ def _run(
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    """The docker client, with an engine answering: the running one, or a dockerd started (and stopped) here."""
+    """The docker client, with an engine answering: the running one, or a dockerd started (and
+    stopped) here."""
     missing = [
         tool
         for tool, found in (

@@ -364,8 +364,8 @@ def test_a_hundred_thousand_survey_rows_load_in_bulk(sample_landing: Path, tmp_p
     assert not report.rejected, report.summary()
     with duckdb.connect(str(warehouse), read_only=True) as con:
         count, sk1, sk2_missing, last = con.execute(
-            "SELECT count(*), sum(sk1), count(*) FILTER (sk2 IS NULL), max(_source_line) FROM raw.social_kapital "
-            "WHERE _source_file = ?",
+            "SELECT count(*), sum(sk1), count(*) FILTER (sk2 IS NULL), max(_source_line) "
+            "FROM raw.social_kapital WHERE _source_file = ?",
             [target.name],
         ).fetchall()[0]
     assert (count, sk1, sk2_missing, last) == (100_000, sum(r[2] for r in rows), 1, 100_001)

@@ -20,7 +20,7 @@ import psycopg2.errors
 import pytest
 
 from conftest import RAW_TOTALS, dk_amount, raw_totals
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from postgres_server import PG_BIN
 from slf_warehouse.ingest import PostgresTarget, ingest_landing, ingest_source
 from slf_warehouse.pg_types import pg_type
@@ -33,7 +33,8 @@ MANIFEST = (
 DETAILS = [
     "SELECT count(*), count(tekst), count(projekt), count(aktivitet_id), min(bogfoeringsdato), "
     "sum(_source_line), count(DISTINCT _period) FROM raw.posteringer",
-    "SELECT count(*), sum(beskaeftigelsesgrad), count(DISTINCT medarbejder_key), min(loenperiode) FROM raw.loen",
+    "SELECT count(*), sum(beskaeftigelsesgrad), count(DISTINCT medarbejder_key), min(loenperiode) "
+    "FROM raw.loen",
     "SELECT count(*), count(aktiv_til), min(aktiv_fra) FROM raw.enheder",
     "SELECT count(*), count(sk1), count(slf4), sum(sk2) FROM raw.social_kapital",
     "SELECT count(*), count(bemaerkning), max(periode_til) FROM raw.bevillinger",

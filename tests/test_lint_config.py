@@ -99,3 +99,47 @@ def test_the_listed_modules_are_what_the_dag_files_import() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert loaded == _dag_path_modules()
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    """`name==version` requirement lines, by normalised name (PEP 503: pre_commit is pre-commit)."""
+    pins = {}
+    for line in lines:
+        if m := re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;#]+).*", line):
+            pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+    return pins
+
+
+def test_pre_commit_runs_the_pinned_tools_from_the_virtualenv() -> None:
+    """The hooks are the checks `make lint` runs, with the tools requirements.lock pins (nothing is
+    downloaded at commit time): each hook runs the virtualenv's tool, whose version is the lock's
+    and the test extra's."""
+    from importlib.metadata import version
+
+    import yaml
+
+    config = yaml.safe_load((PROJECT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
+    commands = {
+        "ruff": ".venv/bin/ruff check",
+        "ruff-format": ".venv/bin/ruff format --check",
+        "sqlfluff": ".venv/bin/sqlfluff lint",
+        "mypy": ".venv/bin/mypy",
+    }
+    for hook_id, command in commands.items():
+        assert hook_id in hooks, f"no {hook_id} hook"
+        assert hooks[hook_id]["language"] == "system", hook_id
+        assert command in hooks[hook_id]["entry"], (hook_id, hooks[hook_id]["entry"])
+    assert re.search(hooks["sqlfluff"]["files"], "dbt_project/models/marts/dim_calendar.sql")
+
+    lock = _pins((PROJECT / "requirements.lock").read_text(encoding="utf-8").splitlines())
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extra = _pins(project["optional-dependencies"]["test"])
+    for tool in ("ruff", "mypy", "sqlfluff", "sqlfluff-templater-dbt", "pre-commit"):
+        assert extra[tool] == lock[tool] == version(tool), (
+            tool,
+            extra.get(tool),
+            lock.get(tool),
+            version(tool),
+        )

@@ -33,7 +33,7 @@ def scramble_header(path: Path) -> list[dict[str, str]]:
     """Swap `navn` and `rolle` in the header; returns the file's rows as delivered (true columns)."""
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     header = lines[0].split(";")
-    rows = [dict(zip(header, line.split(";"))) for line in lines[1:]]
+    rows = [dict(zip(header, line.split(";"), strict=True)) for line in lines[1:]]
     i, j = header.index("navn"), header.index("rolle")
     header[i], header[j] = header[j], header[i]
     path.write_text("\n".join([";".join(header), *lines[1:]]) + "\n", encoding="utf-8-sig")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, fresh_database, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse import run_lock
 from slf_warehouse.answers.figures import FIGURES
 from slf_warehouse.quality.history import read_history
@@ -73,20 +73,17 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
     month.write_bytes(month.read_bytes().replace(b";SLF;", b";DRIFT;", 1))
     allocations = sample_landing / "bevillinger" / "bevillinger.csv"
     allocations.write_bytes(allocations.read_bytes().replace(b";3.492.000,00;", b";3.592.000,00;", 1))
+
+    def new_builds() -> list[tuple]:
+        return rows(
+            pg, "select version, run_id from slf_publication.versions where run_id <> %s", (first_run,)
+        )
+
     killed = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        new_builds = lambda: [
-            v
-            for v in rows(
-                pg,
-                "select version, run_id from slf_publication.versions "  # noqa: E731
-                "where run_id <> %s",
-                (first_run,),
-            )
-        ]
-        _wait_for(lambda: new_builds(), 300, "the killed run's build", killed)
+        _wait_for(new_builds, 300, "the killed run's build", killed)
         [(version, killed_run)] = new_builds()
         copied = _marts_tables(pg, f"b_{version}_marts")
         assert len(copied) >= 15  # the build starts as a copy of the published version
@@ -144,9 +141,8 @@ def test_a_killed_refresh_leaves_the_marts_and_answers_read_one_version_during_p
         reader.join(timeout=300)
     finally:
         _kill(refreshing)
-    print(
-        f"refresh after the kill: {time.perf_counter() - started:.1f} s, {len(renders)} answers rendered meanwhile"
-    )
+    elapsed = time.perf_counter() - started
+    print(f"refresh after the kill: {elapsed:.1f} s, {len(renders)} answers rendered meanwhile")
     assert refreshing.returncode == 0, output[-5000:]
     assert not reader.is_alive()
 

@@ -58,7 +58,7 @@ def payroll_identities(landing: Path) -> tuple[set[str], set[str]]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
         header = lines[0].split(";")
         for line in lines[1:]:
-            row = dict(zip(header, line.split(";")))
+            row = dict(zip(header, line.split(";"), strict=True))
             numbers.add(row["medarbejdernr"])
             names.add(row["navn"])
     return numbers, names

@@ -23,7 +23,7 @@ import psycopg2
 import pytest
 
 from leak_scan import amount_forms, files_under, find_leaks
-from pg_server import PgServer, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse.pg_raw import copy_raw_to_postgres
 from slf_warehouse.quality.checkpoint import run_quality_checks
 from slf_warehouse.quality.gate import QualityGateRefused
@@ -239,10 +239,9 @@ def test_the_run_history_is_in_the_shared_audit_schema(pg, passed) -> None:
         query(
             server,
             """select 'run_files', count(*) from audit.run_files where run_id = 'run-pg'
-                                   union all select 'dbt_results', count(*) from audit.dbt_results
-                                   where run_id = 'run-pg'
-                                   union all select 'expectation_results', count(*) from audit.expectation_results
-                                   where run_id = 'run-pg'""",
+               union all select 'dbt_results', count(*) from audit.dbt_results where run_id = 'run-pg'
+               union all select 'expectation_results', count(*) from audit.expectation_results
+               where run_id = 'run-pg'""",
         )
     )
     assert counts["run_files"] == query(server, "select count(*) from audit.load_manifest")[0][0]
@@ -320,7 +319,7 @@ def test_the_gate_refuses_apmf_money_on_salaries(pg, passed, tmp_path: Path) -> 
     query(
         server,
         """insert into raw.posteringer select * from raw.posteringer
-                     where projekt = 'SLF' and left(art, 1) = '1' order by _source_file, _source_line limit 1""",
+           where projekt = 'SLF' and left(art, 1) = '1' order by _source_file, _source_line limit 1""",
     )
     query(
         server,
@@ -334,7 +333,9 @@ def test_the_gate_refuses_apmf_money_on_salaries(pg, passed, tmp_path: Path) -> 
             "run-apmf",
             """
             UPDATE marts.fct_programme_postings SET funding_source = 'APMF'
-            WHERE posting_id = (SELECT min(posting_id) FROM marts.fct_programme_postings WHERE main_type = 1)""",
+            WHERE posting_id = (
+                SELECT min(posting_id) FROM marts.fct_programme_postings WHERE main_type = 1
+            )""",
         )
         with pytest.raises(QualityGateRefused) as refused:
             check_build(target, quality, "run-apmf")

@@ -36,8 +36,9 @@ INSERT INTO raw.loen SELECT person, 20000, period, 'loen_' || period || '.csv', 
 CREATE TABLE marts.fct_programme_postings AS
     SELECT _source_file || ':' || _source_line AS posting_id, bilagsnr AS voucher_no,
            CAST(_period || '-01' AS DATE) AS posting_month, CAST(left(_period, 4) AS INTEGER) AS budget_year,
-           art AS economic_type, CAST(left(art, 1) AS INTEGER) AS main_type, finansieringskilde AS funding_source,
-           beloeb AS amount_dkk, CASE WHEN beloeb < 0 THEN 'income' ELSE 'expense' END AS flow,
+           art AS economic_type, CAST(left(art, 1) AS INTEGER) AS main_type,
+           finansieringskilde AS funding_source, beloeb AS amount_dkk,
+           CASE WHEN beloeb < 0 THEN 'income' ELSE 'expense' END AS flow,
            _source_file AS source_file, _source_line AS source_line
     FROM raw.posteringer WHERE projekt = 'SLF';
 CREATE TABLE marts.fct_payroll AS
@@ -52,8 +53,9 @@ REBUILD_MARTS = """
 CREATE OR REPLACE TABLE marts.fct_programme_postings AS
     SELECT _source_file || ':' || _source_line AS posting_id, bilagsnr AS voucher_no,
            CAST(_period || '-01' AS DATE) AS posting_month, CAST(left(_period, 4) AS INTEGER) AS budget_year,
-           art AS economic_type, CAST(left(art, 1) AS INTEGER) AS main_type, finansieringskilde AS funding_source,
-           beloeb AS amount_dkk, CASE WHEN beloeb < 0 THEN 'income' ELSE 'expense' END AS flow,
+           art AS economic_type, CAST(left(art, 1) AS INTEGER) AS main_type,
+           finansieringskilde AS funding_source, beloeb AS amount_dkk,
+           CASE WHEN beloeb < 0 THEN 'income' ELSE 'expense' END AS flow,
            _source_file AS source_file, _source_line AS source_line
     FROM raw.posteringer WHERE projekt = 'SLF';
 CREATE OR REPLACE TABLE marts.fct_payroll AS
@@ -63,8 +65,8 @@ CREATE OR REPLACE TABLE marts.fct_payroll AS
 
 
 def make_warehouse(path: Path, *changes: str) -> Path:
-    """A warehouse with two months of a tiny programme (five people) that reconciles; `changes` (SQL) break it,
-    and the two fact tables are rebuilt from raw afterwards."""
+    """A warehouse with two months of a tiny programme (five people) that reconciles; `changes` (SQL)
+    break it, and the two fact tables are rebuilt from raw afterwards."""
     with duckdb.connect(str(path)) as con:
         con.execute(BASELINE)
         for sql in changes:

@@ -25,7 +25,7 @@ import pytest
 from psycopg2 import errors, sql
 from psycopg2.extensions import make_dsn
 
-from pg_server import PgServer, dbt_build, failed_dbt_nodes, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, dbt_build, failed_dbt_nodes, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from slf_warehouse.sample_data import SampleConfig
 from slf_warehouse.warehouse_pg import (
     KEEP_VERSIONS,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = 
             )
             for name, selector in LAYERS
         ]
-        for upstream, downstream in zip(tasks, tasks[1:]):
+        for upstream, downstream in pairwise(tasks):
             upstream >> downstream
         return tasks
     watcher = mode == "watcher"

@@ -14,6 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 # FAB with approvals assigned by login (auth_manager.py)
@@ -183,59 +184,66 @@ def _sync_roles_and_users(users: list[UserSpec]) -> list[str]:
     """Idempotent: the project's roles get exactly their permissions, each listed user exactly its role
     (password reset only when it changed); users no longer listed are deactivated."""
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-    from werkzeug.security import check_password_hash
 
     done = []
     with get_application_builder() as appbuilder:
         sm = appbuilder.sm
         sm.sync_roles()  # FAB's own roles and the global permissions
         for role_name, wanted in role_permissions().items():
-            role = sm.add_role(role_name)
-            wanted_set = set(wanted)
-            for action, resource in sorted(wanted_set):
-                permission = sm.create_permission(action, resource)
-                if permission not in role.permissions:
-                    sm.add_permission_to_role(role, permission)
-            for permission in list(role.permissions):
-                if (permission.action.name, permission.resource.name) not in wanted_set:
-                    sm.remove_permission_from_role(role, permission)
-            done.append(f"role {role_name}: {len(wanted_set)} permissions")
-        listed = {u.username for u in users}
+            done.append(_sync_role(sm, role_name, set(wanted)))
         for spec in users:
-            role = sm.find_role(spec.role)
-            user = sm.find_user(username=spec.username)
-            if user is None:
-                sm.add_user(
-                    spec.username,
-                    spec.username,
-                    spec.role,
-                    f"{spec.username}@users.invalid",
-                    role,
-                    password=spec.password,
-                )
-                done.append(f"user {spec.username}: created ({spec.role})")
-                continue
-            changed = []
-            if [r.name for r in user.roles] != [spec.role]:
-                user.roles = [role]
-                changed.append("role")
-            if not user.active:
-                user.active = True
-                changed.append("reactivated")
-            if changed:
-                sm.update_user(user)
-            if not check_password_hash(user.password, spec.password):
-                sm.reset_password(user.id, spec.password)
-                changed.append("password")
-            done.append(
-                f"user {spec.username}: " + (", ".join(changed) + " updated" if changed else "unchanged")
-            )
+            done.append(_sync_user(sm, spec))
+        listed = {u.username for u in users}
         for user in sm.get_all_users():
             if user.username not in listed and user.active:
                 user.active = False
                 sm.update_user(user)
                 done.append(f"user {user.username}: deactivated (no longer in the users file)")
     return done
+
+
+def _sync_role(sm: Any, role_name: str, wanted: set[tuple[str, str]]) -> str:
+    """The role with exactly the `wanted` (action, resource) permissions (FAB security manager `sm`)."""
+    role = sm.add_role(role_name)
+    for action, resource in sorted(wanted):
+        permission = sm.create_permission(action, resource)
+        if permission not in role.permissions:
+            sm.add_permission_to_role(role, permission)
+    for permission in list(role.permissions):
+        if (permission.action.name, permission.resource.name) not in wanted:
+            sm.remove_permission_from_role(role, permission)
+    return f"role {role_name}: {len(wanted)} permissions"
+
+
+def _sync_user(sm: Any, spec: UserSpec) -> str:
+    """A listed user: created, or given its role, reactivated and its password reset where they differ."""
+    from werkzeug.security import check_password_hash
+
+    role = sm.find_role(spec.role)
+    user = sm.find_user(username=spec.username)
+    if user is None:
+        sm.add_user(
+            spec.username,
+            spec.username,
+            spec.role,
+            f"{spec.username}@users.invalid",
+            role,
+            password=spec.password,
+        )
+        return f"user {spec.username}: created ({spec.role})"
+    changed = []
+    if [r.name for r in user.roles] != [spec.role]:
+        user.roles = [role]
+        changed.append("role")
+    if not user.active:
+        user.active = True
+        changed.append("reactivated")
+    if changed:
+        sm.update_user(user)
+    if not check_password_hash(user.password, spec.password):
+        sm.reset_password(user.id, spec.password)
+        changed.append("password")
+    return f"user {spec.username}: " + (", ".join(changed) + " updated" if changed else "unchanged")
 
 
 def _role_names() -> list[str]:

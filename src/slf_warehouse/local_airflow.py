@@ -63,7 +63,11 @@ def run_components(env: dict[str, str]) -> int:
                 p.wait(timeout=5)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    failed = [" ".join(a) for a, p in zip(COMPONENTS, procs) if p.returncode not in (0, -signal.SIGTERM)]
+    failed = [
+        " ".join(a)
+        for a, p in zip(COMPONENTS, procs, strict=True)
+        if p.returncode not in (0, -signal.SIGTERM)
+    ]
     if failed and not stopping:
         print(f"slf airflow: stopped because {', '.join(failed)} ended", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ The watcher side writes one JSON line per change to a file descriptor (``PROGRES
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -327,10 +328,8 @@ class TaskStateWatcher:
         self._close()
 
     def _close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the reader is gone: what was buffered has nowhere to go
             self.out.close()
-        except OSError:  # the reader is gone: what was buffered has nowhere to go
-            pass
 
     def publish(self) -> None:
         from sqlalchemy.exc import SQLAlchemyError

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -192,7 +193,7 @@ def build_allocations(cfg: SampleConfig) -> list[Allocation]:
     periods = _budget_periods(cfg)
     month_weights = [Decimal(len(_months(a, b))) for a, b in periods]
     non_apmf = Decimal(cfg.total_allocated_kr - cfg.apmf_kr)
-    source_totals = dict(zip(NON_APMF_SHARES, _split(non_apmf, list(NON_APMF_SHARES.values()))))
+    source_totals = dict(zip(NON_APMF_SHARES, _split(non_apmf, list(NON_APMF_SHARES.values())), strict=True))
     source_totals = {k: Decimal(round(v, -3)) for k, v in source_totals.items()}
     source_totals["PULJE"] += non_apmf - sum(source_totals.values())
     source_totals[APMF] = Decimal(cfg.apmf_kr)
@@ -205,7 +206,7 @@ def build_allocations(cfg: SampleConfig) -> list[Allocation]:
     }
     allocations: list[Allocation] = []
     for source, total in source_totals.items():
-        for (start, end), amount in zip(periods, _split(total, month_weights)):
+        for (start, end), amount in zip(periods, _split(total, month_weights), strict=True):
             n = len(allocations) + 1
             decided = date(start.year - 1, 12, 10) if start.month == 1 else start - timedelta(days=20)
             allocations.append(
@@ -435,55 +436,82 @@ def build_postings(
     shares = _source_shares_by_year(allocations, cfg)
     months = _months(cfg.window_start, cfg.window_end)
     postings: dict[date, list[Posting]] = {m: [] for m in months}
+    # One voucher series for the whole export, drawn in this order: salaries and donations month by
+    # month, then the activities, then ordinary operations (the sample must come out the same).
     voucher = iter(range(510_000, 100_000_000, 3))
     pay_totals: dict[tuple[date, str], Decimal] = {}
     for p in payroll:
         art = "1.5" if p.kind == "pension" else "1.1"
         pay_totals[(p.month, art)] = pay_totals.get((p.month, art), Decimal(0)) + p.amount
-
     for month in months:
-        month_lines = postings[month]
-        pay_day = _month_end(month) - timedelta(days=1)
-        # Programme salaries: one voucher, split over the non-APMF sources as allocated that year.
-        year_shares = shares[month.year]
-        for art in ("1.1", "1.5"):
-            total = pay_totals.get((month, art), Decimal(0))
-            v = f"{next(voucher)}"
-            for source, part in zip(year_shares, _split(total, list(year_shares.values()))):
-                month_lines.append(
-                    Posting(
-                        v,
-                        pay_day,
-                        "6.45.51",
-                        art,
-                        slf_cc,
-                        "SLF",
-                        "",
-                        source,
-                        part,
-                        f"Løn {month.strftime('%m-%Y')} SLF",
-                    )
-                )
-        # The donation arrives as income (negative) in the month its tranche starts.
-        for a in allocations:
-            if a.source == APMF and a.period_from.replace(day=1) == month:
-                month_lines.append(
-                    Posting(
-                        f"{next(voucher)}",
-                        month + timedelta(days=14),
-                        "6.45.51",
-                        "7.9",
-                        slf_cc,
-                        "SLF",
-                        "",
-                        APMF,
-                        -a.amount,
-                        "Indbetaling donation A.P. Møller Fonden",
-                    )
-                )
-        postings[month] = month_lines
+        postings[month].extend(_salary_postings(month, shares[month.year], pay_totals, voucher, slf_cc))
+        postings[month].extend(_donation_postings(month, allocations, voucher, slf_cc))
+    for posting in _activity_postings(allocations, activities, voucher, slf_cc):
+        postings[posting.posted.replace(day=1)].append(posting)
+    for month in months:
+        postings[month].extend(_operations_postings(cfg, rng, month, other_units, voucher))
+    for month in months:
+        postings[month].sort(key=lambda p: (p.posted, p.voucher))
+    return postings
 
-    # Competence activities are paid by the donation: venue and food, booked in the month held.
+
+def _salary_postings(
+    month: date,
+    year_shares: dict[str, Decimal],
+    pay_totals: dict[tuple[date, str], Decimal],
+    voucher: Iterator[int],
+    slf_cc: str,
+) -> list[Posting]:
+    """Programme salaries: one voucher per art, split over the non-APMF sources as allocated that year."""
+    pay_day = _month_end(month) - timedelta(days=1)
+    lines = []
+    for art in ("1.1", "1.5"):
+        total = pay_totals.get((month, art), Decimal(0))
+        v = f"{next(voucher)}"
+        for source, part in zip(year_shares, _split(total, list(year_shares.values())), strict=True):
+            lines.append(
+                Posting(
+                    v,
+                    pay_day,
+                    "6.45.51",
+                    art,
+                    slf_cc,
+                    "SLF",
+                    "",
+                    source,
+                    part,
+                    f"Løn {month.strftime('%m-%Y')} SLF",
+                )
+            )
+    return lines
+
+
+def _donation_postings(
+    month: date, allocations: list[Allocation], voucher: Iterator[int], slf_cc: str
+) -> list[Posting]:
+    """The donation arrives as income (negative) in the month its tranche starts."""
+    return [
+        Posting(
+            f"{next(voucher)}",
+            month + timedelta(days=14),
+            "6.45.51",
+            "7.9",
+            slf_cc,
+            "SLF",
+            "",
+            APMF,
+            -a.amount,
+            "Indbetaling donation A.P. Møller Fonden",
+        )
+        for a in allocations
+        if a.source == APMF and a.period_from.replace(day=1) == month
+    ]
+
+
+def _activity_postings(
+    allocations: list[Allocation], activities: list[Activity], voucher: Iterator[int], slf_cc: str
+) -> list[Posting]:
+    """Competence activities are paid by the donation: venue and food, booked on the day held."""
     apmf_by_year: dict[int, Decimal] = {}
     for a in allocations:
         if a.source == APMF:
@@ -491,75 +519,60 @@ def build_postings(
     per_year: dict[int, list[Activity]] = {}
     for act in activities:
         per_year.setdefault(act.held_on.year, []).append(act)
+    lines = []
     for year, acts in per_year.items():
         budget = apmf_by_year.get(year, Decimal(0)) * Decimal("0.62")
         weights = [Decimal(a.participants + 40) for a in acts]
-        for act, cost in zip(acts, _split(budget, weights)):
+        for act, cost in zip(acts, _split(budget, weights), strict=True):
             function = "5.25.10" if act.target_group == "ressourcepersoner" else "3.22.01"
             v = f"{next(voucher)}"
             venue, food = _split(cost, [Decimal(7), Decimal(3)])
-            month = act.held_on.replace(day=1)
-            postings[month].append(
-                Posting(
-                    v,
-                    act.held_on,
-                    function,
-                    "4.0",
-                    slf_cc,
-                    "SLF",
-                    act.activity_id,
-                    APMF,
-                    venue,
-                    f"Lokaler og oplægsholder, {act.title}",
+            for art, amount, text in (
+                ("4.0", venue, f"Lokaler og oplægsholder, {act.title}"),
+                ("2.2", food, "Forplejning – kaffe, frokost"),
+            ):
+                lines.append(
+                    Posting(v, act.held_on, function, art, slf_cc, "SLF", act.activity_id, APMF, amount, text)
                 )
-            )
-            postings[month].append(
-                Posting(
-                    v,
-                    act.held_on,
-                    function,
-                    "2.2",
-                    slf_cc,
-                    "SLF",
-                    act.activity_id,
-                    APMF,
-                    food,
-                    "Forplejning – kaffe, frokost",
-                )
-            )
+    return lines
 
-    # Børn og Unge's ordinary operations on the same export: outside the programme.
-    for month in months:
-        for k in range(cfg.non_programme_lines_per_month):
-            unit = other_units[rng.randrange(len(other_units))]
-            function = {"skole": "3.22.01", "dagtilbud": "5.25.14", "fritidstilbud": "3.22.05"}.get(
-                unit.unit_type, "6.45.51"
+
+# Børn og Unge's ordinary operations: function by unit type, and the five kinds of line in turn.
+_OPERATIONS_FUNCTION = {"skole": "3.22.01", "dagtilbud": "5.25.14", "fritidstilbud": "3.22.05"}
+_OPERATIONS_LINES = [
+    ("2.9", 1, "Undervisningsmaterialer"),
+    ("4.0", 1, "Rengøring, faktura"),
+    ("1.1", 1, "Løn vikarer"),
+    ("7.2", -1, "Forældrebetaling – egenbetaling"),
+    ("2.2", 1, "Fødevarer – køkken"),
+]
+
+
+def _operations_postings(
+    cfg: SampleConfig, rng: random.Random, month: date, other_units: list[Unit], voucher: Iterator[int]
+) -> list[Posting]:
+    """Børn og Unge's ordinary operations on the same export: outside the programme."""
+    lines = []
+    for k in range(cfg.non_programme_lines_per_month):
+        unit = other_units[rng.randrange(len(other_units))]
+        function = _OPERATIONS_FUNCTION.get(unit.unit_type, "6.45.51")
+        art, sign, text = _OPERATIONS_LINES[k % 5]
+        amount = _kr(sign * rng.uniform(800, 240_000))
+        lines.append(
+            Posting(
+                f"{next(voucher)}",
+                month + timedelta(days=rng.randrange(27)),
+                function,
+                art,
+                unit.cost_centre,
+                "DRIFT" if k % 4 else "",
+                "",
+                "",
+                amount,
+                f"{text}, {unit.name}",
             )
-            art, sign, text = [
-                ("2.9", 1, "Undervisningsmaterialer"),
-                ("4.0", 1, "Rengøring, faktura"),
-                ("1.1", 1, "Løn vikarer"),
-                ("7.2", -1, "Forældrebetaling – egenbetaling"),
-                ("2.2", 1, "Fødevarer – køkken"),
-            ][k % 5]
-            amount = _kr(sign * rng.uniform(800, 240_000))
-            postings[month].append(
-                Posting(
-                    f"{next(voucher)}",
-                    month + timedelta(days=rng.randrange(27)),
-                    function,
-                    art,
-                    unit.cost_centre,
-                    "DRIFT" if k % 4 else "",
-                    "",
-                    "",
-                    amount,
-                    f"{text}, {unit.name}",
-                )
-            )
-    for month in months:
-        postings[month].sort(key=lambda p: (p.posted, p.voucher))
-    return postings
+        )
+    return lines
 
 
 # --- social-capital survey -----------------------------------------------------------------------

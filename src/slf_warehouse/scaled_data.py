@@ -18,6 +18,15 @@ from slf_warehouse.sample_data import SampleConfig, write_sample_data
 
 LEDGER_LINES_PER_SCALE = 1_000
 STAFF_PER_SCALE = 140
+# The function (funktion) the bulk ledger lines of a unit are posted on, by unit type.
+FUNCTION_BY_UNIT_TYPE = {"skole": "3.22.01", "dagtilbud": "5.25.14"}
+OTHER_UNITS_FUNCTION = "3.22.05"
+# One payroll line's amount (SQL, over person `e` and line `kind`): the payroll files' lines and
+# the programme's salary postings that must match them are computed from the same expression.
+_PAY_AMOUNT = (
+    "CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200 "
+    "ELSE (31000 + (hash(e) % 9000)) * 0.171 END"
+)
 
 
 def _dk(expr: str) -> str:
@@ -44,13 +53,13 @@ def write_scaled_sample(out: Path, scale: int) -> dict[str, int]:
     ledger_per_month = LEDGER_LINES_PER_SCALE * (scale - 1)
     staff = STAFF_PER_SCALE * (scale - 1)
     con = duckdb.connect()
-    con.execute(
-        "CREATE TABLE cc AS SELECT row_number() OVER () - 1 AS idx, * FROM (VALUES "
-        + ", ".join(
-            f"('{u['omkostningssted']}', '{ {'skole': '3.22.01', 'dagtilbud': '5.25.14'}.get(u['enhedstype'], '3.22.05') }')"
-            for u in units
-        )
-        + ") t(cost_centre, function)"
+    con.execute("CREATE TABLE cc (idx INTEGER, cost_centre VARCHAR, function VARCHAR)")
+    con.executemany(
+        "INSERT INTO cc VALUES (?, ?, ?)",
+        [
+            (i, u["omkostningssted"], FUNCTION_BY_UNIT_TYPE.get(u["enhedstype"], OTHER_UNITS_FUNCTION))
+            for i, u in enumerate(units)
+        ],
     )
     n_cc = len(units)
     extra_ledger = extra_payroll = 0
@@ -62,41 +71,37 @@ def write_scaled_sample(out: Path, scale: int) -> dict[str, int]:
         con.execute(f"""
             COPY (
               SELECT lpad((300000 + e)::VARCHAR, 6, '0'), 'Medarbejder ' || e, 'Paedagog', 'laeringspartner',
-                     '1,0000', '{month}', kind,
-                     {
-            _dk(
-                "CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200 "
-                "ELSE (31000 + (hash(e) % 9000)) * 0.171 END"
-            )
-        },
-                     '{slf_cost_centre}'
+                     '1,0000', '{month}', kind, {_dk(_PAY_AMOUNT)}, '{slf_cost_centre}'
               FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind)
               ORDER BY e, kind
             ) TO '{tmp}' (HEADER false, DELIMITER ';', QUOTE '"')""")
         _append(out / "loen" / f"loen_{month}.csv", tmp, crlf=True)
         extra_payroll += staff * 3
-        totals = con.execute(f"""
+        salaries, pensions = con.execute(f"""
             SELECT sum(CASE WHEN kind <> 'pension' THEN amount END)::DECIMAL(18, 2),
                    sum(CASE WHEN kind = 'pension' THEN amount END)::DECIMAL(18, 2)
-            FROM (SELECT kind, (CASE kind WHEN 'grundloen' THEN 31000 + (hash(e) % 9000) WHEN 'tillaeg' THEN 1200
-                               ELSE (31000 + (hash(e) % 9000)) * 0.171 END)::DECIMAL(18, 2) AS amount
-                  FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind))""").fetchall()[
-            0
-        ]
+            FROM (SELECT kind, ({_PAY_AMOUNT})::DECIMAL(18, 2) AS amount
+                  FROM range({staff}) s(e), (VALUES ('grundloen'), ('tillaeg'), ('pension')) k(kind))
+        """).fetchall()[0]
+        pay_day = f"strftime(last_day(DATE '{month}-01') - 1, '%d-%m-%Y')"
+        operations_amount = _dk(
+            f"(CASE WHEN i % 5 = 3 THEN -1 ELSE 1 END) * (800 + hash(i + {seed}) % 23920000 / 100)"
+        )
         # Their salaries in the ledger (so ledger salaries still equal payroll), then operations.
         con.execute(f"""
             COPY (
               SELECT * FROM (VALUES
-                ('9{m_index:03d}001', strftime(last_day(DATE '{month}-01') - 1, '%d-%m-%Y'), '6.45.51', '1', '1.1',
-                 '{slf_cost_centre}', 'SLF', '', 'OPSPARING', {_dk(str(totals[0]))}, 'Loen oevrige ansatte'),
-                ('9{m_index:03d}002', strftime(last_day(DATE '{month}-01') - 1, '%d-%m-%Y'), '6.45.51', '1', '1.5',
-                 '{slf_cost_centre}', 'SLF', '', 'OPSPARING', {_dk(str(totals[1]))}, 'Pension oevrige ansatte'))
+                ('9{m_index:03d}001', {pay_day}, '6.45.51', '1', '1.1',
+                 '{slf_cost_centre}', 'SLF', '', 'OPSPARING', {_dk(str(salaries))}, 'Loen oevrige ansatte'),
+                ('9{m_index:03d}002', {pay_day}, '6.45.51', '1', '1.5',
+                 '{slf_cost_centre}', 'SLF', '', 'OPSPARING', {_dk(str(pensions))},
+                 'Pension oevrige ansatte'))
               UNION ALL
               SELECT (20000000 + {seed} + i)::VARCHAR,
                      strftime(DATE '{month}-01' + (i % 28)::INTEGER, '%d-%m-%Y'), cc.function, '1',
                      ['2.9', '4.0', '1.1', '7.2', '2.2'][i % 5 + 1], cc.cost_centre,
                      CASE WHEN i % 4 = 0 THEN '' ELSE 'DRIFT' END, '', '',
-                     {_dk("(CASE WHEN i % 5 = 3 THEN -1 ELSE 1 END) * (800 + hash(i + " + str(seed) + ") % 23920000 / 100)")},
+                     {operations_amount},
                      'Drift, bilag ' || i
               FROM range({ledger_per_month}) t(i) JOIN cc ON cc.idx = i % {n_cc}
             ) TO '{tmp}' (HEADER false, DELIMITER ';', QUOTE '"')""")

@@ -3,11 +3,12 @@
 The PostgreSQL counterpart of ``warehouse.py``'s file store (same shape: ``new_build`` / ``publish``
 / ``published`` / ``prune``, the same ``KEEP_VERSIONS``):
 
-- A build is a version ``<UTC time to the microsecond>_<random>`` whose dbt nodes land in schemas ``b_<version>_<layer>``
-  (``b_<version>_staging``, ``_intermediate``, ``_marts``, ``_snapshots``): dbt reads the prefix from
-  ``SLF_DBT_BUILD_SCHEMA_PREFIX`` (``PgBuild.dbt_env()``; ``macros/generate_schema_name.sql``).
-  ``new_build`` first copies every table of the published version into the build's schemas, as the
-  file store copies the published file, so snapshot history and the incremental models carry on.
+- A build is a version ``<UTC time to the microsecond>_<random>`` whose dbt nodes land in schemas
+  ``b_<version>_<layer>`` (``b_<version>_staging``, ``_intermediate``, ``_marts``, ``_snapshots``):
+  dbt reads the prefix from ``SLF_DBT_BUILD_SCHEMA_PREFIX`` (``PgBuild.dbt_env()``;
+  ``macros/generate_schema_name.sql``). ``new_build`` first copies every table of the published
+  version into the build's schemas, as the file store copies the published file, so snapshot history
+  and the incremental models carry on.
 - Readers use one stable schema, ``marts``, of views: ``marts.<mart>`` is ``select * from
   b_<published version>_marts.<mart>``. ``publish`` repoints all of them in ONE transaction, after
   taking an ACCESS EXCLUSIVE lock on every view. A reader's statement or transaction holds ACCESS
@@ -271,7 +272,8 @@ class PgWarehouseStore:
                 kept as (select version from {registry} where published_at is not null and dropped_at is null
                          order by published_at desc, version desc limit %s)
                 select r.version from {registry} as r
-                where r.dropped_at is null and not r.is_current and r.version not in (select version from kept)
+                where r.dropped_at is null and not r.is_current
+                  and r.version not in (select version from kept)
                   and (r.published_at is not null or r.created_at < (select created_at from current))
                 order by r.created_at""").format(registry=self._registry()),
                 (self.keep,),
@@ -290,7 +292,21 @@ class PgWarehouseStore:
     # --- the switch -------------------------------------------------------------------------------
 
     def _switch(self, cur, build: PgBuild) -> None:
-        registry, stable = self._registry(), self.published_schema
+        """In the caller's transaction: check that `build` may be published, point the stable
+        schema's views at its marts, re-grant them, and mark it the current version."""
+        self._check_publishable(cur, build)
+        source = build.schema("marts")
+        marts = self._relations(cur, source)
+        if not marts:
+            raise ValueError(f"build {build.version} has nothing in schema {source!r} to publish")
+        self._repoint_views(cur, source, marts)
+        self._regrant_readers(cur)
+        self._mark_current(cur, build)
+
+    def _check_publishable(self, cur, build: PgBuild) -> None:
+        """Under the registry lock: `build` is registered, neither dropped nor published, and no
+        version started after it is already published (publishing it would undo that one)."""
+        registry = self._registry()
         cur.execute("select set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",))
         cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
         cur.execute(
@@ -314,11 +330,10 @@ class PgWarehouseStore:
                 f"build {build.version} started before the published version {newer[0]}; "
                 f"publishing it would undo that version"
             )
-        source = build.schema("marts")
-        marts = self._relations(cur, source)
-        if not marts:
-            raise ValueError(f"build {build.version} has nothing in schema {source!r} to publish")
 
+    def _repoint_views(self, cur, source: str, marts: dict[str, str]) -> None:
+        """One view in the stable schema per mart of `source`; views of marts gone are dropped."""
+        stable = self.published_schema
         cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(stable)))
         views = self._relations(cur, stable)
         if views:  # all at once, before anything changes: readers see the old views or the new ones
@@ -340,8 +355,11 @@ class PgWarehouseStore:
                 # the grants below, as a new mart does)
                 cur.execute(sql.SQL("drop view {}").format(view))
             cur.execute(sql.SQL("create or replace view {} as select * from {}").format(view, target))
-        # Re-grant to every role that reads the stable schema (default privileges cover new views
-        # created by the role that set them; this covers views created by any other role)
+
+    def _regrant_readers(self, cur) -> None:
+        """Re-grant to every role that reads the stable schema (default privileges cover new views
+        created by the role that set them; this covers views created by any other role)."""
+        stable = self.published_schema
         cur.execute(
             """select distinct r.rolname
                        from pg_namespace as n cross join aclexplode(n.nspacl) as a
@@ -355,6 +373,9 @@ class PgWarehouseStore:
                     sql.Identifier(stable), sql.Identifier(role)
                 )
             )
+
+    def _mark_current(self, cur, build: PgBuild) -> None:
+        registry, stable = self._registry(), self.published_schema
         cur.execute(sql.SQL("update {} set is_current = false where is_current").format(registry))
         cur.execute(
             sql.SQL(
@@ -466,9 +487,9 @@ class PgWarehouseStore:
 
     @contextmanager
     def _transaction(self) -> Iterator:
-        with self._connect() as con:
-            with con, con.cursor() as cur:  # commit on success, roll back on any error
-                yield cur
+        # `with con` commits on success and rolls back on any error; _connect() closes it
+        with self._connect() as con, con, con.cursor() as cur:
+            yield cur
 
 
 # --- the read-only role for analysts and BI tools ----------------------------------------------------

@@ -128,6 +128,15 @@ class FigureSpec:
     order: str = "value"  # table rows: "value" (largest first) or "group" (by the group columns)
 
     def __post_init__(self) -> None:
+        # in this order: the first problem of a declaration is the one reported
+        self._check_source()
+        self._check_measure()
+        self._check_grouping()
+        for f in self.filters:
+            self._check_filter(f)
+
+    def _check_source(self) -> None:
+        """The figure's name, and the mart and column it reads."""
         if not _IDENTIFIER.match(self.name):
             raise ValueError(f"figure name {self.name!r} is not a plain identifier")
         parts = self.mart.split(".")
@@ -136,6 +145,9 @@ class FigureSpec:
         for part in parts:
             _check_identifier(part, "mart", self.name)
         _check_identifier(self.column, "column", self.name)
+
+    def _check_measure(self) -> None:
+        """Aggregate, unit and format (the unit's first format when none is given)."""
         if self.aggregate not in AGGREGATES:
             raise ValueError(
                 f"figure {self.name!r}: aggregate {self.aggregate!r} not one of {sorted(AGGREGATES)}"
@@ -146,6 +158,9 @@ class FigureSpec:
             object.__setattr__(self, "format", UNITS[self.unit][0])
         if self.format not in UNITS[self.unit]:
             raise ValueError(f"figure {self.name!r}: format {self.format!r} not one of {UNITS[self.unit]}")
+
+    def _check_grouping(self) -> None:
+        """A table figure's group columns, their periods, and the row order."""
         if self.group_by and self.aggregate == "value":
             raise ValueError(f"figure {self.name!r}: a table figure needs an aggregate, not 'value'")
         for g in self.group_by:
@@ -157,20 +172,19 @@ class FigureSpec:
                 raise ValueError(f"figure {self.name!r}: period {period!r} not one of {sorted(PERIODS)}")
         if self.order not in ORDERS:
             raise ValueError(f"figure {self.name!r}: order {self.order!r} not one of {ORDERS}")
-        for f in self.filters:
-            _check_identifier(f.column, "filter column", self.name)
-            if f.op not in OPERATORS:
-                raise ValueError(f"figure {self.name!r}: operator {f.op!r} not one of {sorted(OPERATORS)}")
-            if (f.param is None) == (f.value is None):
-                raise ValueError(
-                    f"figure {self.name!r}: filter on {f.column} needs a value or a param, not both"
-                )
-            if f.param is not None and f.param not in PARAMETERS:
-                raise ValueError(
-                    f"figure {self.name!r}: unknown parameter {f.param!r} (known: {sorted(PARAMETERS)})"
-                )
-            if f.op in ("in", "not in") and not (isinstance(f.value, (list, tuple)) and f.value):
-                raise ValueError(f"figure {self.name!r}: operator {f.op!r} needs a non-empty list literal")
+
+    def _check_filter(self, f: Filter) -> None:
+        _check_identifier(f.column, "filter column", self.name)
+        if f.op not in OPERATORS:
+            raise ValueError(f"figure {self.name!r}: operator {f.op!r} not one of {sorted(OPERATORS)}")
+        if (f.param is None) == (f.value is None):
+            raise ValueError(f"figure {self.name!r}: filter on {f.column} needs a value or a param, not both")
+        if f.param is not None and f.param not in PARAMETERS:
+            raise ValueError(
+                f"figure {self.name!r}: unknown parameter {f.param!r} (known: {sorted(PARAMETERS)})"
+            )
+        if f.op in ("in", "not in") and not (isinstance(f.value, (list, tuple)) and f.value):
+            raise ValueError(f"figure {self.name!r}: operator {f.op!r} needs a non-empty list literal")
 
     @property
     def is_table(self) -> bool:
@@ -773,46 +787,14 @@ def build_query(
 ) -> tuple[str, list[Any]]:
     """The SQL text (identifiers only) and the list of values to bind, in order."""
     if catalog is not None:
-        columns = catalog.columns(spec.schema, spec.table)
-        if not columns:
-            raise FigureError(f"figure {spec.name!r}: table {spec.mart} does not exist in the warehouse")
-        needed = [spec.column, *spec.group_by, *(f.column for f in spec.filters)]
-        missing = [c for c in dict.fromkeys(needed) if c not in columns]
-        if missing:
-            raise FigureError(
-                f"figure {spec.name!r}: column(s) {', '.join(missing)} not in {spec.mart} "
-                f"(it has: {', '.join(columns)})"
-            )
-    col = _quote(spec.column)
-    select = AGGREGATES[spec.aggregate].format(col=col)
+        _check_columns(spec, catalog)
+    select = AGGREGATES[spec.aggregate].format(col=_quote(spec.column))
     where, bound = [], []
     for f in spec.filters:
-        if f.param is not None:
-            if f.param not in params:
-                raise FigureError(f"figure {spec.name!r}: parameter {f.param!r} was not supplied")
-            value = params[f.param]
-            expected = PARAMETERS[f.param]
-            if not isinstance(value, expected):
-                raise FigureError(
-                    f"figure {spec.name!r}: parameter {f.param!r} must be a {expected.__name__}"
-                )
-        else:
-            value = f.value
-        values = list(value) if f.op in ("in", "not in") else [value]
+        values = _filter_values(spec, f, params)
         if catalog is not None:
-            dtype = catalog.columns(spec.schema, spec.table)[f.column]
-            for v in values:
-                family = _family(v)
-                if family is None or not dtype.startswith(family):
-                    raise FigureError(
-                        f"figure {spec.name!r}: filter {f.describe()} compares column "
-                        f"{f.column} ({dtype}) with a {type(v).__name__}"
-                    )
-        op = OPERATORS[f.op]
-        if f.op in ("in", "not in"):
-            where.append(f"{_quote(f.column)} {op} ({', '.join('?' for _ in values)})")
-        else:
-            where.append(f"{_quote(f.column)} {op} ?")
+            _check_filter_types(spec, f, values, catalog)
+        where.append(_filter_sql(f, values))
         bound.extend(values)
     table = (
         catalog.relation(spec.schema, spec.table)
@@ -821,30 +803,82 @@ def build_query(
     )
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     if spec.group_by:
-        exprs = [_group_expression(spec, g) for g in spec.group_by]
-        groups = ", ".join(exprs)
-        if catalog is not None:
-            types = catalog.columns(spec.schema, spec.table)
-            order_exprs = [
-                e if spec.period_of(g) else catalog.group_order(e, types[g])
-                for e, g in zip(exprs, spec.group_by)
-            ]
-        else:
-            order_exprs = exprs
-        keys = ", ".join(f"{e} NULLS LAST" for e in order_exprs)
-        select_groups = ", ".join(
-            e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by)
-        )
-        order = f"value DESC, {keys}" if spec.order == "value" else keys
-        sql = (
-            f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {table}{where_sql} "
-            f"GROUP BY {groups} ORDER BY {order}"
-        )
+        sql = _grouped_sql(spec, select, f"{table}{where_sql}", catalog)
     elif spec.aggregate == "value":
         sql = f"SELECT {select} AS value FROM {table}{where_sql} LIMIT 2"
     else:
         sql = f"SELECT {select} AS value, count(*) AS n_rows FROM {table}{where_sql}"
     return sql, bound
+
+
+def _check_columns(spec: FigureSpec, catalog: _Catalog) -> None:
+    """The figure's table exists and has every column the figure reads, groups or filters by."""
+    columns = catalog.columns(spec.schema, spec.table)
+    if not columns:
+        raise FigureError(f"figure {spec.name!r}: table {spec.mart} does not exist in the warehouse")
+    needed = [spec.column, *spec.group_by, *(f.column for f in spec.filters)]
+    missing = [c for c in dict.fromkeys(needed) if c not in columns]
+    if missing:
+        raise FigureError(
+            f"figure {spec.name!r}: column(s) {', '.join(missing)} not in {spec.mart} "
+            f"(it has: {', '.join(columns)})"
+        )
+
+
+def _filter_values(spec: FigureSpec, f: Filter, params: dict[str, Any]) -> list[Any]:
+    """The values a filter binds: its literal, or the inquiry's parameter (supplied, of its type)."""
+    if f.param is not None:
+        if f.param not in params:
+            raise FigureError(f"figure {spec.name!r}: parameter {f.param!r} was not supplied")
+        value = params[f.param]
+        expected = PARAMETERS[f.param]
+        if not isinstance(value, expected):
+            raise FigureError(f"figure {spec.name!r}: parameter {f.param!r} must be a {expected.__name__}")
+    else:
+        value = f.value
+    return list(value) if f.op in ("in", "not in") else [value]
+
+
+def _check_filter_types(spec: FigureSpec, f: Filter, values: list[Any], catalog: _Catalog) -> None:
+    dtype = catalog.columns(spec.schema, spec.table)[f.column]
+    for v in values:
+        family = _family(v)
+        if family is None or not dtype.startswith(family):
+            raise FigureError(
+                f"figure {spec.name!r}: filter {f.describe()} compares column "
+                f"{f.column} ({dtype}) with a {type(v).__name__}"
+            )
+
+
+def _filter_sql(f: Filter, values: list[Any]) -> str:
+    op = OPERATORS[f.op]
+    if f.op in ("in", "not in"):
+        return f"{_quote(f.column)} {op} ({', '.join('?' for _ in values)})"
+    return f"{_quote(f.column)} {op} ?"
+
+
+def _grouped_sql(spec: FigureSpec, select: str, source: str, catalog: _Catalog | None) -> str:
+    """A table figure's query: one row per group, ordered by value or by the groups (text in
+    code-point order on every engine), empty groups last."""
+    exprs = [_group_expression(spec, g) for g in spec.group_by]
+    groups = ", ".join(exprs)
+    if catalog is not None:
+        types = catalog.columns(spec.schema, spec.table)
+        order_exprs = [
+            e if spec.period_of(g) else catalog.group_order(e, types[g])
+            for e, g in zip(exprs, spec.group_by, strict=True)
+        ]
+    else:
+        order_exprs = exprs
+    keys = ", ".join(f"{e} NULLS LAST" for e in order_exprs)
+    select_groups = ", ".join(
+        e if e == _quote(g) else f"{e} AS {_quote(g)}" for e, g in zip(exprs, spec.group_by, strict=True)
+    )
+    order = f"value DESC, {keys}" if spec.order == "value" else keys
+    return (
+        f"SELECT {select_groups}, {select} AS value, count(*) AS n_rows FROM {source} "
+        f"GROUP BY {groups} ORDER BY {order}"
+    )
 
 
 def _group_expression(spec: FigureSpec, column: str) -> str:
@@ -868,7 +902,7 @@ def evaluate(
         n_keys = len(spec.group_by)
         items = tuple(
             FigureRow(
-                dict(zip(spec.group_by, r[:n_keys])),
+                dict(zip(spec.group_by, r[:n_keys], strict=True)),
                 FigureValue(spec.name, r[n_keys], spec.unit, spec.format, int(r[n_keys + 1])),
             )
             for r in rows

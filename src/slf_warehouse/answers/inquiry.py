@@ -26,7 +26,7 @@ figures sidecar name the exact inquiry text the answer was made from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -39,7 +39,7 @@ from pydantic_core import ErrorDetails
 from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
 from slf_warehouse.answers.template_check import names_used, refused_constructs
-from slf_warehouse.answers.templating import HELPER_NAMES, answer_environment
+from slf_warehouse.answers.templating import HELPER_NAMES, AnswerSandbox, answer_environment
 from slf_warehouse.answers.workdays import ANSWER_WORKING_DAYS, answer_deadline
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -297,46 +297,12 @@ def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> It
     """Every problem in the questions' templates, tables and charts and in ``appendix_figures``, in
     file order (a valid ``Inquiry``, or anything with ``questions`` (``None`` for one that did not
     validate) and ``appendix_figures``); the figures used are appended to ``used``."""
-    from jinja2 import TemplateSyntaxError
-
     env = answer_environment()
     for i, q in enumerate(inquiry.questions):
         if q is None:
             continue
-        field = f"questions[{i}].answer (question {q.number})"
-        try:
-            ast = env.parse(q.answer)
-        except TemplateSyntaxError as e:
-            yield Problem(
-                _answer_line(text, i, e.lineno),
-                f"{_where(path, text, i, e.lineno)}: {field}: template error on line {e.lineno}: {e.message}",
-            )
-            ast = None  # nothing more to learn from this answer; its tables and charts are still checked
-        if ast is not None:
-            for refused in refused_constructs(ast):
-                yield Problem(
-                    _answer_line(text, i, refused.lineno),
-                    f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
-                    f"answer: {refused.message}",
-                )
-            names = names_used(ast, env.globals.keys())
-            unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
-            if unknown:
-                yield Problem(_answer_line(text, i, 1), f"{path}: {field}: {_unknown(unknown)}")
-            used.extend(n for n in names if n in FIGURES)
-        for kind, exhibits in (("tables", q.tables), ("charts", q.charts)):
-            for j, exhibit in enumerate(exhibits):
-                where = f"questions[{i}].{kind}[{j}] (question {q.number})"
-                line = yaml_line(text, ("questions", i, kind, j))
-                if exhibit.figure not in FIGURES:
-                    yield Problem(line, f"{path}: {where}: {_unknown([exhibit.figure])}")
-                    continue
-                try:
-                    check_exhibit(exhibit, FIGURES[exhibit.figure])
-                except ExhibitError as e:
-                    yield Problem(line, f"{path}: {where}: {e}")
-                    continue
-                used.append(exhibit.figure)
+        yield from _answer_problems(path, text, env, i, q, used)
+        yield from _exhibit_problems(path, text, i, q, used)
     for i, name in enumerate(inquiry.appendix_figures):
         if name not in FIGURES:
             yield Problem(
@@ -344,6 +310,56 @@ def content_problems(path: Path, text: str, inquiry: Any, used: list[str]) -> It
             )
             continue
         used.append(name)
+
+
+def _answer_problems(
+    path: Path, text: str, env: AnswerSandbox, i: int, q: Question, used: list[str]
+) -> Iterator[Problem]:
+    """Question ``i``'s answer template: its syntax, refused constructs and unknown names."""
+    from jinja2 import TemplateSyntaxError
+
+    field = f"questions[{i}].answer (question {q.number})"
+    try:
+        ast = env.parse(q.answer)
+    except TemplateSyntaxError as e:
+        # nothing more to learn from this answer; its tables and charts are still checked
+        yield Problem(
+            _answer_line(text, i, e.lineno),
+            f"{_where(path, text, i, e.lineno)}: {field}: template error on line {e.lineno}: {e.message}",
+        )
+        return
+    for refused in refused_constructs(ast):
+        yield Problem(
+            _answer_line(text, i, refused.lineno),
+            f"{_where(path, text, i, refused.lineno)}: {field}, line {refused.lineno} of the "
+            f"answer: {refused.message}",
+        )
+    names = names_used(ast, env.globals.keys())
+    unknown = [n for n in names if n not in FIGURES and n not in CONTEXT_NAMES]
+    if unknown:
+        yield Problem(_answer_line(text, i, 1), f"{path}: {field}: {_unknown(unknown)}")
+    used.extend(n for n in names if n in FIGURES)
+
+
+def _exhibit_problems(path: Path, text: str, i: int, q: Question, used: list[str]) -> Iterator[Problem]:
+    """Question ``i``'s tables and charts: a known figure each, that the exhibit can show."""
+    kinds: tuple[tuple[str, Sequence[TableSpec | ChartSpec]], ...] = (
+        ("tables", q.tables),
+        ("charts", q.charts),
+    )
+    for kind, exhibits in kinds:
+        for j, exhibit in enumerate(exhibits):
+            where = f"questions[{i}].{kind}[{j}] (question {q.number})"
+            line = yaml_line(text, ("questions", i, kind, j))
+            if exhibit.figure not in FIGURES:
+                yield Problem(line, f"{path}: {where}: {_unknown([exhibit.figure])}")
+                continue
+            try:
+                check_exhibit(exhibit, FIGURES[exhibit.figure])
+            except ExhibitError as e:
+                yield Problem(line, f"{path}: {where}: {e}")
+                continue
+            used.append(exhibit.figure)
 
 
 def _where(path: Path, text: str, index: int, template_line: int | None) -> str:

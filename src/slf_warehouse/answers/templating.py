@@ -221,34 +221,43 @@ _DOUBLE_STOP = re.compile(r"\b(kr|mio|mia)\.(</span>)?\.(?!\.)")
 
 def text_to_html(rendered: str) -> Markup:
     """Rendered answer text (already escaped) → <p> and <ul> blocks."""
-    html: list[str] = []
     rendered = _DOUBLE_STOP.sub(r"\1.\2", rendered)
+    html: list[str] = []
     for block in re.split(r"\n[ \t]*\n", rendered.strip()):
-        paragraph: list[str] = []
-        items: list[list[str]] = []
-
-        def flush_paragraph() -> None:
-            if paragraph:
-                html.append("<p>" + " ".join(paragraph) + "</p>")
-                paragraph.clear()
-
-        def flush_items() -> None:
-            if items:
-                html.append("<ul>" + "".join("<li>" + " ".join(i) + "</li>" for i in items) + "</ul>")
-                items.clear()
-
-        for line in block.splitlines():
-            if not line.strip():
-                continue
-            bullet = _BULLET.match(line)
-            if bullet:
-                flush_paragraph()
-                items.append([bullet.group(1).strip()])
-            elif items and line[:1] in (" ", "\t"):
-                items[-1].append(line.strip())
-            else:
-                flush_items()
-                paragraph.append(line.strip())
-        flush_paragraph()
-        flush_items()
+        html.extend(_block_to_html(block))
     return Markup("\n".join(html))
+
+
+def _block_to_html(block: str) -> list[str]:
+    """One blank-line-separated block → its <p> and <ul> elements, in order: a bullet line starts a
+    list item, an indented line continues it, any other line belongs to the paragraph."""
+    html: list[str] = []
+    paragraph: list[str] = []
+    items: list[list[str]] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            _flush_paragraph(paragraph, html)
+            items.append([bullet.group(1).strip()])
+        elif items and line[:1] in (" ", "\t"):
+            items[-1].append(line.strip())
+        else:
+            _flush_items(items, html)
+            paragraph.append(line.strip())
+    _flush_paragraph(paragraph, html)
+    _flush_items(items, html)
+    return html
+
+
+def _flush_paragraph(paragraph: list[str], html: list[str]) -> None:
+    if paragraph:
+        html.append("<p>" + " ".join(paragraph) + "</p>")
+        paragraph.clear()
+
+
+def _flush_items(items: list[list[str]], html: list[str]) -> None:
+    if items:
+        html.append("<ul>" + "".join("<li>" + " ".join(i) + "</li>" for i in items) + "</ul>")
+        items.clear()

@@ -4,8 +4,8 @@ DuckDB can write stale heap memory into a database file: the unused tail of a co
 segment goes to disk as it was (duckdb/duckdb#23382, reported on 1.5.2 and still open; we pin
 2.0.0). A process that has read a payroll file holds names and employee numbers in that heap, so
 dropping the name column and hashing the number is not enough on its own: the writing process must
-never have read them. A child interpreter reads, validates and pseudonymises the file and hands the loader only
-the columns that are stored, as a Parquet file in the load's private temporary folder.
+never have read them. A child interpreter reads, validates and pseudonymises the file and hands the
+loader only the columns that are stored, as a Parquet file in the load's private temporary folder.
 
 The child is a plain Python interpreter running `serve`, speaking JSON lines over its pipes,
 not a multiprocessing pool: 'spawn' re-imports the caller's main module, which breaks any script

@@ -17,11 +17,10 @@ import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ContextManager
 
 from slf_warehouse.contract import SOURCES, SourceSpec
 from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
@@ -391,7 +390,7 @@ def ingest_source(
 
 def _personal_data_reader(
     spec: SourceSpec, files: list[Path], workers: int
-) -> ContextManager[apart.PersonalDataReader | None]:
+) -> AbstractContextManager[apart.PersonalDataReader | None]:
     if not (files and apart.holds_personal_data(spec)):
         return nullcontext()
     return apart.PersonalDataReader(workers)

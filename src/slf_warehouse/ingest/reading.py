@@ -417,15 +417,14 @@ def _unreadable(spec: SourceSpec, name: str, private: Path, header: list[str], e
     """DuckDB could not read the file: say on which line and why, without quoting the line."""
     m = re.search(r"Line: (\d+)", error)
     limit = limits_for(spec).max_line_bytes
-    if "Maximum line size" in error or not m:
-        if (line := _long_line(private, limit)) is not None:
-            return Issue(
-                name,
-                line,
-                None,
-                None,
-                f"the line is longer than {limit:,} bytes (this source's limit): refused".replace(",", "."),
-            )
+    if ("Maximum line size" in error or not m) and (line := _long_line(private, limit)) is not None:
+        return Issue(
+            name,
+            line,
+            None,
+            None,
+            f"the line is longer than {limit:,} bytes (this source's limit): refused".replace(",", "."),
+        )
     if not m and (line := _stray_carriage_return(private)) is not None:
         return Issue(
             name,
@@ -614,7 +613,7 @@ class _RowBatch:
 
     def add(self, line: int, cells: list[str | None]) -> int:
         self.lines.append(line)
-        for column, cell in zip(self.values, cells):
+        for column, cell in zip(self.values, cells, strict=True):
             column.append(cell)
         return len(self.lines)
 

@@ -61,7 +61,8 @@ def manifest_ddl(engine: Engine, catalog: str = "") -> str:
 
 
 def raw_ddl(spec: SourceSpec, engine: Engine, catalog: str = "") -> str:
-    return f"CREATE TABLE IF NOT EXISTS {catalog}raw.{spec.name} ({_definitions(raw_table_columns(spec), engine)})"
+    columns = _definitions(raw_table_columns(spec), engine)
+    return f"CREATE TABLE IF NOT EXISTS {catalog}raw.{spec.name} ({columns})"
 
 
 def create_statements(engine: Engine, catalog: str = "") -> list[str]:

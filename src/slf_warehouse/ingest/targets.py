@@ -21,6 +21,7 @@ CSV format tells them apart (as in pg_raw).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -332,10 +333,9 @@ class PostgresSession(RawSession):
     def _rollback(self) -> None:
         import psycopg2
 
-        try:
+        # a connection that is gone took its transaction with it: the server rolled it back
+        with contextlib.suppress(psycopg2.InterfaceError, psycopg2.OperationalError):
             self.pg.rollback()
-        except (psycopg2.InterfaceError, psycopg2.OperationalError):
-            pass  # the connection is gone, and with it the transaction: the server rolled it back
 
     def worker(self) -> PostgresSession:
         return PostgresSession(self.target, self.staging.cursor(), self.target.connect())

@@ -217,7 +217,7 @@ def _rule_issues(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[Iss
     # A source with personal data is checked in a process of its own, which hands back no value
     # (errors.without_values); the value is not even selected there.
     personal = staged.spec.personal_data
-    for rule, count in zip(rules, counts):
+    for rule, count in zip(rules, counts, strict=True):
         if not count:
             continue
         value_sql = "NULL" if personal else f'"{rule.column}"'

@@ -15,11 +15,11 @@ file or a PostgreSQL build), opened read-only.
   (metrics/util.py column_reflection_fallback), which sends every row of the batch to the client;
   for a table it asks the catalogue. The step itself reads only the view's columns (`LIMIT 0`) and
   row count. The connection string reaches GE through the environment variable GX_CONNECTION_ENV
-  (`${...}` in GE's config), so the password is never written into the GE project under out_dir. GE keeps a file-mode project under `out_dir/gx`
-(suites, validation definitions, checkpoints, the validation results of the last few runs) and
-builds Data Docs into `out_dir/data_docs/` (with a plain-HTML summary of the run on the index page, which
-works offline: see data_docs.py). The outcome is also written as plain JSON to
-`out_dir/quality_results.json`.
+  (`${...}` in GE's config), so the password is never written into the GE project under out_dir.
+GE keeps a file-mode project under `out_dir/gx` (suites, validation definitions, checkpoints, the
+validation results of the last few runs) and builds Data Docs into `out_dir/data_docs/` (with a
+plain-HTML summary of the run on the index page, which works offline: see data_docs.py). The outcome
+is also written as plain JSON to `out_dir/quality_results.json`.
 
 Personal data (suites.is_personal_suite: payroll and survey suites): GE is asked for counts only
 (result format BASIC with no unexpected values and no row ids), and what it returns is stripped
@@ -36,6 +36,7 @@ imports this package whenever it parses a DAG file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -303,10 +304,8 @@ def _forget(factory: Any, name: str) -> None:
     """Remove a stored suite / validation definition / checkpoint of this name, if there is one."""
     from great_expectations.exceptions import DataContextError
 
-    try:
+    with contextlib.suppress(DataContextError):
         factory.delete(name)
-    except DataContextError:
-        pass
 
 
 def _reset_project(ctx: Any, engine: str = "duckdb") -> Any:
@@ -382,21 +381,16 @@ def _plain(value: Any) -> Any:
         import pandas as pd
 
         value = pd.Timestamp(value)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()  # a date GE read as a midnight timestamp
+    if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    for kind in (bool, int, float):  # bool first: True is an int; subclasses (numpy's float64) to plain
+        if isinstance(value, kind):
+            return kind(value)
     if hasattr(value, "item"):  # numpy scalars
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             return _plain(value.item())
-        except (ValueError, TypeError):
-            pass
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -161,19 +161,8 @@ def load_suite(path: Path) -> SuiteSpec:
     meta = data.get("meta")
     if not isinstance(meta, dict):
         raise SuiteFileError(f"{path.name}: 'meta' with a 'batch_query' is required")
-    query = meta.get("batch_query")
-    if isinstance(query, list) and query and all(isinstance(line, str) for line in query):
-        query = "\n".join(query)
-    if not isinstance(query, str) or not query.strip():
-        raise SuiteFileError(
-            f"{path.name}: meta.batch_query must be a DuckDB query (a string or a list of lines)"
-        )
-    id_columns = meta.get("row_id_columns", [])
-    if not isinstance(id_columns, list) or not all(isinstance(c, str) and c for c in id_columns):
-        raise SuiteFileError(f"{path.name}: meta.row_id_columns must be a list of column names")
-    personal = sorted(c for c in id_columns if c.lower() in PERSONAL_DATA_COLUMNS)
-    if personal:
-        raise SuiteFileError(f"{path.name}: meta.row_id_columns names personal data ({', '.join(personal)})")
+    query = _batch_query(path, meta)
+    _check_row_id_columns(path, meta)
     expectations = data.get("expectations")
     if not isinstance(expectations, list) or not expectations:
         raise SuiteFileError(f"{path.name}: 'expectations' must be a non-empty list")
@@ -186,6 +175,28 @@ def load_suite(path: Path) -> SuiteSpec:
         meta={k: v for k, v in meta.items() if k != "batch_query"},
         notes=data.get("notes"),
     )
+
+
+def _batch_query(path: Path, meta: dict[str, Any]) -> str:
+    """meta.batch_query: a string, or a list of lines joined."""
+    query = meta.get("batch_query")
+    if isinstance(query, list) and query and all(isinstance(line, str) for line in query):
+        query = "\n".join(query)
+    if not isinstance(query, str) or not query.strip():
+        raise SuiteFileError(
+            f"{path.name}: meta.batch_query must be a DuckDB query (a string or a list of lines)"
+        )
+    return query
+
+
+def _check_row_id_columns(path: Path, meta: dict[str, Any]) -> None:
+    """meta.row_id_columns: column names, none of them personal data (they are shown with failures)."""
+    id_columns = meta.get("row_id_columns", [])
+    if not isinstance(id_columns, list) or not all(isinstance(c, str) and c for c in id_columns):
+        raise SuiteFileError(f"{path.name}: meta.row_id_columns must be a list of column names")
+    personal = sorted(c for c in id_columns if c.lower() in PERSONAL_DATA_COLUMNS)
+    if personal:
+        raise SuiteFileError(f"{path.name}: meta.row_id_columns names personal data ({', '.join(personal)})")
 
 
 def load_suites(suites_dir: Path, names: Sequence[str] | None = None) -> list[SuiteSpec]:

@@ -15,12 +15,12 @@ comments are left as they are; values are only ever bound parameters.
 
 Which schemas a PostgreSQL build owns: dbt's layers (staging, intermediate, marts, snapshots) are
 the build's own (``PgBuild.schema(layer)``), and so is ``b_<version>_quality``, where the quality
-step puts one view per suite for Great Expectations (checkpoint.py). ``raw`` and ``audit`` are shared by every build on the
-server: ingestion loads ``raw.*`` and ``audit.load_manifest`` once for all builds, and the run
-history (``audit.runs``, ``run_files``, ``dbt_results``, ``expectation_results``,
-``reconciliations``) keeps every run, published, refused or failed, keyed by run id, with the
-build's schema prefix in ``audit.runs.build_file`` (see history.py). The reader role
-(warehouse_pg.ensure_reader_role) has no right on either.
+step puts one view per suite for Great Expectations (checkpoint.py). ``raw`` and ``audit`` are
+shared by every build on the server: ingestion loads ``raw.*`` and ``audit.load_manifest`` once for
+all builds, and the run history (``audit.runs``, ``run_files``, ``dbt_results``,
+``expectation_results``, ``reconciliations``) keeps every run, published, refused or failed, keyed
+by run id, with the build's schema prefix in ``audit.runs.build_file`` (see history.py). The reader
+role (warehouse_pg.ensure_reader_role) has no right on either.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ SHARED_SCHEMAS = ("raw", "audit")  # one for every build on the server
 
 # String literals, quoted identifiers and comments: never rewritten.
 _VERBATIM = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/)", re.S)
-_LAYER_QUALIFIER = re.compile(r"(?<![\w.\"$])(%s)(?=\s*\.)" % "|".join(BUILD_LAYERS + SHARED_SCHEMAS), re.I)
+_LAYER_QUALIFIER = re.compile(
+    r"(?<![\w.\"$])(" + "|".join(BUILD_LAYERS + SHARED_SCHEMAS) + r")(?=\s*\.)", re.I
+)
 
 
 @runtime_checkable
