@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -181,3 +182,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS_BY_FIXTURE:
                 item.add_marker(NEEDS_BY_FIXTURE[fixture])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A test that imports Airflow in the test process without the `airflow` marker fails: the import
+    alone costs seconds, which `make test-fast` leaves out (a test run after one that imported Airflow
+    already is not checked; the fast set, which imports none, checks every test)."""
+    imported_before = "airflow" in sys.modules
+    result = yield
+    if not imported_before and "airflow" in sys.modules and item.get_closest_marker("airflow") is None:
+        pytest.fail(
+            f"{item.nodeid} imports Airflow: mark it @pytest.mark.airflow (with the reason), "
+            f"so that make test-fast leaves it out",
+            pytrace=False,
+        )
+    return result

@@ -267,6 +267,7 @@ def test_params_naming_paths_are_refused(output: Path, params: dict, message: st
     assert not (output / "answers").exists()
 
 
+@pytest.mark.airflow  # imports the auth manager (Airflow and its FAB provider)
 def test_signatory_role_and_login_matching() -> None:
     """Signatories answer approvals of slf_answer_inquiry and trigger nothing; assignments match logins."""
     from types import SimpleNamespace
