@@ -68,9 +68,11 @@ test: setup
 
 # The loop between edits: tests/conftest.py marks every test that uses an Airflow run, a dbt build, a
 # PostgreSQL server or a browser (by the fixtures it uses) and the `slow` ones; this leaves those out.
+# Two pytest-xdist workers, one per core here (session fixtures are built once in each worker).
 FAST_TESTS := not slow and not airflow and not dbt and not postgres and not browser
+FAST_WORKERS ?= 2
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(FAST_TESTS)"
+	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_TESTS)"
 
 # Style and types, with the versions pinned in the test extra; the same checks run in pre-commit.
 lint: $(STAMP)
