@@ -188,6 +188,7 @@ def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> N
     assert not (output / "answers" / "approved").exists()  # no final letter
 
 
+@pytest.mark.slow  # five renders of the whole letter and the refresh's answer step: about 6 s of CPU
 def test_a_new_publication_makes_a_waiting_draft_stale(
     output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,6 +119,7 @@ def test_a_failure_in_the_reading_process_names_the_file(sample_landing: Path, t
     assert duckdb.sql(f"SELECT count(*) FROM '{prepared.parquet}'").fetchall() == [(prepared.rows,)]
 
 
+@pytest.mark.airflow  # without the variable in the environment the key is looked up as an Airflow Variable
 def test_missing_key_stops_payroll_load(
     sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,6 +43,7 @@ def http_share(sample_landing: Path):
     server.server_close()
 
 
+@pytest.mark.airflow  # the credentials come from an Airflow Connection (imports Airflow)
 def test_pull_over_http_with_connection_credentials(
     http_share: str, sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
