@@ -16,7 +16,7 @@ KEY_FILE := .slf-pseudonym-key
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
 	@echo "make test   - set up and run the tests"
-	@echo "make test-fast - the tests that need no Airflow, dbt build, PostgreSQL or browser (about 2,5 min)"
+	@echo "make test-fast - the tests that need no Airflow, dbt, PostgreSQL or browser, on 2 workers (about 1,5 min)"
 	@echo "make lint   - ruff (lint and format check) and mypy"
 
 system-deps:
