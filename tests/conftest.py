@@ -79,10 +79,8 @@ def raw_warehouse(sample_landing_master: Path, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
-def _one_source_warehouses(
-    sample_landing_master: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Path]:
-    """Per source, a warehouse holding just that source of the sample, each loaded on first use."""
+def _one_source_warehouses() -> dict[str, Path]:
+    """Per source, a warehouse holding just that source of the sample (`one_source_loaded` fills it)."""
     return {}
 
 
