@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -78,6 +79,37 @@ def raw_warehouse(sample_landing_master: Path, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def _one_source_warehouses() -> dict[str, Path]:
+    """Per source, a warehouse holding just that source of the sample (`one_source_loaded` fills it)."""
+    return {}
+
+
+@pytest.fixture()
+def one_source_loaded(
+    _one_source_warehouses: dict[str, Path],
+    sample_landing_master: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    """`one_source_loaded(source, target)` puts at `target` a copy of a warehouse into which the real
+    `ingest_source` loaded that source of the sample (loaded once per session, then copied): what a
+    test that re-delivers a file starts from, without paying the first load again."""
+    from slf_warehouse.ingest import ingest_source
+
+    def loaded(source: str, target: Path) -> Path:
+        if source not in _one_source_warehouses:
+            root = tmp_path_factory.mktemp(f"loaded-{source}")
+            shutil.copytree(sample_landing_master, root / "landing")
+            report = ingest_source(source, root / "landing", root / "warehouse.duckdb")
+            assert not report.rejected and report.files, (source, report)
+            assert not (root / "warehouse.duckdb.wal").exists()  # the copy below is the whole warehouse
+            _one_source_warehouses[source] = root / "warehouse.duckdb"
+        shutil.copy2(_one_source_warehouses[source], target)
+        return target
+
+    return loaded
+
+
+@pytest.fixture(scope="session")
 def built_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`raw_warehouse` built by a real `dbt build` (dbt's target and logs kept in tmp), once per session."""
     import subprocess
@@ -148,3 +180,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS_BY_FIXTURE:
                 item.add_marker(NEEDS_BY_FIXTURE[fixture])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A test that imports Airflow in the test process without the `airflow` marker fails: the import
+    alone costs seconds, which `make test-fast` leaves out (a test run after one that imported Airflow
+    already is not checked; the fast set, which imports none, checks every test)."""
+    imported_before = "airflow" in sys.modules
+    result = yield
+    if not imported_before and "airflow" in sys.modules and item.get_closest_marker("airflow") is None:
+        pytest.fail(
+            f"{item.nodeid} imports Airflow: mark it @pytest.mark.airflow (with the reason), "
+            f"so that make test-fast leaves it out",
+            pytrace=False,
+        )
+    return result

@@ -188,6 +188,7 @@ def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> N
     assert not (output / "answers" / "approved").exists()  # no final letter
 
 
+@pytest.mark.slow  # five renders of the whole letter and the refresh's answer step: about 6 s of CPU
 def test_a_new_publication_makes_a_waiting_draft_stale(
     output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +268,7 @@ def test_params_naming_paths_are_refused(output: Path, params: dict, message: st
     assert not (output / "answers").exists()
 
 
+@pytest.mark.airflow  # imports the auth manager (Airflow and its FAB provider)
 def test_signatory_role_and_login_matching() -> None:
     """Signatories answer approvals of slf_answer_inquiry and trigger nothing; assignments match logins."""
     from types import SimpleNamespace

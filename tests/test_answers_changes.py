@@ -7,6 +7,7 @@ in both inquiries.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -33,12 +34,27 @@ def render(warehouse: Path, out: Path, inquiry: Path = INQUIRY, **kwargs):
     return render_inquiry(warehouse, inquiry, out, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def first_rendered(tmp_path_factory: pytest.TempPathFactory):
+    """The first edition of the Enhedslisten answer, rendered once for this module (tests get a copy)."""
+    root = tmp_path_factory.mktemp("first-edition")
+    warehouse = build_warehouse(root / "wh.duckdb", SEED)
+    return root, render(warehouse, root / "out", run_info=RUN_INFO)
+
+
 @pytest.fixture()
-def first(tmp_path: Path):
-    """A warehouse, and the first edition of the Enhedslisten answer rendered from it into out/."""
-    warehouse = build_warehouse(tmp_path / "wh.duckdb", SEED)
-    answer = render(warehouse, tmp_path / "out", run_info=RUN_INFO)
-    return warehouse, answer
+def first(first_rendered, tmp_path: Path):
+    """A warehouse, and the first edition of the Enhedslisten answer rendered from it into out/: a
+    private copy of `first_rendered` (the tests render further editions and change both)."""
+    root, answer = first_rendered
+    warehouse = shutil.copy2(root / "wh.duckdb", tmp_path / "wh.duckdb")
+    shutil.copytree(root / "out", tmp_path / "out")
+    here = {
+        name: tmp_path / path.relative_to(root)
+        for name in ("pdf_path", "html_path", "sidecar_path", "archive_path")
+        if (path := getattr(answer, name)) is not None
+    }
+    return warehouse, dataclasses.replace(answer, **here)
 
 
 def test_sidecar_records_every_figure(first) -> None:

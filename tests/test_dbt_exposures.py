@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_dbt_project import run_dbt
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,7 @@ def test_exposures_follow_the_figures(tmp_path: Path, monkeypatch) -> None:
         ex.exposures(PROJECT / "inquiries", models)
 
 
+@pytest.mark.dbt  # two dbt processes and a full parse of the project: about 11 s of CPU
 def test_dbt_selects_what_one_letter_needs(tmp_path: Path) -> None:
     result = run_dbt(
         tmp_path / "unused.duckdb",

@@ -119,6 +119,7 @@ def test_a_failure_in_the_reading_process_names_the_file(sample_landing: Path, t
     assert duckdb.sql(f"SELECT count(*) FROM '{prepared.parquet}'").fetchall() == [(prepared.rows,)]
 
 
+@pytest.mark.airflow  # without the variable in the environment the key is looked up as an Airflow Variable
 def test_missing_key_stops_payroll_load(
     sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,18 +129,18 @@ def test_missing_key_stops_payroll_load(
     assert len(list((sample_landing / "loen").iterdir())) == 30  # nothing moved, nothing loaded
 
 
-def test_loading_twice_changes_nothing(sample_landing: Path, tmp_path: Path) -> None:
+def test_loading_twice_changes_nothing(sample_landing: Path, tmp_path: Path, raw_warehouse: Path) -> None:
     warehouse = tmp_path / "wh.duckdb"
-    ingest_landing(sample_landing, warehouse)
+    shutil.copy2(raw_warehouse, warehouse)  # the sample as ingest_landing loaded it, once per session
     before = raw_totals(warehouse)
     again = ingest_landing(sample_landing, warehouse)
     assert {f.status for f in again.files} == {"skipped-duplicate"}
     assert raw_totals(warehouse) == before
 
 
-def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path) -> None:
+def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path, raw_warehouse: Path) -> None:
     warehouse = tmp_path / "wh.duckdb"
-    ingest_landing(sample_landing, warehouse)
+    shutil.copy2(raw_warehouse, warehouse)  # the sample as ingest_landing loaded it, once per session
     before = raw_totals(warehouse)
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     lines = month.read_bytes().decode("cp1252").splitlines(keepends=True)
@@ -165,10 +166,12 @@ def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
-def test_bad_file_is_rejected_whole(case: dict, sample_landing: Path, tmp_path: Path) -> None:
+def test_bad_file_is_rejected_whole(
+    case: dict, sample_landing: Path, tmp_path: Path, one_source_loaded
+) -> None:
     warehouse = tmp_path / "wh.duckdb"
     source = case["source"]
-    ingest_source(source, sample_landing, warehouse)
+    one_source_loaded(source, warehouse)
     before = raw_totals(warehouse)
 
     bad = BAD / case["case"] / source / case["file"]
@@ -237,12 +240,12 @@ def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tm
 
 
 def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(
-    sample_landing: Path, tmp_path: Path
+    sample_landing: Path, tmp_path: Path, one_source_loaded
 ) -> None:
     from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
 
     warehouse = tmp_path / "wh.duckdb"
-    ingest_source("posteringer", sample_landing, warehouse)
+    one_source_loaded("posteringer", warehouse)
     before = raw_totals(warehouse)
     month, data, _ = _big_month(sample_landing, 2 * LOAD_ROW_GROUP_SIZE + 10)
     text = month.read_bytes().decode("cp1252").rstrip("\r\n").rsplit("\n", 1)

@@ -433,11 +433,18 @@ SOURCE_FORMAT = {
     ],
 )
 def test_a_value_that_cannot_be_stored_is_named(
-    source: str, line: int, column: str, value: str, message: str, sample_landing: Path, tmp_path: Path
+    source: str,
+    line: int,
+    column: str,
+    value: str,
+    message: str,
+    sample_landing: Path,
+    tmp_path: Path,
+    one_source_loaded,
 ) -> None:
     file_name, encoding, delimiter = SOURCE_FORMAT[source]
     warehouse = tmp_path / "wh.duckdb"
-    ingest_source(source, sample_landing, warehouse)
+    one_source_loaded(source, warehouse)
     before = raw_totals(warehouse)
     _set(sample_landing / source / file_name, encoding, delimiter, line, column, value)
     quarantine = tmp_path / "quarantine"

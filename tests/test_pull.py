@@ -43,6 +43,7 @@ def http_share(sample_landing: Path):
     server.server_close()
 
 
+@pytest.mark.airflow  # the credentials come from an Airflow Connection (imports Airflow)
 def test_pull_over_http_with_connection_credentials(
     http_share: str, sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,6 +66,7 @@ def test_pull_over_http_with_connection_credentials(
     )
 
 
+@pytest.mark.airflow  # looks the credentials up as an Airflow Connection (imports Airflow)
 def test_pull_without_credentials_is_refused(http_share: str, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="401|Unauthorized|Forbidden"):
         pull_source("posteringer", f"{http_share}/posteringer/", tmp_path / "pulled")
