@@ -62,9 +62,12 @@ class QualityOverrideDecision(HITLOperator):
     def __init__(
         self, *, checkpoint_task_id: str, build_task_id: str, params: Any = None, **kwargs: Any
     ) -> None:
+        from airflow.sdk.execution_time.hitl import HITLUser
+
         from slf_warehouse.hitl_roles import role_assignee
 
         # Airflow hands every operator the DAG's params too (marked "dag"; the HITL form drops them).
+        deciders = role_assignee(DECIDERS_ROLE, f"økonomiledere ({DECIDERS_ROLE})")
         form = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
         form[REASON] = Param(
             "",
@@ -79,7 +82,7 @@ class QualityOverrideDecision(HITLOperator):
             options=[PUBLISH, STOP],
             multiple=False,
             params=form,
-            assigned_users=[role_assignee(DECIDERS_ROLE, f"økonomiledere ({DECIDERS_ROLE})")],
+            assigned_users=[HITLUser(id=deciders["id"], name=deciders["name"])],
             **kwargs,
         )
         self.checkpoint_task_id = checkpoint_task_id
@@ -136,7 +139,8 @@ class QualityOverrideDecision(HITLOperator):
                 settings, build, run_id, result["params_input"].get(REASON)
             )
         except InvalidOverride as refused:
-            due = datetime.fromisoformat(deadline) if deadline else datetime.now(UTC) + self.response_timeout
+            # the deadline set when first asked: a refused answer does not buy more time
+            due = datetime.fromisoformat(deadline) if deadline else datetime.now(UTC)
             remaining = due - datetime.now(UTC)
             if remaining <= timedelta(0):
                 raise AirflowFailException(
