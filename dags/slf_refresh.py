@@ -63,11 +63,16 @@ DBT_PROJECT = Path(os.environ.get("SLF_PROJECT_DIR", Path(__file__).resolve().pa
 
 
 def _settings():
+    from airflow.sdk.exceptions import AirflowFailException
+
     from slf_warehouse.file_modes import private_outputs
-    from slf_warehouse.refresh_run import refresh_settings
+    from slf_warehouse.refresh_run import PathParamRefused, refresh_settings
 
     private_outputs()  # a task may run in a worker nothing of ours started: its files owner-only too
-    return refresh_settings(get_current_context()["params"])
+    try:
+        return refresh_settings(get_current_context()["params"])
+    except PathParamRefused as refused:  # no retry (the pulls retry) makes a folder in the conf right
+        raise AirflowFailException(str(refused)) from None
 
 
 def _build(build_ref: str):
