@@ -48,7 +48,7 @@ from pathlib import Path
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 
 from slf_warehouse.dbt_tasks import BUILD_MACROS, dbt_docs_task, dbt_tasks, output_dir_macro
-from slf_warehouse.quality.override_decision import QualityOverrideDecision
+from slf_warehouse.override_decision import QualityOverrideDecision
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")

@@ -20,7 +20,7 @@ def test_the_decision_is_answered_by_the_finance_lead_role() -> None:
     from slf_warehouse.auth_manager import SlfAuthManager
     from slf_warehouse.deployment import FINANCE, FINANCE_LEAD, role_permissions
     from slf_warehouse.hitl_roles import role_assignee
-    from slf_warehouse.quality.override_decision import DECIDERS_ROLE
+    from slf_warehouse.override_decision import DECIDERS_ROLE
 
     assert DECIDERS_ROLE == FINANCE_LEAD
     assigned = {role_assignee(FINANCE_LEAD, "økonomiledere")["id"]}

@@ -4,7 +4,7 @@ An approval (``answers/approval_operator.py``) is assigned to the signatories an
 by their Airflow logins (``signatories[].username``). FAB compares assigned users with its database
 id (``ab_user.id``), a number nobody writing an inquiry can know and that differs between
 deployments; logins are unique in FAB too, so this manager compares the login instead. The quality
-override decision (``quality/override_decision.py``) is assigned to a role (``hitl_roles``): any
+override decision (``override_decision.py``) is assigned to a role (``hitl_roles``): any
 user holding it may answer. Everything else is FAB's.
 """
 

@@ -99,7 +99,7 @@ def require_strong_secrets(env: dict[str, str]) -> None:
 
 FINANCE, ANSWER_WRITER, AUDITOR, ADMIN = "slf_finance", "slf_answer_writer", "slf_auditor", "Admin"
 SIGNATORY = "slf_signatory"
-# Finance staff who may also decide on a refused quality gate (quality/override_decision.py).
+# Finance staff who may also decide on a refused quality gate (override_decision.py).
 FINANCE_LEAD = "slf_finance_lead"
 REFRESH_DAG, ANSWER_DAG = "slf_refresh", "slf_answer_inquiry"
 

@@ -288,7 +288,7 @@ def quality_checks(
     """GE suites, reconciliations, run history and the gate on the build. A refusal raises StepFailed,
     unless `await_decision` (a run of the shared deployment without an override param): then the
     refusal is recorded as always and returned (`"decision_needed": True`) for a finance lead to
-    decide on (quality/override_decision.py; record_override_decision)."""
+    decide on (override_decision.py; record_override_decision)."""
     from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
     from slf_warehouse.quality.history import dbt_run_results_dir
     from slf_warehouse.quality.step import check_build

@@ -10,7 +10,7 @@ A refresh runs in one of two ways:
   nobody is there to decide.
 - **shared** (the deployment: scheduled, or triggered in the UI / over REST): folders come from the
   configuration only (`SLF_LANDING_DIR`, `SLF_OUTPUT_DIR`); a conf naming a folder is refused before
-  anything is written; a failing gate waits for a finance lead's decision (quality/override_decision.py).
+  anything is written; a failing gate waits for a finance lead's decision (override_decision.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ task resumes: a blank or too short one (quality.gate's rules) is refused and the
 again, within the same deadline. No answer within ``response_timeout`` fails the task: not published.
 When the gate passed (or the param overrode it) the task finishes at once, asking nobody.
 
-Imported by the DAG file: only Airflow at module level, the project's modules inside the methods.
+Imported by the DAG file: only Airflow at module level, the project's modules inside the methods (not
+in the quality package, whose import brings DuckDB into every parse of the DAG file).
 """
 
 from __future__ import annotations
