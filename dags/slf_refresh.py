@@ -16,6 +16,7 @@ in `docs/data-contracts.md`). This DAG:
 3. **dbt_build** — `dbt build` (staging → intermediate → marts, with every data test) through
    astronomer-cosmos; the ledger and payroll models are incremental (param `full_refresh` rebuilds them);
 4. **quality_checkpoint** — Great Expectations suites from `expectations/`; Data Docs in `OUT/quality/`;
+   **quality_decision** — only after a refused gate: a finance lead decides (below);
    then **dbt_docs** — `dbt docs generate --static` into `OUT/dbt_docs/`;
 5. **publish** — switches the published pointer to this build (only after everything above passed) and
    renders the run's quality report (`OUT/quality/report.pdf`);
@@ -27,8 +28,15 @@ in `docs/data-contracts.md`). This DAG:
 The quality step runs the Great Expectations suites and the reconciliations, records everything in the
 build's `audit` tables and refuses publication when a check failed, unless the param
 `quality_override` gives a written reason (recorded, and printed on every page of the answers).
+Without that param, a refused run of the shared deployment (scheduled, UI, REST) waits in
+**quality_decision** (Browse → Required Actions) for a finance lead (role `slf_finance_lead`) to choose
+"Offentliggør alligevel" with a written reason (recorded as the param's would be) or "Stop" (not
+published); no answer within 12 hours stops it too. `slf run` / `make demo` (embedded, `dag.test()`)
+never wait: there a refused gate fails the run (`slf_warehouse.refresh_run`, docs/quality-override.md).
 
-Params `landing_dir` and `output_dir` pick the folders (the CLI `slf run` sets them).
+No param names a folder: the shared deployment's come from its configuration (`SLF_LANDING_DIR`,
+`SLF_OUTPUT_DIR`); a run whose conf names one (`landing_dir`, `output_dir`) is refused by its first
+task. Only `slf run`'s embedded run takes them from its conf (`--landing`, `--out`).
 """
 
 from __future__ import annotations
@@ -40,25 +48,31 @@ from pathlib import Path
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 
 from slf_warehouse.dbt_tasks import BUILD_MACROS, dbt_docs_task, dbt_tasks, output_dir_macro
+from slf_warehouse.override_decision import QualityOverrideDecision
 
 # Answers and reports follow this asset: it is updated only when a build passed the quality gate.
 PUBLISHED_WAREHOUSE = Asset("slf://warehouse/published")
 WRITER_POOL = "slf_warehouse_writer"
 SOURCES = ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital")
-DEFAULT_LANDING = os.environ.get("SLF_LANDING_DIR", "landing")
-DEFAULT_OUTPUT = os.environ.get("SLF_OUTPUT_DIR", "output")
+# A refused gate waits this long for a finance lead: the day's refresh (06:00) is decided on the same
+# working day, and the next morning's run is not kept waiting behind it (max_active_runs=1).
+DECISION_TIMEOUT = timedelta(hours=12)
 # prepare_build's build reference (build_ref.BuildRef), as the dbt tasks' templates read it
 BUILD_XCOM = "ti.xcom_pull(task_ids='prepare_build')"
 DBT_PROJECT = Path(os.environ.get("SLF_PROJECT_DIR", Path(__file__).resolve().parents[1])) / "dbt_project"
 
 
 def _settings():
+    from airflow.sdk.exceptions import AirflowFailException
+
     from slf_warehouse.file_modes import private_outputs
-    from slf_warehouse.settings import Settings
+    from slf_warehouse.refresh_run import PathParamRefused, refresh_settings
 
     private_outputs()  # a task may run in a worker nothing of ours started: its files owner-only too
-    params = get_current_context()["params"]
-    return Settings.from_env(params["landing_dir"], params["output_dir"])
+    try:
+        return refresh_settings(get_current_context()["params"])
+    except PathParamRefused as refused:  # no retry (the pulls retry) makes a folder in the conf right
+        raise AirflowFailException(str(refused)) from None
 
 
 def _build(build_ref: str):
@@ -83,6 +97,30 @@ def _dagrun_alive(run_id: str) -> bool:
     return dagrun_state_is_live(state)
 
 
+def _record_outcome() -> None:
+    """record_outcome's work: a run that did not publish goes into the history with its unfinished steps."""
+    from slf_warehouse import pipeline
+
+    ti = get_current_context()["ti"]
+    if ti.xcom_pull(task_ids="publish") is not None:
+        return
+    # Every step below returns a value, so a missing one is a step that did not finish.
+    steps = [
+        "prepare_build",
+        *(f"ingest_{s}.load" for s in SOURCES),
+        "quality_checkpoint",
+        "quality_decision",
+        "publish",
+    ]
+    unfinished = [step for step in steps if ti.xcom_pull(task_ids=step) is None]
+    build_ref = ti.xcom_pull(task_ids="prepare_build")
+    try:
+        build = _build(build_ref) if build_ref else None
+    except pipeline.StepFailed:  # its build is gone: the history line is still written
+        build = None
+    pipeline.record_unpublished_run(_settings(), build, _run_id(), unfinished)
+
+
 @dag(
     dag_id="slf_refresh",
     schedule="0 6 * * 1-5",
@@ -92,12 +130,6 @@ def _dagrun_alive(run_id: str) -> bool:
     tags=["slf", "refresh"],
     default_args={"owner": "boern-og-unge-oekonomi", "retries": 0},
     params={
-        "landing_dir": Param(
-            DEFAULT_LANDING, type="string", description="landing folder, one folder per source"
-        ),
-        "output_dir": Param(
-            DEFAULT_OUTPUT, type="string", description="where answers and reports are written"
-        ),
         "quality_override": Param(
             "",
             type="string",
@@ -155,9 +187,12 @@ def slf_refresh():
     @task
     def quality_checkpoint(build_ref: str) -> dict:
         from slf_warehouse import pipeline
+        from slf_warehouse.refresh_run import is_embedded
 
         override = get_current_context()["params"].get("quality_override") or None
-        return pipeline.quality_checks(_settings(), _build(build_ref), _run_id(), override)
+        # Nobody answers a question inside `slf run`: there a refusal fails the run, as the CLI says.
+        waits = not is_embedded() and not (override or "").strip()
+        return pipeline.quality_checks(_settings(), _build(build_ref), _run_id(), override, waits)
 
     @task(outlets=[PUBLISHED_WAREHOUSE])
     def publish(build_ref: str) -> dict:
@@ -169,20 +204,7 @@ def slf_refresh():
     # a leaf beside render_answers, so the run's state still follows the real work.
     @task(trigger_rule="all_done")
     def record_outcome() -> None:
-        from slf_warehouse import pipeline
-
-        ti = get_current_context()["ti"]
-        if ti.xcom_pull(task_ids="publish") is not None:
-            return
-        # Every step below returns a value, so a missing one is a step that did not finish.
-        steps = ["prepare_build", *(f"ingest_{s}.load" for s in SOURCES), "quality_checkpoint", "publish"]
-        unfinished = [step for step in steps if ti.xcom_pull(task_ids=step) is None]
-        build_ref = ti.xcom_pull(task_ids="prepare_build")
-        try:
-            build = _build(build_ref) if build_ref else None
-        except pipeline.StepFailed:  # its build is gone: the history line is still written
-            build = None
-        pipeline.record_unpublished_run(_settings(), build, _run_id(), unfinished)
+        _record_outcome()
 
     @task
     def render_answers() -> list[dict]:
@@ -198,11 +220,17 @@ def slf_refresh():
         pipeline.end_run(_settings(), _run_id())
 
     checked = quality_checkpoint(build)
+    decided = QualityOverrideDecision(
+        task_id="quality_decision",
+        checkpoint_task_id="quality_checkpoint",
+        build_task_id="prepare_build",
+        response_timeout=DECISION_TIMEOUT,
+    )
     published = publish(build)
     ingested >> dbt_first
     docs = dbt_docs_task(DBT_PROJECT, BUILD_XCOM, WRITER_POOL)
     answers, outcome = render_answers(), record_outcome()
-    dbt_last >> checked >> docs >> published >> answers
+    dbt_last >> checked >> decided >> docs >> published >> answers
     published >> outcome
     [answers, outcome] >> end_run().as_teardown()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from airflow_rest import trigger_first_refresh
+
 pytestmark = pytest.mark.slow
 
 
@@ -52,7 +54,7 @@ def _listening(pgid: int) -> list[tuple[str, int, str]]:
 
 
 @pytest.fixture()
-def airflow_server(tmp_path: Path):
+def airflow_server(tmp_path: Path, sample_landing: Path):
     port = _free_port()
     home = tmp_path / "airflow-home"
     env = os.environ.copy()
@@ -61,10 +63,9 @@ def airflow_server(tmp_path: Path):
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            # Unpausing starts the last weekday's scheduled run (catchup=False) with the default
-            # folders: keep it out of the checkout's landing/ and output/.
-            "SLF_LANDING_DIR": str(tmp_path / "scheduled-landing"),
-            "SLF_OUTPUT_DIR": str(tmp_path / "scheduled-output"),
+            # The deployment's folders come from its configuration (no run may name one).
+            "SLF_LANDING_DIR": str(sample_landing),
+            "SLF_OUTPUT_DIR": str(tmp_path / "out"),
         }
     )
     log = (tmp_path / "airflow.log").open("w")
@@ -120,14 +121,7 @@ def test_trigger_refresh_through_rest_api(airflow_server, sample_landing: Path, 
         return r.json() if r.status_code == 200 else None
 
     _wait(dag_listed, 180, "slf_refresh parsed by the dag-processor")
-    session.patch(f"{base}/api/v2/dags/slf_refresh", json={"is_paused": False}, timeout=10).raise_for_status()
-    run = session.post(
-        f"{base}/api/v2/dags/slf_refresh/dagRuns",
-        timeout=10,
-        json={"logical_date": None, "conf": {"landing_dir": str(sample_landing), "output_dir": str(out)}},
-    )
-    run.raise_for_status()
-    run_id = run.json()["dag_run_id"]
+    run_id = trigger_first_refresh(session, base)
 
     from slf_warehouse.run_progress import StepBoard, rest_task_states
 

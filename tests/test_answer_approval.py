@@ -129,6 +129,9 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path
     final = "\n".join(final_pages)
     assert not any("UDKAST" in p for p in final_pages)
     assert "Godkendt af Thomas Medom, Rådmand, den 1. december 2026 kl. 13.05" in final
+    assert (
+        "Ikke underskrevet" not in final and "Ikke underskrevet" not in text
+    )  # the note is for unsigned letters
     assert draft["pdf_sha256"] in final and "1. udgave" in final  # the Datagrundlag's approval section
     archive_pages = pdf_pages(approved / f"{INQUIRY}.arkiv.pdf")
     assert not any("UDKAST" in p for p in archive_pages) and "Godkendt af Thomas Medom" in "\n".join(

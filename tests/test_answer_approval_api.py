@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_rest import login
+from airflow_rest import login, run_finished, task_states, wait_until_asked
 from postgres_server import free_port
 from service_processes import wait_for
 from test_answer_approval import INQUIRY, check_archive_against_warehouse, pdf_pages, publish
@@ -63,16 +63,18 @@ class Airflow:
 
 
 @contextlib.contextmanager
-def running_airflow(work: Path):
-    """The published seed warehouse in ``work/out``, the users, and `slf airflow` on a free port
-    in its own process group (stopped as a whole at the end); yields (Airflow, output folder)."""
+def running_airflow(work: Path, users: dict[str, str] = USERS, seed: bool = True):
+    """The published seed warehouse in ``work/out`` (unless not ``seed``), the users (login → role),
+    and `slf airflow` on a free port in its own process group (stopped as a whole at the end), its
+    landing folder ``work/landing``; yields (Airflow, output folder)."""
     from cryptography.fernet import Fernet
 
     out = work / "out"
-    publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
-    passwords = {u: secrets.token_hex(12) for u in USERS}
+    if seed:
+        publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
+    passwords = {u: secrets.token_hex(12) for u in users}
     users_file = work / "users"
-    users_file.write_text("".join(f"{u} {USERS[u]} {p}\n" for u, p in passwords.items()))
+    users_file.write_text("".join(f"{u} {users[u]} {p}\n" for u, p in passwords.items()))
     users_file.chmod(0o600)
     port = free_port()
     home = work / "airflow-home"
@@ -137,51 +139,18 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
-def _hitl(session: requests.Session, af: Airflow, run_id: str) -> dict | None:
-    try:  # SQLite under a busy scheduler can keep a read waiting: ask again
-        r = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}/hitlDetails"), timeout=60)
-    except requests.Timeout:
-        return None
-    r.raise_for_status()
-    details = [d for d in r.json()["hitl_details"] if d["task_instance"]["task_id"] == "approve"]
-    if details:
-        return details[0]
-    state = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}"), timeout=60).json()["state"]
-    assert state not in ("failed", "success"), f"run {run_id} {state} before asking for approval"
-    return None
-
-
 def _asked(session: requests.Session, af: Airflow, run_id: str, what: str) -> dict:
-    """The approval's details once the task waits for input and the scheduler has seen it pause.
-    Airflow 3.3's LocalExecutor reports the paused workload's exit as an event; an answer that
-    arrives before the scheduler handled that event re-queues the task, and the late event then fails
-    it ("finished with state success, but the task instance's state attribute is queued"). A person
-    answers minutes after the draft appears; the test waits for the scheduler's own log line that it
-    handled the event (seconds after the pause on a loaded machine)."""
-    handled = f"TaskInstance Finished: dag_id={DAG}, task_id=approve, run_id={run_id},"
-
-    def paused():
-        detail = _hitl(session, af, run_id)
-        if detail is None or _states(session, af, run_id).get("approve") != "awaiting_input":
-            return None
-        return detail if handled in af.log.read_text(encoding="utf-8", errors="replace") else None
-
-    return wait_for(paused, 240, what)
+    """The approval's details once the task waits and the scheduler has seen it pause
+    (airflow_rest.wait_until_asked: an earlier answer would meet a LocalExecutor race)."""
+    return wait_until_asked(session, af.base, af.log, DAG, "approve", run_id, what)
 
 
 def _finished(session: requests.Session, af: Airflow, run_id: str):
-    def done():
-        state = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}"), timeout=60).json()["state"]
-        return state if state in ("success", "failed") else None
-
-    return wait_for(done, 300, f"run {run_id} finishing", step=2)
+    return run_finished(session, af.base, DAG, run_id)
 
 
 def _states(session: requests.Session, af: Airflow, run_id: str) -> dict[str, str]:
-    tis = session.get(af.api(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances"), timeout=60).json()[
-        "task_instances"
-    ]
-    return {t["task_id"]: t["state"] for t in tis}
+    return task_states(session, af.base, DAG, run_id)
 
 
 def _trigger(session: requests.Session, af: Airflow, conf: dict) -> requests.Response:

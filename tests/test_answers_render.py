@@ -311,6 +311,8 @@ def test_letter_layout(seed_render) -> None:
     for n in range(1, 11):
         assert f" {n}. " in text
     assert "Med venlig hilsen Thomas Medom Rådmand Martin Østergaard Christensen Direktør" in text
+    # no approval behind this letter: it says so instead of passing for a signed one
+    assert "Ikke underskrevet: brevet er dannet automatisk og endnu ikke godkendt." in text
     assert "Datagrundlag" in text
     # the appendix: figure names, marts, filters, rows and the run
     for needle in (

@@ -227,13 +227,16 @@ def test_dbt_results_from_run_results_json(build: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_cosmos_callback_keeps_run_results_per_task(build: Path, tmp_path: Path) -> None:
+def test_cosmos_callback_keeps_run_results_per_task(
+    build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "cosmos-tmp-project"
     (project / "target").mkdir(parents=True)
     (project / "target" / "run_results.json").write_text(json.dumps(RUN_RESULTS), encoding="utf-8")
     out = tmp_path / "out"
+    monkeypatch.setenv("SLF_OUTPUT_DIR", str(out))  # the deployment's folder: no param names one
     context = {
-        "params": {"landing_dir": str(tmp_path / "landing"), "output_dir": str(out)},
+        "params": {"quality_override": ""},
         "run_id": "manual__2026-11-23T06:00:00+00:00",
         "ti": SimpleNamespace(task_id="dbt_build"),
     }

@@ -27,6 +27,7 @@ def test_tasks_fold_into_the_steps_an_officer_knows() -> None:
     assert step_of("ingest_posteringer.pull") == step_of("ingest_posteringer.load") == "ingest posteringer"
     assert step_of("dbt_build") == step_of("dbt.stg_ledger_run") == step_of("dbt_build_marts") == "dbt build"
     assert step_of("dbt_docs") == "dbt docs" and step_of("end_run") is None
+    assert step_of("quality_decision") == step_of("quality_checkpoint") == "quality checks"
 
 
 def test_a_step_runs_from_its_first_task_and_counts_its_tasks_working_time() -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from slf_warehouse.refresh_run import embedded_run
 from slf_warehouse.run_lock import TOKEN_ENV
 
 
@@ -113,7 +114,8 @@ def main(argv: list[str]) -> int:
                 f"marked failed: {', '.join(orphans)} (left running by a killed `slf run`)", file=sys.stderr
             )
             record_orphans_without_lease(conf, orphans)
-    run = _test_watched(dag, conf)
+    with embedded_run():  # the folders in conf are honoured, a failing gate fails (refresh_run)
+        run = _test_watched(dag, conf)
     tis = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date))
     failed = [ti.task_id for ti in tis if ti.state not in ("success", "skipped")]
     # What each task took (the benchmark reads it), and each DAG file's parse time as the

@@ -51,9 +51,9 @@ WATCHER_SENSOR_TIMEOUT = timedelta(hours=2)
 def output_dir_macro(params: dict[str, Any]) -> str:
     """The DAG's `slf_output_dir(params)` macro: the output folder as the tasks resolve it, for
     templated fields of operators that run elsewhere (Cosmos runs dbt in a temporary folder)."""
-    from slf_warehouse.settings import Settings
+    from slf_warehouse.refresh_run import refresh_settings
 
-    return str(Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir)
+    return str(refresh_settings(params).output_dir)
 
 
 def build_path_macro(build_ref: str) -> str:
@@ -105,12 +105,10 @@ def keep_dbt_target(project_dir: str | Path, context: Any = None, **_: Any) -> P
     project copy, so the docs task neither parses nor compiles the project again (10 s → 4 s)."""
     import shutil
 
-    from slf_warehouse.settings import Settings
+    from slf_warehouse.refresh_run import refresh_settings
 
     params = context["params"]
-    target = kept_target_dir(
-        Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir
-    )
+    target = kept_target_dir(refresh_settings(params).output_dir)
     target.mkdir(parents=True, exist_ok=True)
     for name in KEPT_TARGET_FILES:
         source = Path(project_dir) / "target" / name
@@ -123,10 +121,10 @@ def save_dbt_docs(project_dir: str | Path, context: Any = None, **_: Any) -> Pat
     """Cosmos callback: copy the generated docs out of Cosmos' temporary project copy to OUT/dbt_docs."""
     import shutil
 
-    from slf_warehouse.settings import Settings
+    from slf_warehouse.refresh_run import refresh_settings
 
     params = context["params"]
-    output_dir = Settings.from_env(params.get("landing_dir"), params.get("output_dir")).output_dir
+    output_dir = refresh_settings(params).output_dir
     target = output_dir / "dbt_docs"
     target.mkdir(parents=True, exist_ok=True)
     for name in DOCS_FILES:

@@ -100,6 +100,8 @@ def require_strong_secrets(env: dict[str, str]) -> None:
 
 FINANCE, ANSWER_WRITER, AUDITOR, ADMIN = "slf_finance", "slf_answer_writer", "slf_auditor", "Admin"
 SIGNATORY = "slf_signatory"
+# Finance staff who may also decide on a refused quality gate (override_decision.py).
+FINANCE_LEAD = "slf_finance_lead"
 REFRESH_DAG, ANSWER_DAG = "slf_refresh", "slf_answer_inquiry"
 
 
@@ -128,6 +130,11 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
     viewer = [(action, resource) for action, resource in Fab.VIEWER_PERMISSIONS]
     return {
         FINANCE: viewer + _trigger(REFRESH_DAG),
+        # The override decision is a HITL task of slf_refresh assigned to this role (hitl_roles.py):
+        # answering it needs edit on the DAG (already there) and on HITL details.
+        FINANCE_LEAD: viewer
+        + _trigger(REFRESH_DAG)
+        + [("can_edit", "HITL Detail"), ("menu_access", "HITL Detail")],
         ANSWER_WRITER: viewer + _trigger(ANSWER_DAG),
         AUDITOR: viewer + [("can_read", "Audit Logs"), ("menu_access", "Audit Logs")],
         # Signatories answer the approvals of answer letters they are assigned to (FAB asks for edit on
@@ -247,7 +254,7 @@ def _sync_user(sm: Any, spec: UserSpec) -> str:
 
 
 def _role_names() -> list[str]:
-    return [ADMIN, FINANCE, ANSWER_WRITER, AUDITOR, SIGNATORY]
+    return [ADMIN, FINANCE, FINANCE_LEAD, ANSWER_WRITER, AUDITOR, SIGNATORY]
 
 
 def reader_password(env: dict[str, str]) -> str:

@@ -279,9 +279,16 @@ def dbt_build(
 
 
 def quality_checks(
-    settings: Settings, build: Path | Any, run_id: str, override_reason: str | None = None
+    settings: Settings,
+    build: Path | Any,
+    run_id: str,
+    override_reason: str | None = None,
+    await_decision: bool = False,
 ) -> dict[str, object]:
-    """GE suites, reconciliations, run history and the gate on the build."""
+    """GE suites, reconciliations, run history and the gate on the build. A refusal raises StepFailed,
+    unless `await_decision` (a run of the shared deployment without an override param): then the
+    refusal is recorded as always and returned (`"decision_needed": True`) for a finance lead to
+    decide on (override_decision.py; record_override_decision)."""
     from slf_warehouse.quality.gate import InvalidOverride, QualityGateRefused
     from slf_warehouse.quality.history import dbt_run_results_dir
     from slf_warehouse.quality.step import check_build
@@ -300,7 +307,20 @@ def quality_checks(
             # run that ends unpublished (refused here too) by record_outcome
             render_report=False,
         )
-    except (QualityGateRefused, InvalidOverride) as refused:
+    except QualityGateRefused as refused:
+        if not await_decision:
+            raise StepFailed(f"quality gate: the warehouse is not published. {refused}") from None
+        log.warning(
+            "%s\nWaiting for a finance lead's decision: publish anyway (with a reason) or stop.", refused
+        )
+        return {
+            "publish": False,
+            "decision_needed": True,
+            "failed_checks": refused.decision.failed_checks,
+            "failed_reconciliations": refused.decision.failed_reconciliations,
+            "override": None,
+        }
+    except InvalidOverride as refused:
         raise StepFailed(f"quality gate: the warehouse is not published. {refused}") from None
     return {
         "publish": decision.publish,
@@ -308,6 +328,31 @@ def quality_checks(
         "failed_reconciliations": decision.failed_reconciliations,
         "override": decision.override_reason,
     }
+
+
+def record_override_decision(
+    settings: Settings, build: Path | Any, run_id: str, reason: str | None
+) -> dict[str, Any]:
+    """A finance lead decided to publish a build the gate refused: the reason (quality.gate's rules:
+    InvalidOverride when blank or too short) is recorded where the `quality_override` param's goes
+    (audit.runs.override_reason, status passed_with_override, history.jsonl), so publish and every
+    answer's pages carry it as if it had been given as the param."""
+    from slf_warehouse.quality.gate import validate_override
+    from slf_warehouse.quality.history import record_run
+
+    text = validate_override(reason)
+    if text is None:
+        from slf_warehouse.quality.gate import InvalidOverride
+
+        raise InvalidOverride("publishing despite failed checks needs a written reason; none was given")
+    return record_run(
+        quality_target(settings, build),
+        run_id,
+        status="passed_with_override",
+        quality_success=False,
+        override_reason=text,
+        history_dir=settings.quality_dir,
+    )
 
 
 def publish(settings: Settings, build: Path | Any, run_id: str) -> dict[str, str]:

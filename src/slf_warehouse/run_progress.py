@@ -46,6 +46,7 @@ def step_of(task_id: str) -> str | None:
         return "dbt build"
     return {
         "quality_checkpoint": "quality checks",
+        "quality_decision": "quality checks",  # a refused gate waiting for a finance lead is still that step
         "publish": "publish",
         "render_answers": "answers",
         "record_outcome": "record outcome",

@@ -258,7 +258,7 @@ def save_dbt_run_results(
     copy of the project, deleted afterwards; the callback runs before a failed dbt raises) to
     dbt_run_results_dir(OUT/quality, run_id), named after the task. `project_dir` may also be a
     dbt --target-path folder holding run_results.json. `dest_dir` overrides the folder; otherwise
-    it comes from the task's context (params output_dir, run_id)."""
+    it comes from the task's context (the run's output folder, refresh_run.refresh_settings; run_id)."""
     source = Path(project_dir) / "target" / "run_results.json"
     if not source.is_file() and (Path(project_dir) / "run_results.json").is_file():
         source = Path(project_dir) / "run_results.json"  # given the target folder itself
@@ -269,10 +269,10 @@ def save_dbt_run_results(
     if dest_dir is None:
         if context is None:
             raise ValueError("save_dbt_run_results needs dest_dir or the Airflow context")
-        from slf_warehouse.settings import Settings
+        from slf_warehouse.refresh_run import refresh_settings
 
         params = context["params"]
-        settings = Settings.from_env(params.get("landing_dir"), params.get("output_dir"))
+        settings = refresh_settings(params)
         dest_dir = dbt_run_results_dir(settings.quality_dir, context["run_id"])
         task_id = getattr(context.get("ti"), "task_id", None)
         if task_id:
