@@ -526,8 +526,28 @@ def _incremental(
             "incremental_month_pg", {**args, "version": build.version, "run_id": build.run_id}, logs, memory
         )
     finally:
-        store.discard(build)
-    return {**inc, "prepare_build_seconds": prepare}
+        blockers = _discard_waiting(store, build)
+    return {**inc, "prepare_build_seconds": prepare, **({"discard_waited_for": blockers} if blockers else {})}
+
+
+def _discard_waiting(store: Any, build: Any, wait_s: float = 120.0) -> list[str]:
+    """Drops the build, retrying while something holds its tables past the store's lock timeout
+    (a first scale-100 run failed so); returns what held them (backend type and query start)."""
+    from psycopg2 import errors
+
+    from slf_warehouse.benchmark_pg import lock_holders, on_database
+
+    deadline = time.monotonic() + wait_s
+    seen: list[str] = []
+    while True:
+        try:
+            store.discard(build)
+            return seen
+        except errors.LockNotAvailable:
+            seen.extend(h for h in lock_holders(on_database(None), build.prefix) if h not in seen)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _postgres_for_bench(stack: ExitStack) -> Memory:

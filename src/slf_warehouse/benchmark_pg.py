@@ -189,6 +189,24 @@ def _autocommit(conninfo: str, statement: sql.Composable) -> None:
         con.close()
 
 
+def lock_holders(conninfo: str, schema_prefix: str) -> list[str]:
+    """Which other sessions hold locks on relations in schemas starting with `schema_prefix`: their
+    backend type and the start of their query (the bench's own build, never personal data)."""
+    con = _connect(conninfo)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute(
+                "select distinct a.backend_type || ': ' || left(a.query, 60) from pg_locks l "
+                "join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
+                "join pg_stat_activity a on a.pid = l.pid "
+                "where n.nspname like %s and l.granted and a.pid <> pg_backend_pid()",
+                (schema_prefix.replace("_", "\\_") + "%",),
+            )
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
 def on_database(database: str | None) -> str:
     """The connection string of SLF_PG_* (as the refresh's), on `database` when given."""
     from psycopg2.extensions import make_dsn, parse_dsn
