@@ -92,5 +92,8 @@ airflow: setup
 	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/slf airflow
 
 SCALE ?= 1
+# ENGINE=postgres: against the server SLF_PG_* name, or a throw-away one on loopback without SLF_PG_HOST
+ENGINE ?= duckdb
 bench: setup
-	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m slf_warehouse.benchmark --scale $(SCALE) --out output/bench
+	SLF_PSEUDONYM_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m slf_warehouse.benchmark --scale $(SCALE) \
+		--engine $(ENGINE) --out output/bench-$(ENGINE)

@@ -21,6 +21,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from slf_warehouse.pg_connection import export_airflow_connection
+
 MODES = ("build", "watcher", "layers", "local")
 PRODUCTION_EXCLUDED_RESOURCE_TYPES = "unit_test"
 LAYERS = (
@@ -162,6 +164,8 @@ def dbt_docs_task(project_dir: Path, build_xcom: str, pool: str) -> Any:
         ],
         env=build_env(build_xcom),
         append_env=True,
+        # dbt's postgres target from the Airflow connection SLF_PG_CONN_ID names, where set
+        pre_execute=export_airflow_connection,
         install_deps=False,
         pool=pool,
         callback="slf_warehouse.dbt_tasks.save_dbt_docs",
@@ -189,6 +193,10 @@ def dbt_tasks(project_dir: Path, build_xcom: str, pool: str, mode: str | None = 
     common: dict[str, Any] = {
         "env": {**build_env(build_xcom), "DBT_EXCLUDE_RESOURCE_TYPES": PRODUCTION_EXCLUDED_RESOURCE_TYPES},
         "append_env": True,
+        # dbt's postgres target (profiles.yml reads SLF_PG_*) from the Airflow connection
+        # SLF_PG_CONN_ID names, where set: exported into the task's environment, which Cosmos
+        # passes on to dbt (append_env), so no password is ever in a rendered template
+        "pre_execute": export_airflow_connection,
         # the DAG's param; test operators drop it
         "full_refresh": "{{ params.full_refresh }}",
         "install_deps": False,

@@ -51,9 +51,15 @@ def server_name(conninfo: str) -> str:
 
 
 def conninfo_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """A libpq connection string from the variables dbt's `postgres` target reads (profiles.yml)."""
-    env = os.environ if environ is None else environ
+    """A libpq connection string from the variables dbt's `postgres` target reads (profiles.yml);
+    inside an Airflow task, from the Airflow connection SLF_PG_CONN_ID names where it is set
+    (pg_connection)."""
     from psycopg2.extensions import make_dsn
+
+    from slf_warehouse.pg_connection import airflow_connection_env
+
+    env = {**(os.environ if environ is None else environ)}
+    env.update(airflow_connection_env(env))
 
     return make_dsn(
         host=env.get("SLF_PG_HOST", "localhost"),

@@ -268,11 +268,9 @@ def dbt_build(
     with _environment(BuildRef.of(build).dbt_env()):
         result = dbtRunner().invoke(args)
     if not result.success:
-        rows = ""
-        if not is_pg_build(build):
-            from slf_warehouse.dbt_failures import failing_rows_lineage
+        from slf_warehouse.dbt_failures import failing_rows_lineage
 
-            rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
+        rows = "".join(f"\n  {line}" for line in failing_rows_lineage(result, build))
         raise StepFailed(
             f"dbt build failed: {result.exception or 'see the dbt log above for the failing node'}{rows}"
         )
