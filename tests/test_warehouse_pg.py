@@ -379,6 +379,33 @@ def test_a_reader_holding_the_marts_delays_publication_then_it_goes_through(ware
     assert store.publish(build).version == build.version
 
 
+def test_a_refused_build_is_dropped_once_another_session_lets_go_of_its_tables(warehouse: Warehouse) -> None:
+    # What autovacuum did at scale 100: a lock on a table dbt had just written, held longer than the
+    # store's 200 ms lock timeout while the refused build was dropped.
+    server, store = warehouse.server, warehouse.store
+    refused = next_version(store, server, "run-refused-while-vacuumed")
+    hold = psycopg2.connect(server.conninfo())
+    with hold.cursor() as cur:
+        cur.execute(
+            sql.SQL("lock table {} in share update exclusive mode").format(
+                sql.Identifier(refused.schema("marts"), "fct_allocations")
+            )
+        )
+    releaser = threading.Timer(1.5, hold.rollback)
+    releaser.start()
+    try:
+        store.discard(refused)
+    finally:
+        releaser.join()
+        hold.close()
+    assert not any(s.startswith(refused.prefix + "_") for s in schemas(server))
+    assert rows(
+        server,
+        "select dropped_at is not null from slf_publication.versions where version = %s",
+        (refused.version,),
+    ) == [(True,)]
+
+
 def test_only_the_last_versions_are_kept(warehouse: Warehouse) -> None:
     server, store = warehouse.server, warehouse.store
     discarded = next_version(store, server, "run-refused-by-the-gate")

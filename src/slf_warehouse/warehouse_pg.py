@@ -241,7 +241,26 @@ class PgWarehouseStore:
         return self.published()
 
     def discard(self, build: PgBuild) -> None:
-        """Drops a build that will not be published (the quality gate refused it)."""
+        """Drops a build that will not be published (the quality gate refused it).
+
+        Retries while another session holds one of its tables, at most ``publish_wait_s``: measured
+        at scale 100, autovacuum's ANALYZE of the tables dbt had just written held them past the
+        200 ms lock timeout. Still held after that, the build stays registered and unpublished, and
+        the next prune drops it (it started before the version published next)."""
+        deadline = time.monotonic() + self.publish_wait_s
+        while True:
+            try:
+                self._discard_once(build)
+                return
+            except (errors.LockNotAvailable, errors.DeadlockDetected):
+                if time.monotonic() > deadline:
+                    raise PublicationBlocked(
+                        f"another session kept build {build.version}'s tables busy for "
+                        f"{self.publish_wait_s:.0f} s; it is left for the next refresh's prune"
+                    ) from None
+                time.sleep(random.uniform(0.02, 0.2))
+
+    def _discard_once(self, build: PgBuild) -> None:
         with self._transaction() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
             cur.execute(
