@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, fresh_database, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.dbt]
 

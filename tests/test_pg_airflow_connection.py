@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from leak_scan import files_under, find_leaks
-from pg_server import PgServer, fresh_database, pg_server  # noqa: F401 - the fixture, found by name
+from pg_server import PgServer, fresh_database, pg_server_fixture  # noqa: F401 - registers the `pg_server` fixture
 from postgres_server import free_port
 
 pytestmark = pytest.mark.slow
