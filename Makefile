@@ -71,7 +71,7 @@ test: setup
 # Two pytest-xdist workers, one per core here (session fixtures are built once in each worker).
 FAST_TESTS := not slow and not airflow and not dbt and not postgres and not browser
 FAST_WORKERS ?= 2
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA)
 	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_TESTS)"
 
 # Style and types, with the versions pinned in the test extra; the same checks run in pre-commit.
