@@ -26,8 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param
-from airflow.sdk.definitions.param import ParamsDict
 
 PUBLISH, STOP = "Offentliggør alligevel", "Stop"
 REASON = "begrundelse"
@@ -65,18 +63,15 @@ class QualityOverrideDecision(HITLOperator):
     ) -> None:
         from airflow.sdk.execution_time.hitl import HITLUser
 
-        from slf_warehouse.hitl_roles import role_assignee
+        from slf_warehouse.hitl_roles import form_with_text_field, role_assignee
 
-        # Airflow hands every operator the DAG's params too (marked "dag"; the HITL form drops them).
         deciders = role_assignee(DECIDERS_ROLE, f"økonomiledere ({DECIDERS_ROLE})")
-        form = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
-        form[REASON] = Param(
-            "",
-            type="string",
-            maxLength=1000,
+        form = form_with_text_field(
+            params,
+            REASON,
             title="Begrundelse",
-            source="task",
             description=f"Skal udfyldes ved '{PUBLISH}': hvorfor må data offentliggøres trods fejlene",
+            max_length=1000,
         )
         super().__init__(
             subject="Kvalitetskontrollen fejlede: offentliggør alligevel?",

@@ -40,7 +40,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -224,21 +224,32 @@ class PgWarehouseStore:
 
         Call only after the quality gate passed on the build. Retries while readers hold the views,
         at most ``publish_wait_s``; raises StaleBuild when a newer build was published meanwhile."""
+
+        def switch() -> None:
+            with self._transaction() as cur:
+                self._switch(cur, build)
+
+        self._while_locked(
+            switch,
+            f"readers kept the published views of schema {self.published_schema!r} busy for "
+            f"{self.publish_wait_s:.0f} s; build {build.version} is not published",
+        )
+        self.prune()
+        return self.published()
+
+    def _while_locked(self, action: Callable[[], None], blocked: str) -> None:
+        """Runs `action` (one transaction) again while another session holds what it needs, at most
+        ``publish_wait_s``; then PublicationBlocked(`blocked`). Each try waits at most the lock
+        timeout, so this session never queues behind another for long."""
         deadline = time.monotonic() + self.publish_wait_s
         while True:
             try:
-                with self._transaction() as cur:
-                    self._switch(cur, build)
-                break
+                action()
+                return
             except (errors.LockNotAvailable, errors.DeadlockDetected):
                 if time.monotonic() > deadline:
-                    raise PublicationBlocked(
-                        f"readers kept the published views of schema {self.published_schema!r} busy for "
-                        f"{self.publish_wait_s:.0f} s; build {build.version} is not published"
-                    ) from None
+                    raise PublicationBlocked(blocked) from None
                 time.sleep(random.uniform(0.02, 0.2))
-        self.prune()
-        return self.published()
 
     def discard(self, build: PgBuild) -> None:
         """Drops a build that will not be published (the quality gate refused it).
@@ -247,18 +258,11 @@ class PgWarehouseStore:
         at scale 100, autovacuum's ANALYZE of the tables dbt had just written held them past the
         200 ms lock timeout. Still held after that, the build stays registered and unpublished, and
         the next prune drops it (it started before the version published next)."""
-        deadline = time.monotonic() + self.publish_wait_s
-        while True:
-            try:
-                self._discard_once(build)
-                return
-            except (errors.LockNotAvailable, errors.DeadlockDetected):
-                if time.monotonic() > deadline:
-                    raise PublicationBlocked(
-                        f"another session kept build {build.version}'s tables busy for "
-                        f"{self.publish_wait_s:.0f} s; it is left for the next refresh's prune"
-                    ) from None
-                time.sleep(random.uniform(0.02, 0.2))
+        self._while_locked(
+            lambda: self._discard_once(build),
+            f"another session kept build {build.version}'s tables busy for "
+            f"{self.publish_wait_s:.0f} s; it is left for the next refresh's prune",
+        )
 
     def _discard_once(self, build: PgBuild) -> None:
         with self._transaction() as cur:

@@ -18,23 +18,19 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param
-from airflow.sdk.definitions.param import ParamsDict
 
 
 class LetterApproval(HITLOperator):
     def __init__(self, *, draft_task_id: str, params: Any = None, **kwargs: Any) -> None:
         from slf_warehouse.answers.approval import APPROVE, COMMENT, REJECT
+        from slf_warehouse.hitl_roles import form_with_text_field
 
-        # Airflow hands every operator the DAG's params too (marked "dag"; the HITL form drops them).
-        form = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
-        form[COMMENT] = Param(
-            "",
-            type="string",
-            maxLength=2000,
+        form = form_with_text_field(
+            params,
+            COMMENT,
             title="Kommentar",
-            source="task",
             description=f"Skal udfyldes ved '{REJECT}': hvad skal rettes",
+            max_length=2000,
         )
         super().__init__(
             subject="Godkend svarbrevet", options=[APPROVE, REJECT], multiple=False, params=form, **kwargs
