@@ -16,6 +16,8 @@ never printed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +27,28 @@ from psycopg2 import sql
 LIMIT_TABLE = "bench_copy_limit"
 
 
-def _connect(conninfo: str) -> Any:
+@contextmanager
+def _cursor(conninfo: str) -> Iterator[Any]:
+    """A cursor in one transaction on its own connection, committed on success and closed after."""
     import psycopg2
 
-    return psycopg2.connect(conninfo)
+    con = psycopg2.connect(conninfo)
+    try:
+        with con, con.cursor() as cur:
+            yield cur
+    finally:
+        con.close()
 
 
 def loaded_rows(conninfo: str, run_id: str) -> dict[str, int]:
     """Rows loaded per source by the run, from the server's audit.load_manifest."""
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            cur.execute(
-                "select source, sum(rows)::bigint from audit.load_manifest "
-                "where run_id = %s and status = 'loaded' group by source",
-                (run_id,),
-            )
-            return {source: int(rows) for source, rows in cur.fetchall()}
-    finally:
-        con.close()
+    with _cursor(conninfo) as cur:
+        cur.execute(
+            "select source, sum(rows)::bigint from audit.load_manifest "
+            "where run_id = %s and status = 'loaded' group by source",
+            (run_id,),
+        )
+        return {source: int(rows) for source, rows in cur.fetchall()}
 
 
 def biggest_mart(conninfo: str) -> str:
@@ -51,18 +56,14 @@ def biggest_mart(conninfo: str) -> str:
     from slf_warehouse.warehouse_pg import PgWarehouseStore
 
     schema = PgWarehouseStore(conninfo).published().schema("marts")
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            cur.execute(
-                "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                "where n.nspname = %s and c.relkind in ('r', 'p') "
-                "order by pg_total_relation_size(c.oid) desc limit 1",
-                (schema,),
-            )
-            return str(cur.fetchone()[0])
-    finally:
-        con.close()
+    with _cursor(conninfo) as cur:
+        cur.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('r', 'p') "
+            "order by pg_total_relation_size(c.oid) desc limit 1",
+            (schema,),
+        )
+        return str(cur.fetchone()[0])
 
 
 def copy_limit(conninfo: str, files: list[str]) -> dict[str, int]:
@@ -70,42 +71,34 @@ def copy_limit(conninfo: str, files: list[str]) -> dict[str, int]:
     in one transaction, as the ingest's COPY also runs in the server."""
     with open(files[0], encoding="cp1252") as f:
         header = f.readline().rstrip("\r\n").split(";")
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            table = sql.Identifier(LIMIT_TABLE)
-            cur.execute(sql.SQL("drop table if exists {}").format(table))
-            cur.execute(
-                sql.SQL("create table {} ({})").format(
-                    table, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
-                )
+    with _cursor(conninfo) as cur:
+        table = sql.Identifier(LIMIT_TABLE)
+        cur.execute(sql.SQL("drop table if exists {}").format(table))
+        cur.execute(
+            sql.SQL("create table {} ({})").format(
+                table, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
             )
-            copy = sql.SQL(
-                "copy {} from stdin with (format csv, delimiter ';', header true, encoding 'WIN1252')"
-            ).format(table)
-            for name in files:
-                with open(name, "rb") as f:
-                    cur.copy_expert(copy.as_string(cur), f)
-            cur.execute(sql.SQL("select count(*) from {}").format(table))
-            return {"rows": int(cur.fetchone()[0])}
-    finally:
-        con.close()
+        )
+        copy = sql.SQL(
+            "copy {} from stdin with (format csv, delimiter ';', header true, encoding 'WIN1252')"
+        ).format(table)
+        for name in files:
+            with open(name, "rb") as f:
+                cur.copy_expert(copy.as_string(cur), f)
+        cur.execute(sql.SQL("select count(*) from {}").format(table))
+        return {"rows": int(cur.fetchone()[0])}
 
 
 def ctas_limit(conninfo: str, compiled_sql: str) -> dict[str, float | int]:
     """The mart's compiled SQL as a plain CREATE TEMP TABLE AS on the server; its rows and seconds."""
     import time
 
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            started = time.perf_counter()
-            cur.execute(sql.SQL("create temp table bench_ctas as ") + sql.SQL(compiled_sql))
-            seconds = time.perf_counter() - started
-            cur.execute("select count(*) from bench_ctas")
-            return {"rows": int(cur.fetchone()[0]), "query_seconds": seconds}
-    finally:
-        con.close()
+    with _cursor(conninfo) as cur:
+        started = time.perf_counter()
+        cur.execute(sql.SQL("create temp table bench_ctas as ") + sql.SQL(compiled_sql))
+        seconds = time.perf_counter() - started
+        cur.execute("select count(*) from bench_ctas")
+        return {"rows": int(cur.fetchone()[0]), "query_seconds": seconds}
 
 
 def incremental_totals(conninfo: str, intermediate_schema: str) -> dict[str, bool]:
@@ -120,18 +113,14 @@ def incremental_totals(conninfo: str, intermediate_schema: str) -> dict[str, boo
             "select sum(pay_lines), sum(cost_dkk) from {}.int_payroll_person_month",
         ),
     }
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            result = {}
-            for name, (raw, built) in checks.items():
-                cur.execute(raw)
-                expected = cur.fetchone()
-                cur.execute(sql.SQL(built).format(sql.Identifier(intermediate_schema)))
-                result[name] = tuple(cur.fetchone()) == tuple(expected)
-            return result
-    finally:
-        con.close()
+    with _cursor(conninfo) as cur:
+        result = {}
+        for name, (raw, built) in checks.items():
+            cur.execute(raw)
+            expected = cur.fetchone()
+            cur.execute(sql.SQL(built).format(sql.Identifier(intermediate_schema)))
+            result[name] = tuple(cur.fetchone()) == tuple(expected)
+        return result
 
 
 def incremental_month(a: dict[str, Any]) -> dict[str, object]:
@@ -180,7 +169,9 @@ def drop_database(conninfo: str, name: str) -> None:
 
 
 def _autocommit(conninfo: str, statement: sql.Composable) -> None:
-    con = _connect(conninfo)
+    import psycopg2
+
+    con = psycopg2.connect(conninfo)
     try:
         con.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
         with con.cursor() as cur:
@@ -192,19 +183,15 @@ def _autocommit(conninfo: str, statement: sql.Composable) -> None:
 def lock_holders(conninfo: str, schema_prefix: str) -> list[str]:
     """Which other sessions hold locks on relations in schemas starting with `schema_prefix`: their
     backend type and the start of their query (the bench's own build, never personal data)."""
-    con = _connect(conninfo)
-    try:
-        with con, con.cursor() as cur:
-            cur.execute(
-                "select distinct a.backend_type || ': ' || left(a.query, 60) from pg_locks l "
-                "join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
-                "join pg_stat_activity a on a.pid = l.pid "
-                "where n.nspname like %s and l.granted and a.pid <> pg_backend_pid()",
-                (schema_prefix.replace("_", "\\_") + "%",),
-            )
-            return [row[0] for row in cur.fetchall()]
-    finally:
-        con.close()
+    with _cursor(conninfo) as cur:
+        cur.execute(
+            "select distinct a.backend_type || ': ' || left(a.query, 60) from pg_locks l "
+            "join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
+            "join pg_stat_activity a on a.pid = l.pid "
+            "where n.nspname like %s and l.granted and a.pid <> pg_backend_pid()",
+            (schema_prefix.replace("_", "\\_") + "%",),
+        )
+        return [row[0] for row in cur.fetchall()]
 
 
 def on_database(database: str | None) -> str:
