@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pdf_text import page_texts, pdf_text
 from slf_warehouse.sample_data import SampleConfig, write_sample_data
 
 pytestmark = pytest.mark.slow
@@ -51,13 +51,6 @@ def slf_run(
         env=env or os.environ.copy(),
         timeout=900,
     )
-
-
-def pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-
-    text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
-    return re.sub(r"\s+", " ", text.replace("\u00a0", " ").replace("\u202f", " "))
 
 
 def check_sample_figures(out: Path) -> None:
@@ -129,12 +122,7 @@ def check_published_with_override(overridden: subprocess.CompletedProcess[str], 
 
 def check_override_published(out: Path, reason: str) -> None:
     """Published despite the refusal: the reason on every page of the answer, last in the history."""
-    from pypdf import PdfReader
-
-    pages = [
-        re.sub(r"\s+", " ", p.extract_text())
-        for p in PdfReader(out / "answers" / "enhedslisten-slf.pdf").pages
-    ]
+    pages = page_texts(out / "answers" / "enhedslisten-slf.pdf")
     assert all(f"Offentliggjort trods fejlede kvalitetskontroller: {reason}" in p for p in pages)
     history = [json.loads(line) for line in (out / "quality" / "history.jsonl").read_text().splitlines()]
     assert history[-1]["status"] == "published" and history[-1]["override_reason"] == reason

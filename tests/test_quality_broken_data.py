@@ -18,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pypdf import PdfReader
 
+from pdf_text import pdf_text
 from slf_warehouse.quality import history
 from slf_warehouse.quality.gate import QualityGateRefused
 from slf_warehouse.quality.step import check_build, mark_published
@@ -97,10 +97,6 @@ def dbt_build(build: Path, target: Path, *extra: str) -> Path:
     )
     assert done.returncode == 0, f"dbt build failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     return target / "run_results.json"
-
-
-def pdf_text(path: Path) -> str:
-    return " ".join(" ".join((p.extract_text() or "") for p in PdfReader(str(path)).pages).split())
 
 
 @pytest.fixture(scope="module")

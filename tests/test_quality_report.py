@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pypdf import PdfReader
 
+from pdf_text import page_texts
 from slf_warehouse.quality import history
 from slf_warehouse.quality.checkpoint import CheckRecord
 from slf_warehouse.quality.reconciliations import run_reconciliations
@@ -80,7 +80,7 @@ RECORDS = [
 
 def pdf_pages(path: Path) -> list[str]:
     """Each page's text, whitespace (and so line breaks inside table cells) collapsed to one space."""
-    return [" ".join((page.extract_text() or "").split()) for page in PdfReader(str(path)).pages]
+    return page_texts(path)
 
 
 @pytest.fixture()

@@ -95,7 +95,9 @@ class WarehouseStore:
         A marker beside it names its run until the run publishes it or ends (`finish`)."""
         _private_dir(self.root, PRIVATE_DIR_MODE)
         _private_dir(self.builds, PRIVATE_DIR_MODE)
-        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{slug(run_id)}"
+        # To the microsecond, as on PostgreSQL: two runs started in the same second still sort in the
+        # order they started (pruning and "older than the published version" compare names).
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{slug(run_id)}"
         build = self.builds / f"{version}.duckdb"
         marker = {"run_id": run_id, "pid": os.getpid(), "started_at": datetime.now(UTC).isoformat()}
         fd = os.open(self._marker(build), os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

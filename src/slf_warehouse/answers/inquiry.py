@@ -167,11 +167,26 @@ class LoadedInquiry:
     sha256: str = ""
 
 
+# libyaml's parser (PyYAML's wheels carry it): the same documents and marks as the pure-Python one,
+# about 15 times faster. An inquiry is parsed several times per letter (values, then lines for errors).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` as plain data (mappings, lists, strings, numbers, dates): ``yaml.safe_load``'s result."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+def compose_yaml(text: str) -> Any:
+    """``text``'s node tree, with each node's place in the file (``start_mark``)."""
+    return yaml.compose(text, Loader=_YAML_LOADER)
+
+
 def _answer_line(text: str, index: int, template_line: int) -> int | None:
     """The file line of line ``template_line`` of ``questions[index].answer``: exact for a literal
     block (``answer: |``) and a one-line value; the line the answer starts on otherwise."""
     try:
-        root: Any = yaml.compose(text)  # walked without checks: a wrong shape is caught below
+        root: Any = compose_yaml(text)  # walked without checks: a wrong shape is caught below
         questions = next(v for k, v in root.value if k.value == "questions")
         answer = next(v for k, v in questions.value[index].value if k.value == "answer")
     except (yaml.YAMLError, StopIteration, AttributeError, IndexError, TypeError):
@@ -224,7 +239,7 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except FileNotFoundError:
         raise InquiryError(f"{path}: no such inquiry file") from None
     except UnicodeDecodeError as e:
@@ -259,7 +274,7 @@ def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
     """The 1-based file line of the value at ``loc`` (keys and list indices), or of the deepest part
     of it that exists; None when the text does not parse."""
     try:
-        node = yaml.compose(text)
+        node = compose_yaml(text)
     except yaml.YAMLError:
         return None
     line = None

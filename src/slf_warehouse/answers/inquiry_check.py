@@ -23,6 +23,7 @@ from slf_warehouse.answers.inquiry import (
     Question,
     content_problems,
     describe_error,
+    parse_yaml,
     yaml_line,
 )
 
@@ -54,7 +55,7 @@ def check_inquiry_file(path: Path) -> list[Problem]:
         bad_line = raw[: e.start].count(b"\n") + 1
         return [Problem(bad_line, f"{path}:{bad_line}: not UTF-8 text (byte {e.start})")]
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
