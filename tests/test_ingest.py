@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import dk_amount, raw_totals
+from conftest import attached, dk_amount, raw_totals
 from slf_warehouse.contract import SOURCES
-from slf_warehouse.ingest import ConfigurationError, ingest_landing, ingest_source
+from slf_warehouse.ingest import ConfigurationError, IngestReport, ingest_landing, ingest_source
 
 BAD = Path(__file__).parent / "data" / "bad"
 CASES = json.loads((BAD / "cases.json").read_text(encoding="utf-8"))
@@ -27,14 +27,14 @@ def _data_rows(path: Path) -> int:
     return len(path.read_bytes().splitlines()) - 1
 
 
-def test_sample_loads_every_row_of_every_file(sample_landing: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "wh.duckdb"
-    report = ingest_landing(sample_landing, warehouse)
+def test_sample_loads_every_row_of_every_file(raw_ingest: tuple[Path, IngestReport]) -> None:
+    # the whole sample as ingest_landing loaded it into an empty warehouse, once per session
+    warehouse, report = raw_ingest
     assert not report.rejected
     assert {f.status for f in report.files} == {"loaded"}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with attached(warehouse) as con:
         for source in SOURCES:
-            files = sorted((sample_landing / source).iterdir())
+            files = sorted((warehouse.parent / "landing" / source).iterdir())  # the folder it read
             expected = sum(_data_rows(f) for f in files)
             assert con.execute(f"SELECT count(*) FROM raw.{source}").fetchall()[0][0] == expected, source
         # Lineage: every row says where it came from, with the line a person sees.
@@ -53,12 +53,14 @@ def test_sample_loads_every_row_of_every_file(sample_landing: Path, tmp_path: Pa
         ).fetchall()[0][0] == Decimal("3492000.00")
 
 
-def test_payroll_names_and_numbers_never_stored(sample_landing: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "wh.duckdb"
-    ingest_source("loen", sample_landing, warehouse)
-    text = (sample_landing / "loen" / "loen_2024-06.csv").read_text("utf-8-sig").splitlines()[1:]
+def test_payroll_names_and_numbers_never_stored(
+    sample_landing_master: Path, tmp_path: Path, one_source_loaded
+) -> None:
+    # the sample's 30 payroll months as ingest_source loaded them into an empty warehouse
+    warehouse = one_source_loaded("loen", tmp_path / "wh.duckdb")
+    text = (sample_landing_master / "loen" / "loen_2024-06.csv").read_text("utf-8-sig").splitlines()[1:]
     numbers = {line.split(";")[0] for line in text}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with attached(warehouse) as con:
         columns = [
             r[0]
             for r in con.execute(
@@ -166,13 +168,13 @@ def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path, raw_w
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
-def test_bad_file_is_rejected_whole(
-    case: dict, sample_landing: Path, tmp_path: Path, one_source_loaded
-) -> None:
+def test_bad_file_is_rejected_whole(case: dict, landing_with, tmp_path: Path, one_source_loaded) -> None:
     warehouse = tmp_path / "wh.duckdb"
     source = case["source"]
     one_source_loaded(source, warehouse)
     before = raw_totals(warehouse)
+    # the source's other files would be skipped as loaded already: they play no part here
+    sample_landing = landing_with({source: []})
 
     bad = BAD / case["case"] / source / case["file"]
     shutil.copyfile(bad, sample_landing / source / case["file"])
@@ -208,11 +210,14 @@ def _big_month(sample_landing: Path, lines_wanted: int) -> tuple[Path, list[str]
     return month, data, total
 
 
-def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tmp_path: Path) -> None:
+def test_a_month_of_several_row_groups_keeps_every_line(landing_with, tmp_path: Path) -> None:
     """Months this big are written in whole row groups as the insert runs (LOAD_ROW_GROUP_SIZE), not
     through the WAL: every line, its number and its amount must still arrive, once."""
     from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
 
+    sample_landing = landing_with(
+        {"posteringer": ["posteringer_2023-03.csv"]}
+    )  # the month alone: its row groups are all the table has
     month, data, total = _big_month(sample_landing, 3 * LOAD_ROW_GROUP_SIZE + 1_000)
     warehouse = tmp_path / "wh.duckdb"
     report = ingest_source("posteringer", sample_landing, warehouse)
@@ -220,7 +225,7 @@ def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tm
     middle = len(data) // 2
     # line 1 is the header and line middle + 2 the blank one
     expected_lines = [*range(2, middle + 2), *range(middle + 3, len(data) + 3)]
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with attached(warehouse) as con:
         count, amount, lines = con.execute(
             "SELECT count(*), sum(beloeb), list(_source_line ORDER BY _source_line) FROM raw.posteringer "
             "WHERE _source_file = ?",
@@ -240,13 +245,16 @@ def test_a_month_of_several_row_groups_keeps_every_line(sample_landing: Path, tm
 
 
 def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(
-    sample_landing: Path, tmp_path: Path, one_source_loaded
+    landing_with, tmp_path: Path, one_source_loaded
 ) -> None:
     from slf_warehouse.ingest.loading import LOAD_ROW_GROUP_SIZE
 
     warehouse = tmp_path / "wh.duckdb"
     one_source_loaded("posteringer", warehouse)
     before = raw_totals(warehouse)
+    sample_landing = landing_with(
+        {"posteringer": ["posteringer_2023-03.csv"]}
+    )  # the other months would be skipped as loaded already
     month, data, _ = _big_month(sample_landing, 2 * LOAD_ROW_GROUP_SIZE + 10)
     text = month.read_bytes().decode("cp1252").rstrip("\r\n").rsplit("\n", 1)
     fields = text[1].split(";")
@@ -264,11 +272,10 @@ def test_a_bad_last_line_of_a_big_month_is_named_and_nothing_loads(
     assert raw_totals(warehouse) == before
 
 
-def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(
-    sample_landing: Path, tmp_path: Path
-) -> None:
+def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(landing_with, tmp_path: Path) -> None:
     """A blank line is found only when DuckDB reads fewer rows than the file has lines; the error
     after it must still name the line a person sees in an editor."""
+    sample_landing = landing_with({"posteringer": ["posteringer_2023-03.csv"]})
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     header, *rows = month.read_bytes().decode("cp1252").splitlines(keepends=True)
     fields = rows[6].split(";")
@@ -287,11 +294,10 @@ def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(
     assert (warning.line, warning.message) == (4, "3 blank line(s) skipped")
 
 
-def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(
-    sample_landing: Path, tmp_path: Path
-) -> None:
+def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(landing_with, tmp_path: Path) -> None:
     """The contract lets lines end with CRLF or LF; a file edited in two editors has both, and
     DuckDB's reader alone refuses that without a line number."""
+    sample_landing = landing_with({"posteringer": ["posteringer_2023-03.csv"]})
     month = sample_landing / "posteringer" / "posteringer_2023-03.csv"
     header, *rows = month.read_bytes().decode("cp1252").splitlines()
     fields = rows[5].split(";")
@@ -325,7 +331,7 @@ def test_a_file_whose_lines_end_both_ways_loads_with_its_line_numbers(
     [loaded] = [f for f in report.files if f.file_name == month.name]
     assert (loaded.status, loaded.rows) == ("loaded", len(rows))
     assert any("lines end both with CRLF" in i.message for i in loaded.issues)
-    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+    with attached(tmp_path / "wh.duckdb") as con:
         lines = con.execute(
             "SELECT list(_source_line ORDER BY _source_line) FROM raw.posteringer WHERE _source_file = ?",
             [month.name],
