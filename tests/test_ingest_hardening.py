@@ -14,6 +14,9 @@ from conftest import raw_totals
 from slf_warehouse.ingest import IngestFailed, ingest_source
 
 PAYROLL = "loen_2024-06.csv"
+# A landing with that month alone: the other 29 would load (each through the personal-data reading
+# process) and play no part in what these tests assert about the one file.
+ONE_PAYROLL = {"loen": [PAYROLL]}
 
 
 def _payroll_rows(landing: Path) -> tuple[list[str], list[list[str]]]:
@@ -43,8 +46,9 @@ SCRAMBLES = {
 
 @pytest.mark.parametrize("scramble", SCRAMBLES, ids=list(SCRAMBLES))
 def test_a_scrambled_payroll_is_rejected_without_quoting_it(
-    scramble: str, sample_landing: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    scramble: str, landing_with, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    sample_landing = landing_with(ONE_PAYROLL)
     header, rows = _payroll_rows(sample_landing)
     _write_payroll(sample_landing, SCRAMBLES[scramble](header), rows)
     personal = {r[header.index(c)] for r in rows for c in ("medarbejdernr", "navn", "beloeb")}
@@ -75,10 +79,11 @@ def test_a_scrambled_payroll_is_rejected_without_quoting_it(
 
 
 def test_a_payroll_with_number_and_cost_centre_swapped_stores_no_employee_number(
-    sample_landing: Path, tmp_path: Path
+    landing_with, tmp_path: Path
 ) -> None:
     """Both are six digits: only the unit register (loaded first) tells them apart. Loaded, the
     employee numbers would be stored in clear as cost centres."""
+    sample_landing = landing_with({"enheder": None, **ONE_PAYROLL})
     header, rows = _payroll_rows(sample_landing)
     _write_payroll(sample_landing, _swap(header, "medarbejdernr", "omkostningssted"), rows)
     numbers = {r[header.index("medarbejdernr")] for r in rows}
@@ -97,8 +102,9 @@ def test_a_payroll_with_number_and_cost_centre_swapped_stores_no_employee_number
 
 
 def test_a_quarantined_payroll_and_its_reports_are_the_service_users_only(
-    sample_landing: Path, tmp_path: Path
+    landing_with, tmp_path: Path
 ) -> None:
+    sample_landing = landing_with(ONE_PAYROLL)
     header, rows = _payroll_rows(sample_landing)
     _write_payroll(sample_landing, _swap(header, "navn", "rolle"), rows)
     quarantine = tmp_path / "quarantine" / "loen"
