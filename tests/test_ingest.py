@@ -372,3 +372,40 @@ def test_a_reading_process_that_dies_is_named_and_replaced(sample_landing: Path,
             reader.prepare("loen", path, tmp_path, key)
         # the dead one does not hold the only place: the next file gets a new process
         assert reader.prepare("loen", path, tmp_path, key).rows == _data_rows(path)
+
+
+def test_what_staging_made_is_dropped_by_name(landing_with, tmp_path: Path) -> None:
+    """drop_staged drops staging's objects by their names, without asking the catalog: a CSV file
+    with a blank line (a view over two tables) and a workbook (a view over one) leave nothing."""
+    from slf_warehouse.ingest.reading import drop_staged, stage_file
+
+    landing = landing_with(
+        {"posteringer": ["posteringer_2023-03.csv"], "social_kapital": ["social_kapital_2023.xlsx"]}
+    )
+    month = landing / "posteringer" / "posteringer_2023-03.csv"
+    header, *rows = month.read_bytes().splitlines(keepends=True)
+    month.write_bytes(header + b"".join(rows[:2]) + b"\r\n" + b"".join(rows[2:]))
+
+    def temporary(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+        return set(
+            con.execute(
+                "SELECT 'view', view_name FROM duckdb_views() WHERE temporary AND NOT internal UNION ALL "
+                "SELECT 'table', table_name FROM duckdb_tables() WHERE temporary AND NOT internal"
+            ).fetchall()
+        )
+
+    made = {}
+    with duckdb.connect() as con:
+        for path in (month, landing / "social_kapital" / "social_kapital_2023.xlsx"):
+            staged = stage_file(con, SOURCES[path.parent.name], path, tmp_path)
+            made[path.parent.name] = temporary(con)
+            drop_staged(con, staged.table)
+            assert temporary(con) == set(), path.name
+    assert made == {
+        "posteringer": {
+            ("view", "stage_posteringer"),
+            ("table", "stage_posteringer_read"),
+            ("table", "stage_posteringer_lines"),
+        },
+        "social_kapital": {("view", "stage_social_kapital"), ("table", "stage_social_kapital_read")},
+    }
