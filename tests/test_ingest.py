@@ -159,7 +159,7 @@ def test_corrected_month_replaces_it(sample_landing: Path, tmp_path: Path, raw_w
     after = raw_totals(warehouse)
     assert after["posteringer"][0] == before["posteringer"][0]
     assert after["posteringer"][1] - before["posteringer"][1] == Decimal("1000.00") - old
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with attached(warehouse) as con:
         replaced = con.execute(
             "SELECT count(*) FROM audit.load_manifest WHERE file_name = ? AND status = 'replaced'",
             [month.name],
