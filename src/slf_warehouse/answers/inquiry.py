@@ -38,6 +38,7 @@ from pydantic_core import ErrorDetails
 
 from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
+from slf_warehouse.answers.inquiry_error import InquiryError as InquiryError  # its home until now
 from slf_warehouse.answers.template_check import names_used, refused_constructs
 from slf_warehouse.answers.templating import HELPER_NAMES, AnswerSandbox, answer_environment
 from slf_warehouse.answers.workdays import ANSWER_WORKING_DAYS, answer_deadline
@@ -46,10 +47,6 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 # Names a template may use besides figure names (see templating.template_helpers).
 CONTEXT_NAMES = frozenset({"window", "inquiry", *HELPER_NAMES})
-
-
-class InquiryError(ValueError):
-    """An inquiry file is not valid; the message names the file and the field."""
 
 
 class Signatory(BaseModel):
