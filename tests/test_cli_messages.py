@@ -139,6 +139,8 @@ HEAVY = ("duckdb", "pydantic", "jinja2", "holidays", "slf_warehouse.ingest", "sl
 
 
 def test_usage_mistakes_are_reported_before_the_heavy_imports(tmp_path: Path) -> None:
+    """Mistakes in the command or in a file that can be seen without the libraries are reported
+    before they are imported."""
     code = (
         "import sys\n"
         "from slf_warehouse.cli import main\n"
@@ -147,19 +149,24 @@ def test_usage_mistakes_are_reported_before_the_heavy_imports(tmp_path: Path) ->
         "sys.exit(code)\n"
     )
     (tmp_path / "downloads" / "misc").mkdir(parents=True)
+    (tmp_path / "not-yaml.yaml").write_text("party: Venstre\nsubject: [SLF\n", encoding="utf-8")
+    (tmp_path / "not-utf8.yaml").write_bytes("party: Venstre\nsubject: Sk\u00e6rt\n".encode("cp1252"))
     no_key = {k: v for k, v in os.environ.items() if k != "SLF_PSEUDONYM_KEY"}
     cases = [
-        (["run", "--landing", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")], None),
-        (["run", "--landing", str(tmp_path / "downloads"), "--out", str(tmp_path / "out")], no_key),
+        (["run", "--landing", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")], None, 2),
+        (["run", "--landing", str(tmp_path / "downloads"), "--out", str(tmp_path / "out")], no_key, 2),
         (
             ["ingest", "--landing", str(tmp_path / "downloads"), "--warehouse", str(tmp_path / "w.duckdb")],
             None,
+            2,
         ),
-        (["answer", "enhedslisten", "--out", str(tmp_path / "out")], None),
-        (["figures", "--out", str(tmp_path), "--from", "1. januar"], None),
-        (["figures", "--out", str(tmp_path), "--inquiry", "enhedslist"], None),
+        (["answer", "enhedslisten", "--out", str(tmp_path / "out")], None, 2),
+        (["figures", "--out", str(tmp_path), "--from", "1. januar"], None, 2),
+        (["figures", "--out", str(tmp_path), "--inquiry", "enhedslist"], None, 2),
+        (["inquiry", "check", str(tmp_path / "not-yaml.yaml")], None, 1),
+        (["inquiry", "check", str(tmp_path / "not-utf8.yaml")], None, 1),
     ]
-    for args, env in cases:
+    for args, env, exit_code in cases:
         result = subprocess.run(
             [sys.executable, "-c", code, *args],
             capture_output=True,
@@ -168,7 +175,7 @@ def test_usage_mistakes_are_reported_before_the_heavy_imports(tmp_path: Path) ->
             env=env if env is not None else os.environ.copy(),
             cwd=tmp_path,
         )
-        assert result.returncode == 2, (args, result.stderr)
+        assert result.returncode == exit_code, (args, result.stderr)
         assert result.stdout.strip().splitlines()[-1] == "[]", (args, result.stdout)
 
 

@@ -220,7 +220,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from slf_warehouse.answers.inquiry_error import InquiryError
+    from slf_warehouse.answers.inquiry_yaml import InquiryError
     from slf_warehouse.answers.published import answer_from_published
     from slf_warehouse.preflight import require_writable
 
@@ -258,7 +258,7 @@ def _no_published_warehouse() -> type[Exception]:
 def _figures(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from slf_warehouse.answers.inquiry_error import InquiryError
+    from slf_warehouse.answers.inquiry_yaml import InquiryError
     from slf_warehouse.answers.published import resolve_inquiry
     from slf_warehouse.figure_listing import EARLIEST, format_listing, list_figures, window_parameters
     from slf_warehouse.settings import Settings

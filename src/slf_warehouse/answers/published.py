@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slf_warehouse.answers.inquiry_error import InquiryError
+from slf_warehouse.answers.inquiry_yaml import InquiryError
 
 if TYPE_CHECKING:
     from slf_warehouse.warehouse_reader import PostgresSource
