@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slf_warehouse.preflight import EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from slf_warehouse.run_lock import OutputLock
 
 EXIT_CODES = """exit codes:
@@ -255,32 +257,41 @@ def _no_published_warehouse() -> type[Exception]:
     return NoPublishedWarehouse
 
 
+def _inquiry_figures(inquiry: str, out: Path) -> tuple[list[str], dict[str, Any], tuple[date, date]]:
+    """The figures an inquiry (a file, or a name in inquiries/) uses, its parameters and window."""
+    from slf_warehouse.answers.inquiry_yaml import InquiryError
+    from slf_warehouse.answers.published import resolve_inquiry
+    from slf_warehouse.settings import Settings
+
+    given = Path(inquiry)
+    try:
+        path = (
+            given.resolve()
+            if given.is_file()
+            else resolve_inquiry(inquiry, Settings.from_env(output_dir=out).inquiries_dir)
+        )
+        from slf_warehouse.answers.inquiry import load_inquiry  # the model: once the file is found
+
+        loaded = load_inquiry(path)
+    except InquiryError as e:
+        raise UsageError(str(e)) from None
+    return (
+        loaded.figure_names,
+        loaded.inquiry.parameters,
+        (loaded.inquiry.window.start, loaded.inquiry.window.end),
+    )
+
+
 def _figures(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from slf_warehouse.answers.inquiry_yaml import InquiryError
-    from slf_warehouse.answers.published import resolve_inquiry
     from slf_warehouse.figure_listing import EARLIEST, format_listing, list_figures, window_parameters
-    from slf_warehouse.settings import Settings
 
     out = Path(args.out).resolve()
     _log_to(out / "logs" / "slf_figures.log", args)
     names, params, window = None, None, None
     if args.inquiry:
-        given = Path(args.inquiry)
-        try:
-            path = (
-                given.resolve()
-                if given.is_file()
-                else resolve_inquiry(args.inquiry, Settings.from_env(output_dir=out).inquiries_dir)
-            )
-            from slf_warehouse.answers.inquiry import load_inquiry  # the model: once the file is found
-
-            loaded = load_inquiry(path)
-        except InquiryError as e:
-            raise UsageError(str(e)) from None
-        names, params = loaded.figure_names, loaded.inquiry.parameters
-        window = (loaded.inquiry.window.start, loaded.inquiry.window.end)
+        names, params, window = _inquiry_figures(args.inquiry, out)
     else:
         try:
             window = (
