@@ -38,6 +38,12 @@ def secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def seed_letter(tmp_path_factory: pytest.TempPathFactory, warehouse: Path):
+    """The real inquiry rendered once with the project's templates: the tests below only read it."""
+    return render(warehouse, INQUIRY, tmp_path_factory.mktemp("seed-letter") / "out")
+
+
 @pytest.fixture()
 def server():
     """An HTTP server on 127.0.0.1 that records every request path."""
@@ -54,7 +60,8 @@ def server():
             pass
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0,5 s by default, at every test's teardown
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield httpd.server_port, hits
@@ -191,14 +198,13 @@ def letter_templates_with(tmp_path: Path, extra_head: str) -> Path:
     return templates
 
 
-def test_the_letter_fetches_only_the_projects_own_files(tmp_path: Path, warehouse: Path) -> None:
+def test_the_letter_fetches_only_the_projects_own_files(tmp_path: Path, warehouse: Path, seed_letter) -> None:
     """A file inside the templates folder is served (here as an attachment, read back with pdfdetach)."""
     templates = letter_templates_with(tmp_path, '<link rel="attachment" href="bilag.txt">')
     (templates / "bilag.txt").write_text("et bilag fra projektet\n", encoding="utf-8")
     answer = render(warehouse, INQUIRY, tmp_path / "out", templates_dir=templates)
     assert "bilag.txt" in attachments(answer.pdf_path)
-    plain = render(warehouse, INQUIRY, tmp_path / "plain")
-    assert "0 embedded files" in attachments(plain.pdf_path)
+    assert "0 embedded files" in attachments(seed_letter.pdf_path)
 
 
 @pytest.mark.parametrize(
@@ -221,6 +227,7 @@ def test_any_other_url_is_refused_and_logged_without_the_url(
     (templates / "key-link").symlink_to(secret_file)
     with (
         caplog.at_level("WARNING"),
+        caplog.at_level("INFO", logger="weasyprint.progress"),  # the rendering's steps
         pytest.raises(
             InquiryError,
             match=r"outside .*; only the project's own "
@@ -235,10 +242,14 @@ def test_any_other_url_is_refused_and_logged_without_the_url(
     assert (
         str(secret_file) not in refusals[0] and "Søren" not in refusals[0] and "127.0.0.1" not in refusals[0]
     )
+    steps = [r.getMessage() for r in caplog.records if r.name == "weasyprint.progress"]
+    assert steps, "WeasyPrint logs its steps"
+    if "attachment" in head:  # refused before the pages are laid out, not when the PDF is written
+        assert not [s for s in steps if "layout" in s], steps
 
 
-def test_seed_letter_still_renders_with_no_attachment(tmp_path: Path, warehouse: Path) -> None:
-    answer = render(warehouse, INQUIRY, tmp_path / "out")
+def test_seed_letter_still_renders_with_no_attachment(seed_letter) -> None:
+    answer = seed_letter
     text = pdf_text(answer.pdf_path)
     assert "afsat i alt 26 mio. kr." in text and "A.P. Møller Fonden på 6,6 mio. kr." in text
     assert "0 embedded files" in attachments(answer.pdf_path)
@@ -266,8 +277,8 @@ def test_templates_cannot_mutate_anything(answer: str, tmp_path: Path, warehouse
     assert not (tmp_path / "out").exists()
 
 
-def test_figure_objects_are_read_only(tmp_path: Path, warehouse: Path) -> None:
-    answer = render(warehouse, INQUIRY, tmp_path / "out")
+def test_figure_objects_are_read_only(seed_letter) -> None:
+    answer = seed_letter
     table = answer.figures["allocated_by_source"].result
     row = table.rows[0]
     with pytest.raises(TypeError):

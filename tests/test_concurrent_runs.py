@@ -33,6 +33,7 @@ build = pipeline.prepare_build(settings, run_id)
 print("prepared", build, flush=True)
 for source in ("enheder", "bevillinger", "aktiviteter", "posteringer", "loen", "social_kapital"):
     pipeline.ingest_source(settings, build, source, run_id)
+    print("ingested", source, flush=True)
 pipeline.dbt_build(settings, build)
 if last == "publish":  # (the quality gate, its own task under Airflow, is not what is tested here)
     pipeline.publish(settings, build, run_id)
@@ -123,7 +124,8 @@ def test_a_killed_run_is_recorded_as_failed_and_its_build_removed_by_the_next(
         line = killed.stdout.readline()
         assert line.startswith("prepared"), line
         orphan = Path(line.split(" ", 1)[1].strip())
-        time.sleep(1.5)  # into ingestion
+        line = killed.stdout.readline()  # into ingestion: the first source loaded, the next loading
+        assert line.startswith("ingested"), line
         assert killed.poll() is None, "the run finished before it could be killed"
     finally:
         _kill(killed)

@@ -55,15 +55,18 @@ def test_quality_outputs_are_owner_only(built_warehouse: Path, tmp_path: Path) -
     assert not loose_modes(quality), loose_modes(quality)[:20]
 
 
-def test_slf_writes_owner_only_files(sample_landing: Path, tmp_path: Path) -> None:
+def test_slf_writes_owner_only_files(sample_landing_master: Path, tmp_path: Path) -> None:
     """The CLI sets the umask itself: the warehouse and a rejected payroll file's error reports."""
-    broken = sample_landing / "loen" / "loen_2024-06.csv"
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    # two payroll months, one loaded and one rejected: the other sources play no part here
+    (out / "landing" / "loen").mkdir(parents=True)
+    for month in ("2024-05", "2024-06"):
+        shutil.copy2(sample_landing_master / "loen" / f"loen_{month}.csv", out / "landing" / "loen")
+    broken = out / "landing" / "loen" / "loen_2024-06.csv"
     lines = broken.read_text(encoding="utf-8-sig").splitlines()
     lines[3] = lines[3].replace(";1,0000;", ";1,2x;")  # an employment fraction that is no number
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
-    out = tmp_path / "out"
-    out.mkdir(mode=0o700)
-    shutil.move(str(sample_landing), out / "landing")
     done = subprocess.run(
         [
             sys.executable,

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slf_warehouse.preflight import EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from slf_warehouse.run_lock import OutputLock
 
 EXIT_CODES = """exit codes:
@@ -42,16 +44,19 @@ def _sample_data(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The main job, through Airflow: the slf_refresh DAG run once with dag.test(), holding the
     output folder's lock throughout (its Airflow process shares it, so it outlives a killed CLI)."""
-    from slf_warehouse.pipeline import StepFailed, check_refresh_engine
-    from slf_warehouse.preflight import EXIT_BUSY, require_landing, require_pseudonym_key, require_writable
+    from slf_warehouse.preflight import (
+        EXIT_BUSY,
+        require_landing,
+        require_pseudonym_key,
+        require_refresh_engine,
+        require_writable,
+    )
     from slf_warehouse.run_lock import RunInProgress, hold_output
     from slf_warehouse.settings import Settings
 
     landing, out = Path(args.landing).resolve(), Path(args.out).resolve()
-    try:  # the configuration first: with an engine it cannot write, no folder matters
-        check_refresh_engine(Settings.from_env(landing, out))
-    except (StepFailed, ValueError) as refused:
-        raise UsageError(str(refused)) from None
+    # the configuration first: with an engine it cannot write, no folder matters
+    require_refresh_engine(Settings.from_env(landing, out))
     require_landing(landing)
     require_pseudonym_key()
     require_writable(out)
@@ -183,7 +188,6 @@ def _print_rejections(quarantine: Path, since: float) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from slf_warehouse.ingest import ConfigurationError, ingest_landing
     from slf_warehouse.preflight import EXIT_DATA, require_landing, require_pseudonym_key, require_writable
     from slf_warehouse.run_summary import UNCHANGED
 
@@ -192,6 +196,8 @@ def _ingest(args: argparse.Namespace) -> int:
     require_pseudonym_key()
     require_writable(warehouse.parent, "warehouse folder")
     _log_to(warehouse.parent / "logs" / "slf_ingest.log", args)
+    from slf_warehouse.ingest import ConfigurationError, ingest_landing  # DuckDB: after the mistakes
+
     try:
         report = ingest_landing(landing, warehouse)
     except ConfigurationError as e:
@@ -216,10 +222,9 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from slf_warehouse.answers.inquiry import InquiryError
+    from slf_warehouse.answers.inquiry_yaml import InquiryError
     from slf_warehouse.answers.published import answer_from_published
     from slf_warehouse.preflight import require_writable
-    from slf_warehouse.warehouse import NoPublishedWarehouse
 
     out = Path(args.out).resolve()
     given = Path(args.inquiry)
@@ -228,7 +233,9 @@ def _answer(args: argparse.Namespace) -> int:
     _log_to(out / "logs" / "slf_answer.log", args)
     try:
         answer = answer_from_published(inquiry, out, out_dir=Path(args.to).resolve() if args.to else None)
-    except (NoPublishedWarehouse, InquiryError) as e:
+    except InquiryError as e:
+        raise UsageError(str(e)) from None
+    except _no_published_warehouse() as e:
         raise UsageError(str(e)) from None
     print(f"{answer['pdf']}\n{answer['html']}")
     if not answer["official"]:
@@ -242,31 +249,49 @@ def _answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_published_warehouse() -> type[Exception]:
+    """The class, for an ``except`` clause: evaluated only while an exception is handled, so a
+    misspelt inquiry name is reported without importing DuckDB (warehouse.py's)."""
+    from slf_warehouse.warehouse import NoPublishedWarehouse
+
+    return NoPublishedWarehouse
+
+
+def _inquiry_figures(inquiry: str, out: Path) -> tuple[list[str], dict[str, Any], tuple[date, date]]:
+    """The figures an inquiry (a file, or a name in inquiries/) uses, its parameters and window."""
+    from slf_warehouse.answers.inquiry_yaml import InquiryError
+    from slf_warehouse.answers.published import resolve_inquiry
+    from slf_warehouse.settings import Settings
+
+    given = Path(inquiry)
+    try:
+        path = (
+            given.resolve()
+            if given.is_file()
+            else resolve_inquiry(inquiry, Settings.from_env(output_dir=out).inquiries_dir)
+        )
+        from slf_warehouse.answers.inquiry import load_inquiry  # the model: once the file is found
+
+        loaded = load_inquiry(path)
+    except InquiryError as e:
+        raise UsageError(str(e)) from None
+    return (
+        loaded.figure_names,
+        loaded.inquiry.parameters,
+        (loaded.inquiry.window.start, loaded.inquiry.window.end),
+    )
+
+
 def _figures(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from slf_warehouse.answers.inquiry import InquiryError, load_inquiry
-    from slf_warehouse.answers.published import resolve_inquiry
     from slf_warehouse.figure_listing import EARLIEST, format_listing, list_figures, window_parameters
-    from slf_warehouse.settings import Settings
-    from slf_warehouse.warehouse import NoPublishedWarehouse
 
     out = Path(args.out).resolve()
     _log_to(out / "logs" / "slf_figures.log", args)
     names, params, window = None, None, None
     if args.inquiry:
-        given = Path(args.inquiry)
-        try:
-            path = (
-                given.resolve()
-                if given.is_file()
-                else resolve_inquiry(args.inquiry, Settings.from_env(output_dir=out).inquiries_dir)
-            )
-            loaded = load_inquiry(path)
-        except InquiryError as e:
-            raise UsageError(str(e)) from None
-        names, params = loaded.figure_names, loaded.inquiry.parameters
-        window = (loaded.inquiry.window.start, loaded.inquiry.window.end)
+        names, params, window = _inquiry_figures(args.inquiry, out)
     else:
         try:
             window = (
@@ -276,6 +301,8 @@ def _figures(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UsageError(f"--from/--to: {e} (write YYYY-MM-DD)") from None
         params = window_parameters(*window)
+    from slf_warehouse.warehouse import NoPublishedWarehouse  # DuckDB: after the mistakes
+
     try:
         listed, version = list_figures(out, names, params)
     except NoPublishedWarehouse as e:

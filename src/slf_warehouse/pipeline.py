@@ -27,26 +27,14 @@ class StepFailed(Exception):
 
 
 def check_refresh_engine(settings: Settings) -> None:
-    """StepFailed unless the chosen warehouse engine can be written: SLF_WAREHOUSE_ENGINE is
-    duckdb or postgres, and on postgres the server named by SLF_PG_* answers. `slf run` asks
-    before it claims the output folder, so a wrong setting is said at once, not by a failed task.
-    The message names the server (host, port, database), never its password."""
-    try:
-        engine = settings.warehouse_engine
-    except ValueError as e:
-        raise StepFailed(str(e)) from None
-    if engine == "postgres":
-        import psycopg2
+    """StepFailed unless the chosen warehouse engine can be written (``preflight.require_refresh_engine``,
+    which `slf run` asks before it claims the output folder)."""
+    from slf_warehouse.preflight import UsageError, require_refresh_engine
 
-        try:
-            psycopg2.connect(settings.pg_conninfo, connect_timeout=10).close()
-        except psycopg2.Error as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StepFailed(
-                f"SLF_WAREHOUSE_ENGINE=postgres: the warehouse server {pg_server_name(settings)} "
-                f"cannot be reached ({reason}); check SLF_PG_HOST, SLF_PG_PORT, SLF_PG_USER, "
-                f"SLF_PG_PASSWORD and SLF_PG_DATABASE"
-            ) from None
+    try:
+        require_refresh_engine(settings)
+    except UsageError as refused:
+        raise StepFailed(str(refused)) from None
 
 
 def pg_server_name(settings: Settings) -> str:

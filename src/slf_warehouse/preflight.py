@@ -1,8 +1,9 @@
 """The user's mistakes `slf` can see before it starts anything: each a sentence that says what to do.
 
 Checked before Airflow starts (which costs seconds and would fail the same way 20 s later inside a
-task): the pseudonymisation key, the landing folder and its source folders, an output folder the
-refresh can write.
+task): the warehouse engine, the pseudonymisation key, the landing folder and its source folders, an
+output folder the refresh can write. Each check imports only what it needs (no DuckDB, no ingestion
+code), so a mistake is reported in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slf_warehouse.settings import Settings
 
 # Exit codes of every `slf` command (also in `slf --help`).
 EXIT_OK = 0
@@ -24,8 +29,33 @@ class UsageError(Exception):
     """A mistake the user can fix; its message is one sentence naming what and how (exit code 2)."""
 
 
+def require_refresh_engine(settings: Settings) -> None:
+    """The chosen warehouse engine can be written: SLF_WAREHOUSE_ENGINE is duckdb or postgres, and
+    on postgres the server named by SLF_PG_* answers. `slf run` asks before it claims the output
+    folder, so a wrong setting is said at once, not by a failed task. The message names the server
+    (host, port, database), never its password."""
+    try:
+        conninfo = settings.pg_conninfo if settings.warehouse_engine == "postgres" else None
+    except ValueError as e:  # an engine it does not know, or SLF_PG_* it cannot use
+        raise UsageError(str(e)) from None
+    if conninfo is not None:
+        import psycopg2
+
+        from slf_warehouse.pg_raw import server_name
+
+        try:
+            psycopg2.connect(conninfo, connect_timeout=10).close()
+        except psycopg2.Error as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(
+                f"SLF_WAREHOUSE_ENGINE=postgres: the warehouse server {server_name(conninfo)} "
+                f"cannot be reached ({reason}); check SLF_PG_HOST, SLF_PG_PORT, SLF_PG_USER, "
+                f"SLF_PG_PASSWORD and SLF_PG_DATABASE"
+            ) from None
+
+
 def require_pseudonym_key(environ: dict[str, str] | None = None) -> None:
-    from slf_warehouse.ingest.pseudonym import KEY_ENV
+    from slf_warehouse.settings import PSEUDONYM_KEY_ENV as KEY_ENV
 
     key = (os.environ if environ is None else environ).get(KEY_ENV, "")
     if len(key) < KEY_MIN_LENGTH:

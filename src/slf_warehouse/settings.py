@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# The payroll pseudonymisation key's variable (ingest.pseudonym reads it; `slf` checks it is set
+# before it starts anything, without importing the ingestion).
+PSEUDONYM_KEY_ENV = "SLF_PSEUDONYM_KEY"
+
 
 def project_dir() -> Path:
     """The checkout holding dbt_project/, inquiries/, expectations/ and report_templates/."""

@@ -38,6 +38,9 @@ from pydantic_core import ErrorDetails
 
 from slf_warehouse.answers.exhibits import ChartSpec, ExhibitError, TableSpec, check_exhibit
 from slf_warehouse.answers.figures import FIGURES
+from slf_warehouse.answers.inquiry_yaml import InquiryError as InquiryError  # re-exported: its home
+from slf_warehouse.answers.inquiry_yaml import Problem as Problem  # until now, imported from here
+from slf_warehouse.answers.inquiry_yaml import compose_yaml, parse_yaml
 from slf_warehouse.answers.template_check import names_used, refused_constructs
 from slf_warehouse.answers.templating import HELPER_NAMES, AnswerSandbox, answer_environment
 from slf_warehouse.answers.workdays import ANSWER_WORKING_DAYS, answer_deadline
@@ -46,10 +49,6 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 # Names a template may use besides figure names (see templating.template_helpers).
 CONTEXT_NAMES = frozenset({"window", "inquiry", *HELPER_NAMES})
-
-
-class InquiryError(ValueError):
-    """An inquiry file is not valid; the message names the file and the field."""
 
 
 class Signatory(BaseModel):
@@ -167,21 +166,6 @@ class LoadedInquiry:
     sha256: str = ""
 
 
-# libyaml's parser (PyYAML's wheels carry it): the same documents and marks as the pure-Python one,
-# about 15 times faster. An inquiry is parsed several times per letter (values, then lines for errors).
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def parse_yaml(text: str) -> Any:
-    """``text`` as plain data (mappings, lists, strings, numbers, dates): ``yaml.safe_load``'s result."""
-    return yaml.load(text, Loader=_YAML_LOADER)
-
-
-def compose_yaml(text: str) -> Any:
-    """``text``'s node tree, with each node's place in the file (``start_mark``)."""
-    return yaml.compose(text, Loader=_YAML_LOADER)
-
-
 def _answer_line(text: str, index: int, template_line: int) -> int | None:
     """The file line of line ``template_line`` of ``questions[index].answer``: exact for a literal
     block (``answer: |``) and a one-line value; the line the answer starts on otherwise."""
@@ -259,15 +243,6 @@ def load_inquiry(path: Path | str) -> LoadedInquiry:
         raise InquiryError(problem.message)
     order = list(FIGURES)  # the registry's order: stable, and grouped by subject
     return LoadedInquiry(path, inquiry, sorted(set(used), key=order.index), hashlib.sha256(raw).hexdigest())
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in an inquiry file: its line in the file (None: not placed) and the message
-    (which names the file, and the line when known)."""
-
-    line: int | None
-    message: str
 
 
 def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:

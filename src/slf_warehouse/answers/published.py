@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slf_warehouse.answers.inquiry import InquiryError
+from slf_warehouse.answers.inquiry_yaml import InquiryError
 
 if TYPE_CHECKING:
     from slf_warehouse.warehouse_reader import PostgresSource
@@ -166,13 +166,14 @@ def answer_from_published(
 ) -> dict[str, Any]:
     """Render ``inquiry`` from the published warehouse into ``<output_dir>/answers`` (an inquiry from
     outside ``inquiries/``: ``out_dir`` or ``answers/drafts``, unofficial); a summary for XCom."""
-    from slf_warehouse.answers.render import render_inquiry
     from slf_warehouse.settings import Settings
 
     settings = Settings.from_env(output_dir=output_dir)
     path = resolve_inquiry(inquiry, settings.inquiries_dir)
     target, official = answer_folder(path, settings.answers_dir, settings.inquiries_dir, out_dir)
     published, source = published_warehouse(settings)  # NoPublishedWarehouse: run a refresh
+    from slf_warehouse.answers.render import render_inquiry  # after the mistakes it can name cheaply
+
     answer = render_inquiry(
         source, path, target, official=official, run_info=published_run_info(published, settings.quality_dir)
     )

@@ -8,8 +8,8 @@ import os
 import warnings
 
 from slf_warehouse.ingest.errors import ConfigurationError
+from slf_warehouse.settings import PSEUDONYM_KEY_ENV as KEY_ENV
 
-KEY_ENV = "SLF_PSEUDONYM_KEY"
 # Airflow masks Variables whose name contains "secret" (UI, REST API, task logs); the old name did not.
 KEY_VARIABLE = "slf_pseudonym_key_secret"
 OLD_KEY_VARIABLE = "slf_pseudonym_key"

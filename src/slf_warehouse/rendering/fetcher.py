@@ -13,6 +13,10 @@ leak data would carry that data. It then stops the rendering (``ResourceRefused`
 that asked for something it may not have is never written, and WeasyPrint's own warning, which
 quotes the URL, is not reached.
 
+WeasyPrint fetches ``<link rel="attachment">`` files only when it writes the PDF, after laying out
+every page; ``refuse_early`` asks the same question of them before the layout, so such a letter is
+refused at once (the fetcher still guards the fetch itself).
+
 Imported only where WeasyPrint is (``pdf.html_to_pdf``).
 """
 
@@ -22,10 +26,15 @@ import hashlib
 import logging
 import mimetypes
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from weasyprint.html import element_has_link_type, parse_url
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+if TYPE_CHECKING:
+    from weasyprint import HTML
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,8 @@ class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships
             return path
         return None
 
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
+    def check(self, url: str) -> Path:
+        """The project file ``url`` names; ResourceRefused (logged without the URL) for anything else."""
         path = self._allowed(url)
         if path is None:
             scheme = urlsplit(url).scheme.lower() or "relative"
@@ -71,7 +81,22 @@ class ProjectFilesFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships
                 f"the HTML refers to a {scheme} URL outside {self.root} "
                 f"(sha256 {url_digest(url)}); only the project's own files are served"
             )
+        return path
+
+    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
+        path = self.check(url)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(
             path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
         )
+
+
+def refuse_early(document: HTML, fetcher: ProjectFilesFetcher) -> None:
+    """Check the attachments ``document`` names (``<link rel="attachment">``, resolved as WeasyPrint
+    resolves them) before WeasyPrint lays the pages out: a refused one raises ResourceRefused now."""
+    for link in document.wrapper_element.query_all("link"):
+        element = link.etree_element
+        if element_has_link_type(element, "attachment"):
+            url = parse_url(element.get("href"), document.base_url)
+            if url is not None:
+                fetcher.check(url)

@@ -44,7 +44,7 @@ def html_to_pdf(
     only folder WeasyPrint may read from."""
     from weasyprint import HTML, Attachment  # ~1 s to import: only here, never at package import
 
-    from slf_warehouse.rendering.fetcher import ProjectFilesFetcher
+    from slf_warehouse.rendering.fetcher import ProjectFilesFetcher, refuse_early
 
     fetcher = ProjectFilesFetcher(templates_dir)  # never WeasyPrint's default fetcher
     attachments = [
@@ -59,7 +59,9 @@ def html_to_pdf(
         )
         for f in embedded
     ]
-    pdf: bytes = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher).write_pdf(
+    document = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher)
+    refuse_early(document, fetcher)  # before the layout, not after it when the PDF is written
+    pdf: bytes = document.write_pdf(
         pdf_identifier=pdf_identifier(html), pdf_variant=variant, attachments=attachments or None
     )
     return pdf
