@@ -101,7 +101,11 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
     return json.loads(files["godkendelse.json"])
 
 
-def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path) -> None:
+def test_draft_then_approval_gives_the_signed_final_and_its_archive(
+    output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weasyprint
+
     from slf_warehouse.answers.approval import APPROVE, approval_body, conclude, render_draft
 
     draft = render_draft(
@@ -122,7 +126,16 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path
     assert "Ikke godkendt" not in body and "Thomas Medom (tmedom)" in body
     assert not (output / "answers" / "approved").exists()
 
+    layouts = []
+    lay_out = weasyprint.HTML.render
+
+    def counted_layout(html: weasyprint.HTML, *args, **kwargs):  # WeasyPrint's own, counted
+        layouts.append(html)
+        return lay_out(html, *args, **kwargs)
+
+    monkeypatch.setattr(weasyprint.HTML, "render", counted_layout)
     done = conclude(draft, response(APPROVE, "tmedom"))
+    assert len(layouts) == 1  # the final and its archival copy are written from one layout of the letter
     approved = output / "answers" / "approved"
     assert done["decision"] == "approved" and done["by"] == "tmedom"
     final_pages = pdf_pages(approved / f"{INQUIRY}.pdf")

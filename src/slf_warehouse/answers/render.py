@@ -38,7 +38,7 @@ from slf_warehouse.answers.sandbox_run import (
 )
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 from slf_warehouse.rendering import formatting as fmt
-from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
+from slf_warehouse.rendering.pdf import PdfOutput, html_to_pdfs, write_atomically
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
@@ -301,8 +301,13 @@ def render_inquiry(
 
     from slf_warehouse.rendering.fetcher import ResourceRefused
 
-    try:
-        pdf = html_to_pdf(html, templates_dir)
+    outputs = [PdfOutput()]
+    if archive:
+        from slf_warehouse.answers.archive import archive_output
+
+        outputs.append(archive_output(inquiry_path.stem, record=record, figures=figures, edition=edition))
+    try:  # the letter and its archival copy from one layout of the HTML
+        pdf, *archived = html_to_pdfs(html, templates_dir, outputs)
     except ResourceRefused as e:
         raise InquiryError(f"{inquiry_path}: {e}; no letter was written") from None
 
@@ -312,17 +317,9 @@ def render_inquiry(
     write_atomically(html_path, html.encode("utf-8"))
     write_atomically(pdf_path, pdf)
     archive_path = None
-    if archive:
-        from slf_warehouse.answers.archive import write_archive
-
-        archive_path = write_archive(
-            html,
-            out_dir / f"{inquiry_path.stem}.arkiv.pdf",
-            templates_dir=templates_dir,
-            record=record,
-            figures=figures,
-            edition=edition,
-        )
+    if archived:
+        archive_path = out_dir / f"{inquiry_path.stem}.arkiv.pdf"
+        write_atomically(archive_path, archived[0])
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
     return RenderedAnswer(
         pdf_path=pdf_path,
