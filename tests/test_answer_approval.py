@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -53,13 +54,21 @@ def response(choice: str, username: str, comment: str = "") -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def published_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse store with SEED published, made once for the module (tests get a copy)."""
+    out = tmp_path_factory.mktemp("published") / "out"
+    publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
+    return out / "warehouse"
+
+
 @pytest.fixture()
-def output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_seed: Path) -> Path:
     monkeypatch.delenv("SLF_WAREHOUSE_DIR", raising=False)
     monkeypatch.delenv("SLF_WAREHOUSE_ENGINE", raising=False)
     out = tmp_path / "out"
     monkeypatch.setenv("SLF_OUTPUT_DIR", str(out))
-    publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
+    shutil.copytree(published_seed, out / "warehouse")  # modes kept: the store's folders are private
     return out
 
 
