@@ -44,6 +44,21 @@ def pdf_pages(path: Path) -> list[str]:
     return [p for p in text.split("\f") if p.strip()]
 
 
+def count_layouts(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The HTML documents WeasyPrint lays out from now on (each still laid out by WeasyPrint)."""
+    import weasyprint
+
+    layouts = []
+    lay_out = weasyprint.HTML.render
+
+    def counted(html: weasyprint.HTML, *args, **kwargs):
+        layouts.append(html)
+        return lay_out(html, *args, **kwargs)
+
+    monkeypatch.setattr(weasyprint.HTML, "render", counted)
+    return layouts
+
+
 def response(choice: str, username: str, comment: str = "") -> dict:
     """What LetterApproval returns to XCom (HITLTriggerEventSuccessPayload)."""
     return {
@@ -113,8 +128,6 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
 def test_draft_then_approval_gives_the_signed_final_and_its_archive(
     output: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import weasyprint
-
     from slf_warehouse.answers.approval import APPROVE, approval_body, conclude, render_draft
 
     draft = render_draft(
@@ -135,14 +148,7 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(
     assert "Ikke godkendt" not in body and "Thomas Medom (tmedom)" in body
     assert not (output / "answers" / "approved").exists()
 
-    layouts = []
-    lay_out = weasyprint.HTML.render
-
-    def counted_layout(html: weasyprint.HTML, *args, **kwargs):  # WeasyPrint's own, counted
-        layouts.append(html)
-        return lay_out(html, *args, **kwargs)
-
-    monkeypatch.setattr(weasyprint.HTML, "render", counted_layout)
+    layouts = count_layouts(monkeypatch)
     done = conclude(draft, response(APPROVE, "tmedom"))
     assert len(layouts) == 1  # the final and its archival copy are written from one layout of the letter
     approved = output / "answers" / "approved"
@@ -264,15 +270,37 @@ def test_a_new_publication_makes_a_waiting_draft_stale(
     )
 
 
-def test_a_changed_draft_on_disk_is_not_approved(output: Path) -> None:
+def test_a_changed_draft_or_inquiry_is_not_approved(
+    output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"  # an inquiry file the test may edit after the draft
+    (project / "inquiries").mkdir(parents=True)
+    (project / "report_templates").symlink_to(PROJECT / "report_templates")
+    inquiry = project / "inquiries" / f"{INQUIRY}.yaml"
+    inquiry.write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
+    monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
     from slf_warehouse.answers.approval import APPROVE, ApprovalError, conclude, render_draft
 
     draft = render_draft({"inquiry": INQUIRY}, "manual__1")
+    shown = Path(draft["pdf"]).read_bytes()
     with Path(draft["pdf"]).open("ab") as f:
         f.write(b"%")
     with pytest.raises(ApprovalError, match="changed on disk"):
         conclude(draft, response(APPROVE, "tmedom"))
     assert not (output / "answers" / "approved").exists()
+
+    # The draft as shown, but its inquiry's text changed since: refused before a final is laid out.
+    Path(draft["pdf"]).write_bytes(shown)
+    text = inquiry.read_text(encoding="utf-8")
+    assert "til understøttelsen." in text
+    inquiry.write_text(
+        text.replace("til understøttelsen.", "til understøttelsen. Tilføjet."), encoding="utf-8"
+    )
+    layouts = count_layouts(monkeypatch)
+    with pytest.raises(ApprovalError, match="differ from the approved draft's; no final letter was written"):
+        conclude(draft, response(APPROVE, "tmedom"))
+    assert layouts == []  # no final made only to be thrown away
+    assert not list((output / "answers" / "approved").glob("*"))  # no letter, no staging folder
 
 
 @pytest.mark.parametrize(

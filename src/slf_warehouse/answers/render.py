@@ -19,6 +19,8 @@ embedded files (``archive.py``).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -218,6 +220,7 @@ def render_inquiry(
     official: bool | None = None,
     edition: Edition | None = None,
     archive: bool = False,
+    check_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
     ``warehouse_reader.PostgresSource`` naming a published PostgreSQL version) and write
@@ -230,7 +233,10 @@ def render_inquiry(
     unofficial one says so on every page.
 
     ``edition`` makes it a draft or an approved final; ``archive`` (finals only) also writes
-    ``<inquiry-stem>.arkiv.pdf``, the PDF/A-3a copy with its evidence embedded."""
+    ``<inquiry-stem>.arkiv.pdf``, the PDF/A-3a copy with its evidence embedded.
+
+    ``check_record`` is called with the sidecar's record (as it will be read back) once the figures
+    are read and before the letter is laid out: what it raises stops the rendering, nothing written."""
     from slf_warehouse.warehouse_reader import DuckDBSource, open_reader
 
     if isinstance(warehouse, (str, Path)):
@@ -269,6 +275,8 @@ def render_inquiry(
     )
     if edition is not None:
         record["edition"] = edition.record()
+    if check_record is not None:
+        check_record(json.loads(ch.sidecar_text(record)))
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     letter_date: date = inquiry.letter_date
     html = (
