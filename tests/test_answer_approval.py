@@ -25,6 +25,7 @@ from test_answers_render import SEED, build_warehouse
 INQUIRY = "enhedslisten-slf"
 PROJECT = Path(__file__).resolve().parents[1]
 APPROVED_AT = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)  # 13.05 in Aarhus
+DRAFTED_PATHS = ("folder", "pdf", "html", "figures_json")  # a draft record's paths
 
 
 def publish(out: Path, data, run_id: str, version_stamp: str) -> str:
@@ -85,6 +86,36 @@ def output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_seed: Path
     monkeypatch.setenv("SLF_OUTPUT_DIR", str(out))
     shutil.copytree(published_seed, out / "warehouse")  # modes kept: the store's folders are private
     return out
+
+
+@pytest.fixture(scope="module")
+def drafted_seed(published_seed: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The draft of run manual__1 (no edition note), made once for the module: its output folder
+    and its record (tests take a copy with ``drafted``)."""
+    from slf_warehouse.answers.approval import render_draft
+
+    out = tmp_path_factory.mktemp("drafted") / "out"
+    shutil.copytree(published_seed, out / "warehouse")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("SLF_WAREHOUSE_DIR", raising=False)
+        env.delenv("SLF_WAREHOUSE_ENGINE", raising=False)
+        env.setenv("SLF_OUTPUT_DIR", str(out))
+        return out, render_draft({"inquiry": INQUIRY}, "manual__1")
+
+
+@pytest.fixture()
+def drafted(output: Path, drafted_seed: tuple[Path, dict]) -> dict:
+    """``output`` with a copy of ``drafted_seed``'s draft; its record (also its draft.json) naming
+    this copy's files."""
+    from slf_warehouse.answers.approval import DRAFT_RECORD
+
+    master, record = drafted_seed
+    shutil.copytree(master / "answers", output / "answers")
+    draft = {**record, **{k: record[k].replace(str(master), str(output), 1) for k in DRAFTED_PATHS}}
+    (Path(draft["folder"]) / DRAFT_RECORD).write_text(
+        json.dumps(draft, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    return draft
 
 
 def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sidecar: Path) -> dict:
@@ -201,10 +232,10 @@ def test_an_edition_note_is_shown_as_text_on_the_approval_page(output: Path) -> 
     assert "26 mio. kr." in html  # the figures stay readable
 
 
-def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> None:
-    from slf_warehouse.answers.approval import APPROVE, REJECT, ApprovalError, conclude, render_draft
+def test_someone_else_rejection_without_comment_and_rejection(output: Path, drafted: dict) -> None:
+    from slf_warehouse.answers.approval import APPROVE, REJECT, ApprovalError, conclude
 
-    draft = render_draft({"inquiry": INQUIRY}, "manual__1")
+    draft = drafted
     with pytest.raises(ApprovalError, match="'peter', who is not a signatory"):
         conclude(draft, response(APPROVE, "peter"))
     with pytest.raises(ApprovalError, match="a rejection needs a comment"):
@@ -271,17 +302,11 @@ def test_a_new_publication_makes_a_waiting_draft_stale(
 
 
 def test_a_changed_draft_or_inquiry_is_not_approved(
-    output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    output: Path, drafted: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = tmp_path / "project"  # an inquiry file the test may edit after the draft
-    (project / "inquiries").mkdir(parents=True)
-    (project / "report_templates").symlink_to(PROJECT / "report_templates")
-    inquiry = project / "inquiries" / f"{INQUIRY}.yaml"
-    inquiry.write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
-    monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
-    from slf_warehouse.answers.approval import APPROVE, ApprovalError, conclude, render_draft
+    from slf_warehouse.answers.approval import APPROVE, ApprovalError, conclude
 
-    draft = render_draft({"inquiry": INQUIRY}, "manual__1")
+    draft = drafted
     shown = Path(draft["pdf"]).read_bytes()
     with Path(draft["pdf"]).open("ab") as f:
         f.write(b"%")
@@ -291,6 +316,12 @@ def test_a_changed_draft_or_inquiry_is_not_approved(
 
     # The draft as shown, but its inquiry's text changed since: refused before a final is laid out.
     Path(draft["pdf"]).write_bytes(shown)
+    project = tmp_path / "project"  # the project's files with that inquiry edited
+    (project / "inquiries").mkdir(parents=True)
+    (project / "report_templates").symlink_to(PROJECT / "report_templates")
+    inquiry = project / "inquiries" / f"{INQUIRY}.yaml"
+    inquiry.write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
+    monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
     text = inquiry.read_text(encoding="utf-8")
     assert "til understøttelsen." in text
     inquiry.write_text(
