@@ -1,7 +1,7 @@
 """The approved letter's archival copy for the case file: PDF/A-3a with its evidence embedded.
 
-The accessible final (PDF/UA-1) is what is published. The case file gets the same HTML once more
-as PDF/A-3a — archival and tagged, so it stays accessible — carrying as embedded files:
+The accessible final (PDF/UA-1) is what is published. The case file gets the same laid-out HTML
+written once more as PDF/A-3a — archival and tagged, so it stays accessible — carrying as embedded files:
 
 - ``<stem>.figures.json``: the figures sidecar, byte for byte as written beside the letter;
 - ``datagrundlag.sql``: each figure's query as it ran on the warehouse, with its bound values;

@@ -13,7 +13,7 @@ leak data would carry that data. It then stops the rendering (``ResourceRefused`
 that asked for something it may not have is never written, and WeasyPrint's own warning, which
 quotes the URL, is not reached.
 
-Imported only where WeasyPrint is (``pdf.html_to_pdf``).
+Imported only where WeasyPrint is (``pdf.html_to_pdfs``).
 """
 
 from __future__ import annotations
