@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from test_answers_render import SEED, build_warehouse
 INQUIRY = "enhedslisten-slf"
 PROJECT = Path(__file__).resolve().parents[1]
 APPROVED_AT = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)  # 13.05 in Aarhus
+DRAFTED_PATHS = ("folder", "pdf", "html", "figures_json")  # a draft record's paths
 
 
 def publish(out: Path, data, run_id: str, version_stamp: str) -> str:
@@ -43,6 +45,21 @@ def pdf_pages(path: Path) -> list[str]:
     return [p for p in text.split("\f") if p.strip()]
 
 
+def count_layouts(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The HTML documents WeasyPrint lays out from now on (each still laid out by WeasyPrint)."""
+    import weasyprint
+
+    layouts = []
+    lay_out = weasyprint.HTML.render
+
+    def counted(html: weasyprint.HTML, *args, **kwargs):
+        layouts.append(html)
+        return lay_out(html, *args, **kwargs)
+
+    monkeypatch.setattr(weasyprint.HTML, "render", counted)
+    return layouts
+
+
 def response(choice: str, username: str, comment: str = "") -> dict:
     """What LetterApproval returns to XCom (HITLTriggerEventSuccessPayload)."""
     return {
@@ -53,14 +70,52 @@ def response(choice: str, username: str, comment: str = "") -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def published_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse store with SEED published, made once for the module (tests get a copy)."""
+    out = tmp_path_factory.mktemp("published") / "out"
+    publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
+    return out / "warehouse"
+
+
 @pytest.fixture()
-def output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_seed: Path) -> Path:
     monkeypatch.delenv("SLF_WAREHOUSE_DIR", raising=False)
     monkeypatch.delenv("SLF_WAREHOUSE_ENGINE", raising=False)
     out = tmp_path / "out"
     monkeypatch.setenv("SLF_OUTPUT_DIR", str(out))
-    publish(out, SEED, "scheduled__2024-09-06", "20240906T060000")
+    shutil.copytree(published_seed, out / "warehouse")  # modes kept: the store's folders are private
     return out
+
+
+@pytest.fixture(scope="module")
+def drafted_seed(published_seed: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The draft of run manual__1 (no edition note), made once for the module: its output folder
+    and its record (tests take a copy with ``drafted``)."""
+    from slf_warehouse.answers.approval import render_draft
+
+    out = tmp_path_factory.mktemp("drafted") / "out"
+    shutil.copytree(published_seed, out / "warehouse")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("SLF_WAREHOUSE_DIR", raising=False)
+        env.delenv("SLF_WAREHOUSE_ENGINE", raising=False)
+        env.setenv("SLF_OUTPUT_DIR", str(out))
+        return out, render_draft({"inquiry": INQUIRY}, "manual__1")
+
+
+@pytest.fixture()
+def drafted(output: Path, drafted_seed: tuple[Path, dict]) -> dict:
+    """``output`` with a copy of ``drafted_seed``'s draft; its record (also its draft.json) naming
+    this copy's files."""
+    from slf_warehouse.answers.approval import DRAFT_RECORD
+
+    master, record = drafted_seed
+    shutil.copytree(master / "answers", output / "answers")
+    draft = {**record, **{k: record[k].replace(str(master), str(output), 1) for k in DRAFTED_PATHS}}
+    (Path(draft["folder"]) / DRAFT_RECORD).write_text(
+        json.dumps(draft, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    return draft
 
 
 def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sidecar: Path) -> dict:
@@ -101,7 +156,9 @@ def check_archive_against_warehouse(archive: Path, warehouse: Path, final_sideca
     return json.loads(files["godkendelse.json"])
 
 
-def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path) -> None:
+def test_draft_then_approval_gives_the_signed_final_and_its_archive(
+    output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from slf_warehouse.answers.approval import APPROVE, approval_body, conclude, render_draft
 
     draft = render_draft(
@@ -122,7 +179,9 @@ def test_draft_then_approval_gives_the_signed_final_and_its_archive(output: Path
     assert "Ikke godkendt" not in body and "Thomas Medom (tmedom)" in body
     assert not (output / "answers" / "approved").exists()
 
+    layouts = count_layouts(monkeypatch)
     done = conclude(draft, response(APPROVE, "tmedom"))
+    assert len(layouts) == 1  # the final and its archival copy are written from one layout of the letter
     approved = output / "answers" / "approved"
     assert done["decision"] == "approved" and done["by"] == "tmedom"
     final_pages = pdf_pages(approved / f"{INQUIRY}.pdf")
@@ -173,10 +232,10 @@ def test_an_edition_note_is_shown_as_text_on_the_approval_page(output: Path) -> 
     assert "26 mio. kr." in html  # the figures stay readable
 
 
-def test_someone_else_rejection_without_comment_and_rejection(output: Path) -> None:
-    from slf_warehouse.answers.approval import APPROVE, REJECT, ApprovalError, conclude, render_draft
+def test_someone_else_rejection_without_comment_and_rejection(output: Path, drafted: dict) -> None:
+    from slf_warehouse.answers.approval import APPROVE, REJECT, ApprovalError, conclude
 
-    draft = render_draft({"inquiry": INQUIRY}, "manual__1")
+    draft = drafted
     with pytest.raises(ApprovalError, match="'peter', who is not a signatory"):
         conclude(draft, response(APPROVE, "peter"))
     with pytest.raises(ApprovalError, match="a rejection needs a comment"):
@@ -242,15 +301,37 @@ def test_a_new_publication_makes_a_waiting_draft_stale(
     )
 
 
-def test_a_changed_draft_on_disk_is_not_approved(output: Path) -> None:
-    from slf_warehouse.answers.approval import APPROVE, ApprovalError, conclude, render_draft
+def test_a_changed_draft_or_inquiry_is_not_approved(
+    output: Path, drafted: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slf_warehouse.answers.approval import APPROVE, ApprovalError, conclude
 
-    draft = render_draft({"inquiry": INQUIRY}, "manual__1")
+    draft = drafted
+    shown = Path(draft["pdf"]).read_bytes()
     with Path(draft["pdf"]).open("ab") as f:
         f.write(b"%")
     with pytest.raises(ApprovalError, match="changed on disk"):
         conclude(draft, response(APPROVE, "tmedom"))
     assert not (output / "answers" / "approved").exists()
+
+    # The draft as shown, but its inquiry's text changed since: refused before a final is laid out.
+    Path(draft["pdf"]).write_bytes(shown)
+    project = tmp_path / "project"  # the project's files with that inquiry edited
+    (project / "inquiries").mkdir(parents=True)
+    (project / "report_templates").symlink_to(PROJECT / "report_templates")
+    inquiry = project / "inquiries" / f"{INQUIRY}.yaml"
+    inquiry.write_bytes((PROJECT / "inquiries" / f"{INQUIRY}.yaml").read_bytes())
+    monkeypatch.setenv("SLF_PROJECT_DIR", str(project))
+    text = inquiry.read_text(encoding="utf-8")
+    assert "til understøttelsen." in text
+    inquiry.write_text(
+        text.replace("til understøttelsen.", "til understøttelsen. Tilføjet."), encoding="utf-8"
+    )
+    layouts = count_layouts(monkeypatch)
+    with pytest.raises(ApprovalError, match="differ from the approved draft's; no final letter was written"):
+        conclude(draft, response(APPROVE, "tmedom"))
+    assert layouts == []  # no final made only to be thrown away
+    assert not list((output / "answers" / "approved").glob("*"))  # no letter, no staging folder
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ import duckdb
 import pytest
 
 from conftest import dk_amount
-from test_answers_render import INQUIRY, SEED, build_warehouse, pdf_text
+from pdf_text import pdf_text
+from test_answers_render import INQUIRY, SEED, build_warehouse
 
 PROJECT = Path(__file__).resolve().parents[1]
 SECOND = PROJECT / "inquiries" / "konservative-kompetenceaktiviteter.yaml"
@@ -125,7 +126,7 @@ def test_a_changed_posting_names_exactly_its_figure(first, tmp_path: Path) -> No
     [change] = answer.changes.figures
     assert (change.old, change.new) == ("15.500.000,00 kr.", "15.600.000,00 kr.")
     assert (change.old_value, change.new_value) == ("15500000.00", "15600000.00")
-    text = pdf_text(answer.pdf_path)
+    text = pdf_text(answer.pdf_path, raw=True)  # the changes table's rows, cell by cell
     assert (
         "1 af tallene er ændret siden sidste udgave (warehouse-version 20240906T120000-manual). "
         "Tal Før Nu Forbrug, løn spent_salaries 15.500.000,00 kr. 15.600.000,00 kr."
@@ -151,7 +152,7 @@ def test_a_table_figure_lists_its_changed_rows(first, tmp_path: Path) -> None:
     assert [(p.group, p.old, p.new) for p in by_source.parts] == [
         ("KOMPETENCE · Centrale midler afsat til kompetenceudvikling", "5.800.000,00 kr.", "6.800.000,00 kr.")
     ]
-    text = pdf_text(answer.pdf_path)
+    text = pdf_text(answer.pdf_path, raw=True)  # the changes table's rows, cell by cell
     assert "2 af tallene er ændret" in text
     assert (
         "KOMPETENCE · Centrale midler afsat til kompetenceudvikling 5.800.000,00 kr. 6.800.000,00 kr." in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,19 +20,52 @@ from test_answers_render import INQUIRY, SEED, build_warehouse, pdf_text
 MARK = "IKKE OFFICIELT SVAR – forespørgslen er ikke fra inquiries/"
 
 
-@pytest.fixture()
-def published_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(scope="module")
+def published_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse store with SEED published, made once for the module (tests get a copy)."""
     from slf_warehouse.warehouse import WarehouseStore
 
-    monkeypatch.delenv("SLF_WAREHOUSE_DIR", raising=False)
-    monkeypatch.delenv("SLF_PROJECT_DIR", raising=False)
-    out = tmp_path / "out"
-    store = WarehouseStore(out / "warehouse")
+    store = WarehouseStore(tmp_path_factory.mktemp("published") / "warehouse")
     store.builds.mkdir(parents=True)
     store.publish(
         build_warehouse(store.builds / "20240906T060000-scheduled.duckdb", SEED), "scheduled__2024-09-06"
     )
+    return store.root
+
+
+@pytest.fixture()
+def published_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_store: Path) -> Path:
+    monkeypatch.delenv("SLF_WAREHOUSE_DIR", raising=False)
+    monkeypatch.delenv("SLF_PROJECT_DIR", raising=False)
+    out = tmp_path / "out"
+    shutil.copytree(published_store, out / "warehouse")
     return out
+
+
+@pytest.fixture(scope="module")
+def official_rendered(published_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The official letter rendered once for the module from a copy of the store: (output, result)."""
+    from slf_warehouse.answers.published import answer_from_published
+
+    out = tmp_path_factory.mktemp("official") / "out"
+    shutil.copytree(published_store, out / "warehouse")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("SLF_WAREHOUSE_DIR", raising=False)
+        env.delenv("SLF_PROJECT_DIR", raising=False)
+        return out, answer_from_published("enhedslisten-slf", out)
+
+
+@pytest.fixture()
+def official_output(published_output: Path, official_rendered) -> tuple[Path, dict]:
+    """``published_output`` with the official letter in answers/ (a copy of ``official_rendered``'s),
+    and the result ``answer_from_published`` gave for it, its paths in this copy."""
+    rendered_out, result = official_rendered
+    shutil.copytree(rendered_out / "answers", published_output / "answers")
+    here = {
+        k: str(published_output / Path(result[k]).relative_to(rendered_out))
+        for k in ("pdf", "html", "figures_json")
+    }
+    return published_output, {**result, **here}
 
 
 @pytest.fixture()
@@ -52,10 +86,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_official_letter_names_its_inquiry_files_sha256(published_output: Path) -> None:
-    from slf_warehouse.answers.published import answer_from_published
-
-    result = answer_from_published("enhedslisten-slf", published_output)
+def test_official_letter_names_its_inquiry_files_sha256(official_output: tuple[Path, dict]) -> None:
+    published_output, result = official_output
     pdf = Path(result["pdf"])
     assert pdf == published_output / "answers" / "enhedslisten-slf.pdf" and result["official"] is True
     assert result["inquiry_sha256"] == sha256(INQUIRY)
@@ -67,11 +99,11 @@ def test_official_letter_names_its_inquiry_files_sha256(published_output: Path) 
 
 
 def test_an_inquiry_from_elsewhere_does_not_replace_the_official_letter(
-    published_output: Path, impostor: Path
+    official_output: tuple[Path, dict], impostor: Path
 ) -> None:
     from slf_warehouse.answers.published import answer_from_published
 
-    official = answer_from_published("enhedslisten-slf", published_output)
+    published_output, official = official_output
     before = {p.name: p.read_bytes() for p in (published_output / "answers").iterdir() if p.is_file()}
 
     result = answer_from_published(impostor, published_output)

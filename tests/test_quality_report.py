@@ -84,8 +84,17 @@ def pdf_pages(path: Path) -> list[str]:
 
 
 @pytest.fixture()
-def warehouse(tmp_path: Path) -> Path:
-    """Run-1 published cleanly; run-2 (this report's) has an APMF salary posting and was overridden."""
+def warehouse(overridden_run: Path, tmp_path: Path) -> Path:
+    """Run-1 published cleanly; run-2 (this report's) has an APMF salary posting and was overridden:
+    ``tmp_path`` holds a copy of ``overridden_run``'s warehouse, quality history and quarantine."""
+    shutil.copytree(overridden_run, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "build.duckdb"
+
+
+@pytest.fixture(scope="module")
+def overridden_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder ``warehouse`` copies, made once for the module."""
+    tmp_path = tmp_path_factory.mktemp("overridden-run")
     path = make_warehouse(tmp_path / "build.duckdb")
     add_manifest(path, "run-1", RUN1_FILES)
     quality = tmp_path / "quality"
@@ -134,7 +143,7 @@ def warehouse(tmp_path: Path) -> Path:
         ),
         encoding="utf-8",
     )
-    return path
+    return tmp_path
 
 
 def test_the_report_shows_sources_checks_reconciliations_and_trend(warehouse: Path, tmp_path: Path) -> None:

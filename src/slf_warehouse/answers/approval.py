@@ -341,24 +341,33 @@ def _approve(
     staging = approved / f".staging-{slug(draft['run_id'], max_length=REVIEW_NAME_LENGTH)}"
     shutil.rmtree(staging, ignore_errors=True)
     stem = draft["inquiry"]
-    answer = render_inquiry(
-        source,
-        settings.inquiries_dir / f"{stem}.yaml",
-        staging,
-        run_info=published_run_info(published, settings.quality_dir),
-        previous=approved / f"{stem}{ch.SIDECAR_SUFFIX}",
-        edition=edition,
-        archive=True,
-    )
-    sidecar = staging / f"{stem}{ch.SIDECAR_SUFFIX}"
     drafted = ch.read_sidecar(Path(draft["figures_json"])) or {}
-    final = ch.read_sidecar(sidecar) or {}
-    if drafted.get("figures") != final.get("figures") or answer.inquiry_sha256 != draft["inquiry_sha256"]:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ApprovalError(
-            "the final letter's figures or inquiry text differ from the approved draft's; "
-            "no final letter was written: trigger a new draft"
+
+    def as_drafted(final: dict[str, Any]) -> None:  # checked before the final is laid out
+        if (
+            drafted.get("figures") != final.get("figures")
+            or final.get("inquiry_sha256") != draft["inquiry_sha256"]
+        ):
+            raise ApprovalError(
+                "the final letter's figures or inquiry text differ from the approved draft's; "
+                "no final letter was written: trigger a new draft"
+            )
+
+    try:
+        render_inquiry(
+            source,
+            settings.inquiries_dir / f"{stem}.yaml",
+            staging,
+            run_info=published_run_info(published, settings.quality_dir),
+            previous=approved / f"{stem}{ch.SIDECAR_SUFFIX}",
+            edition=edition,
+            archive=True,
+            check_record=as_drafted,
         )
+    except ApprovalError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    sidecar = staging / f"{stem}{ch.SIDECAR_SUFFIX}"
     done = {
         **entry,
         "decision": "approved",

@@ -1,7 +1,7 @@
 """The approved letter's archival copy for the case file: PDF/A-3a with its evidence embedded.
 
-The accessible final (PDF/UA-1) is what is published. The case file gets the same HTML once more
-as PDF/A-3a — archival and tagged, so it stays accessible — carrying as embedded files:
+The accessible final (PDF/UA-1) is what is published. The case file gets the same laid-out HTML
+written once more as PDF/A-3a — archival and tagged, so it stays accessible — carrying as embedded files:
 
 - ``<stem>.figures.json``: the figures sidecar, byte for byte as written beside the letter;
 - ``datagrundlag.sql``: each figure's query as it ran on the warehouse, with its bound values;
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from slf_warehouse.answers import changes as ch
 from slf_warehouse.answers.edition import Edition
 from slf_warehouse.answers.figures import FigureResult
-from slf_warehouse.rendering.pdf import EmbeddedFile, html_to_pdf, write_atomically
+from slf_warehouse.rendering.pdf import EmbeddedFile, PdfOutput
 
 ARCHIVE_VARIANT = "pdf/a-3a"
 QUERIES_FILE = "datagrundlag.sql"
@@ -55,19 +54,17 @@ def approval_document(edition: Edition, record: dict[str, Any]) -> dict[str, Any
     }
 
 
-def write_archive(
-    html: str,
-    path: Path,
+def archive_output(
+    stem: str,
     *,
-    templates_dir: Path,
     record: dict[str, Any],
     figures: Mapping[str, FigureResult],
     edition: Edition | None,
-) -> Path:
-    """Render ``html`` as PDF/A-3a to ``path`` with the three evidence files embedded."""
+) -> PdfOutput:
+    """The archival copy of the letter ``stem``: PDF/A-3a with the three evidence files embedded
+    (written from the same layout as the accessible final, ``pdf.html_to_pdfs``)."""
     if edition is None or edition.approval is None:
         raise ValueError("only an approved final is archived")
-    stem = path.name.removesuffix(".arkiv.pdf")
     when = edition.approval.approved_at
     evidence = [
         (
@@ -84,9 +81,8 @@ def write_archive(
             "Supplement",
         ),
     ]
-    embedded = [
+    embedded = tuple(
         EmbeddedFile(name, text.encode("utf-8"), description, relationship, when)
         for name, text, description, relationship in evidence
-    ]
-    write_atomically(path, html_to_pdf(html, templates_dir, variant=ARCHIVE_VARIANT, embedded=embedded))
-    return path
+    )
+    return PdfOutput(ARCHIVE_VARIANT, embedded)

@@ -19,6 +19,9 @@ embedded files (``archive.py``).
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,7 +41,7 @@ from slf_warehouse.answers.sandbox_run import (
 )
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
 from slf_warehouse.rendering import formatting as fmt
-from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
+from slf_warehouse.rendering.pdf import PdfOutput, html_to_pdfs, write_atomically
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
@@ -71,7 +74,10 @@ class RenderedAnswer:
     archive_path: Path | None = None
 
 
+@functools.lru_cache(maxsize=8)
 def _letter_environment(templates_dir: Path) -> Environment:
+    """One per templates folder and process, so the letter's template is compiled once (about 25 ms
+    a letter); Jinja2 still compiles it again when its file changes (``auto_reload``)."""
     env = template_environment(templates_dir, sandboxed=True)
     env.filters["dato"] = fmt.format_date
     return env
@@ -218,6 +224,7 @@ def render_inquiry(
     official: bool | None = None,
     edition: Edition | None = None,
     archive: bool = False,
+    check_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> RenderedAnswer:
     """Evaluate the inquiry's figures on the warehouse (read-only: a DuckDB file, or a
     ``warehouse_reader.PostgresSource`` naming a published PostgreSQL version) and write
@@ -230,7 +237,10 @@ def render_inquiry(
     unofficial one says so on every page.
 
     ``edition`` makes it a draft or an approved final; ``archive`` (finals only) also writes
-    ``<inquiry-stem>.arkiv.pdf``, the PDF/A-3a copy with its evidence embedded."""
+    ``<inquiry-stem>.arkiv.pdf``, the PDF/A-3a copy with its evidence embedded.
+
+    ``check_record`` is called with the sidecar's record (as it will be read back) once the figures
+    are read and before the letter is laid out: what it raises stops the rendering, nothing written."""
     from slf_warehouse.warehouse_reader import DuckDBSource, open_reader
 
     if isinstance(warehouse, (str, Path)):
@@ -269,6 +279,8 @@ def render_inquiry(
     )
     if edition is not None:
         record["edition"] = edition.record()
+    if check_record is not None:
+        check_record(json.loads(ch.sidecar_text(record)))
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     letter_date: date = inquiry.letter_date
     html = (
@@ -301,8 +313,13 @@ def render_inquiry(
 
     from slf_warehouse.rendering.fetcher import ResourceRefused
 
-    try:
-        pdf = html_to_pdf(html, templates_dir)
+    outputs = [PdfOutput()]
+    if archive:
+        from slf_warehouse.answers.archive import archive_output
+
+        outputs.append(archive_output(inquiry_path.stem, record=record, figures=figures, edition=edition))
+    try:  # the letter and its archival copy from one layout of the HTML
+        pdf, *archived = html_to_pdfs(html, templates_dir, outputs)
     except ResourceRefused as e:
         raise InquiryError(f"{inquiry_path}: {e}; no letter was written") from None
 
@@ -312,17 +329,9 @@ def render_inquiry(
     write_atomically(html_path, html.encode("utf-8"))
     write_atomically(pdf_path, pdf)
     archive_path = None
-    if archive:
-        from slf_warehouse.answers.archive import write_archive
-
-        archive_path = write_archive(
-            html,
-            out_dir / f"{inquiry_path.stem}.arkiv.pdf",
-            templates_dir=templates_dir,
-            record=record,
-            figures=figures,
-            edition=edition,
-        )
+    if archived:
+        archive_path = out_dir / f"{inquiry_path.stem}.arkiv.pdf"
+        write_atomically(archive_path, archived[0])
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
     return RenderedAnswer(
         pdf_path=pdf_path,

@@ -7,5 +7,5 @@ the parts both use, so neither imports the other's.
 - ``pdf``: HTML to PDF with WeasyPrint (PDF/UA-1 unless told otherwise, the same bytes for the same
   HTML), only the project's own files fetched (``fetcher``), written atomically
 
-Nothing heavy is imported here: WeasyPrint only inside ``pdf.html_to_pdf``.
+Nothing heavy is imported here: WeasyPrint only inside ``pdf.html_to_pdfs``.
 """

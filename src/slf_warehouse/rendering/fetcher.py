@@ -17,7 +17,7 @@ WeasyPrint fetches ``<link rel="attachment">`` files only when it writes the PDF
 every page; ``refuse_early`` asks the same question of them before the layout, so such a letter is
 refused at once (the fetcher still guards the fetch itself).
 
-Imported only where WeasyPrint is (``pdf.html_to_pdf``).
+Imported only where WeasyPrint is (``pdf.html_to_pdfs``).
 """
 
 from __future__ import annotations

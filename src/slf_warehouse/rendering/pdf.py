@@ -42,29 +42,55 @@ def html_to_pdf(
 ) -> bytes:
     """``html`` as a PDF of ``variant``, relative URLs resolved in ``templates_dir``, which is also the
     only folder WeasyPrint may read from."""
+    [pdf] = html_to_pdfs(html, templates_dir, [PdfOutput(variant, tuple(embedded))])
+    return pdf
+
+
+@dataclass(frozen=True)
+class PdfOutput:
+    """One PDF to write from a laid-out HTML document: its variant and the files it carries."""
+
+    variant: str = PDF_VARIANT
+    embedded: Sequence[EmbeddedFile] = ()
+
+
+def html_to_pdfs(html: str, templates_dir: Path, outputs: Sequence[PdfOutput]) -> list[bytes]:
+    """``html`` as one PDF per output, laid out once: the layout (about two thirds of a letter's
+    rendering) does not depend on the variant, only the writing does. Each PDF has the bytes
+    ``html_to_pdf`` would give for it alone."""
     from weasyprint import HTML, Attachment  # ~1 s to import: only here, never at package import
+    from weasyprint.pdf import VARIANTS
 
     from slf_warehouse.rendering.fetcher import ProjectFilesFetcher, refuse_early
 
     fetcher = ProjectFilesFetcher(templates_dir)  # never WeasyPrint's default fetcher
-    attachments = [
-        Attachment(
-            string=f.data,
-            name=f.name,
-            description=f.description,
-            created=f.when,
-            modified=f.when,
-            relationship=f.relationship,
-            url_fetcher=fetcher,
+    source = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher)
+    refuse_early(source, fetcher)  # before the layout, not after it when the PDF is written
+    laid_out = source.render()
+    pdfs = []
+    for output in outputs:
+        # A fresh document per PDF, as a render of its own variant would make: writing one adds its
+        # fonts and its output intent's colour profile to the document it writes.
+        document = laid_out.copy()
+        document.color_profiles = dict(laid_out.color_profiles)
+        document.output_intent = VARIANTS[output.variant][1].get("output_intent")
+        attachments = [
+            Attachment(
+                string=f.data,
+                name=f.name,
+                description=f.description,
+                created=f.when,
+                modified=f.when,
+                relationship=f.relationship,
+                url_fetcher=fetcher,
+            )
+            for f in output.embedded
+        ]
+        pdf: bytes = document.write_pdf(
+            pdf_identifier=pdf_identifier(html), pdf_variant=output.variant, attachments=attachments or None
         )
-        for f in embedded
-    ]
-    document = HTML(string=html, base_url=str(templates_dir), url_fetcher=fetcher)
-    refuse_early(document, fetcher)  # before the layout, not after it when the PDF is written
-    pdf: bytes = document.write_pdf(
-        pdf_identifier=pdf_identifier(html), pdf_variant=variant, attachments=attachments or None
-    )
-    return pdf
+        pdfs.append(pdf)
+    return pdfs
 
 
 def write_atomically(path: Path, data: bytes) -> None:
