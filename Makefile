@@ -16,7 +16,7 @@ KEY_FILE := .slf-pseudonym-key
 help:
 	@echo "make demo   - set up, write the sample data, run the refresh through Airflow into output/"
 	@echo "make test   - set up and run the tests"
-	@echo "make test-fast - the tests that need no Airflow, dbt, PostgreSQL or browser, on 2 workers (about 1,5 min)"
+	@echo "make test-fast - the tests that need no Airflow, dbt, PostgreSQL or browser, on 2 workers (under a minute)"
 	@echo "make lint   - ruff (lint and format check) and mypy"
 
 system-deps:
@@ -72,7 +72,7 @@ test: setup
 FAST_TESTS := not slow and not airflow and not dbt and not postgres and not browser
 FAST_WORKERS ?= 2
 test-fast: $(STAMP) $(KEY_FILE) $(COMPOSE_SCHEMA)
-	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_TESTS)"
+	$(BIN)/python -m pytest -q -n $(FAST_WORKERS) --dist worksteal -m "$(FAST_TESTS)"
 
 # Style and types, with the versions pinned in the test extra; the same checks run in pre-commit.
 # The whole tree (pyproject.toml's [tool.ruff] excludes dbt's generated folders): a new folder of
