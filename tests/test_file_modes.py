@@ -121,3 +121,33 @@ def test_airflow_task_logs_are_owner_only(name: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip().splitlines()[-1], 8) == (0o600 if name == "FILE" else 0o700)
+
+
+def test_write_private_is_whole_owner_only_and_replaces_a_link(tmp_path: Path) -> None:
+    """The one way every pointer, record, sidecar, lease, report and letter is written."""
+    from slf_warehouse.file_modes import write_private
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not ours", encoding="utf-8")
+    target = tmp_path / "published.json"
+    target.symlink_to(elsewhere)
+    with umask(0o022):
+        write_private(target, '{"version": "ø"}')
+    assert not target.is_symlink() and target.read_text(encoding="utf-8") == '{"version": "ø"}'
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert elsewhere.read_text(encoding="utf-8") == "not ours"  # the link was replaced, not followed
+    write_private(target, b"%PDF-")
+    assert target.read_bytes() == b"%PDF-" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "elsewhere.txt",
+        "published.json",
+    ]
+
+
+def test_write_private_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path: Path) -> None:
+    from slf_warehouse.file_modes import write_private
+
+    folder = tmp_path / "a-folder-where-the-file-should-be"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_private(folder, "text")
+    assert folder.is_dir() and [p.name for p in tmp_path.iterdir()] == [folder.name]

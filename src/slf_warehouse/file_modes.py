@@ -15,11 +15,31 @@ file_task_handler_new_*_permissions (airflow_env.py) to match.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PRIVATE_UMASK = 0o077
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """``data`` (text as UTF-8) in ``path``, whole or not at all, and owner-only from its first byte.
+
+    Written to a temporary file beside ``path`` (hidden, a name of its own for every writer, created
+    0600, never through a link) and renamed over it: a reader sees the old file or the new one, never
+    half of one; two writers never share the temporary file; a link at ``path`` is replaced, not
+    followed. A failed write leaves ``path`` as it was and no temporary file behind.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def private_outputs() -> None:

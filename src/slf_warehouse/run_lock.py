@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from slf_warehouse.file_modes import PRIVATE_FILE_MODE
+from slf_warehouse.file_modes import PRIVATE_FILE_MODE, write_private
 
 LOCK_FILE = ".slf-run.lock"
 LEASE_FILE = ".slf-run.json"
@@ -73,15 +73,6 @@ def _read(path: Path) -> Holder | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return Holder(**data) if isinstance(data, dict) else None
-
-
-def _write_private(path: Path, holder: Holder) -> None:
-    """Whole file or nothing (a reader never sees half a lease), mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(asdict(holder), f)
-    os.replace(tmp, path)
 
 
 def _open_lock(out_dir: Path) -> int:
@@ -222,7 +213,9 @@ def claim(out_dir: Path, run_id: str, dagrun_alive: Callable[[str], bool] | None
                 raise _refusal(out_dir, lease)
             orphan = lease
         if lease is None or lease.run_id != run_id:  # a retried first step keeps its lease
-            _write_private(out_dir / LEASE_FILE, _new_lease(out_dir, run_id, cli_token, dagrun_alive))
+            # whole or nothing: a reader never sees half a lease
+            lease = _new_lease(out_dir, run_id, cli_token, dagrun_alive)
+            write_private(out_dir / LEASE_FILE, json.dumps(asdict(lease)))
     return orphan
 
 

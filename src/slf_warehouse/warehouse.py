@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, write_private
 from slf_warehouse.file_names import slug
 
 POINTER = "published.json"
@@ -195,12 +195,7 @@ class WarehouseStore:
             "run_id": run_id,
             "published_at": datetime.now(UTC).isoformat(),
         }
-        tmp = self.root / f".{POINTER}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2))
-        os.chmod(tmp, PRIVATE_FILE_MODE)  # an older pointer file kept its mode through O_TRUNC
-        os.replace(tmp, self.root / POINTER)
+        write_private(self.root / POINTER, json.dumps(record, indent=2))
         self._prune(keep=target)
         return self.published()
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slf_warehouse.file_modes import write_private
 from slf_warehouse.file_names import slug
 
 if TYPE_CHECKING:
@@ -62,9 +63,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _append_log(answers_dir: Path, entry: dict[str, Any]) -> None:

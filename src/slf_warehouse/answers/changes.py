@@ -15,7 +15,6 @@ records, so re-rendering with unchanged values gives an unchanged letter.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 from slf_warehouse.answers.exhibits import key_label
 from slf_warehouse.answers.figures import FigureResult, FigureTable
+from slf_warehouse.file_modes import write_private
 
 SIDECAR_SUFFIX = ".figures.json"
 FORMAT = 1
@@ -110,10 +110,7 @@ def sidecar_text(document: dict[str, Any]) -> str:
 
 
 def write_sidecar(path: Path, document: dict[str, Any]) -> None:
-    text = sidecar_text(document)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, sidecar_text(document))
 
 
 def read_sidecar(path: Path) -> dict[str, Any] | None:

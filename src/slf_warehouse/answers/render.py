@@ -40,8 +40,9 @@ from slf_warehouse.answers.sandbox_run import (
     render_answer_texts,
 )
 from slf_warehouse.answers.templating import Period, markup_problem, text_to_html
+from slf_warehouse.file_modes import write_private
 from slf_warehouse.rendering import formatting as fmt
-from slf_warehouse.rendering.pdf import PdfOutput, html_to_pdfs, write_atomically
+from slf_warehouse.rendering.pdf import PdfOutput, html_to_pdfs
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
@@ -326,12 +327,12 @@ def render_inquiry(
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{inquiry_path.stem}.html"
     pdf_path = out_dir / f"{inquiry_path.stem}.pdf"
-    write_atomically(html_path, html.encode("utf-8"))
-    write_atomically(pdf_path, pdf)
+    write_private(html_path, html)
+    write_private(pdf_path, pdf)
     archive_path = None
     if archived:
         archive_path = out_dir / f"{inquiry_path.stem}.arkiv.pdf"
-        write_atomically(archive_path, archived[0])
+        write_private(archive_path, archived[0])
     ch.write_sidecar(sidecar, record)  # last: a failed rendering keeps the previous edition's record
     return RenderedAnswer(
         pdf_path=pdf_path,

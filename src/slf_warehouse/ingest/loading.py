@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from slf_warehouse.contract import SOURCES, SourceSpec
-from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from slf_warehouse.file_modes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, write_private
 from slf_warehouse.ingest import apart, pseudonym
 from slf_warehouse.ingest.delivery import open_delivery, refusal
 from slf_warehouse.ingest.errors import FileRejected, Issue, without_values
@@ -88,17 +88,6 @@ def as_target(target: RawTarget | Path) -> RawTarget:
     return target if isinstance(target, RawTarget) else DuckDBTarget(Path(target))
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Written readable by the service user only, from the first byte (no window at 0644)."""
-    path.unlink(missing_ok=True)
-    with os.fdopen(
-        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE),
-        "w",
-        encoding="utf-8",
-    ) as f:
-        f.write(text)
-
-
 def _quarantine(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None:
     """Move a rejected file aside with its error report. A quarantined payroll file is the whole
     payroll of a month: the file and its reports are the service user's only (0600, folder 0700)."""
@@ -128,10 +117,10 @@ def _write_report(path: Path, quarantine_dir: Path, issues: list[Issue]) -> None
         "errors": [i.as_dict() for i in issues if i.severity == "error"],
         "warnings": [i.as_dict() for i in issues if i.severity == "warning"],
     }
-    _write_private(
+    write_private(
         quarantine_dir / f"{path.name}.errors.json", json.dumps(report, ensure_ascii=False, indent=2)
     )
-    _write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
+    write_private(quarantine_dir / f"{path.name}.errors.txt", "\n".join(str(i) for i in issues) + "\n")
 
 
 def _manifest_row(result: FileResult, path: Path, period: str | None, run_id: str | None) -> list[object]:

@@ -50,6 +50,7 @@ from typing import Any
 
 import duckdb
 
+from slf_warehouse.file_modes import write_private
 from slf_warehouse.quality.data_docs import add_static_summary
 from slf_warehouse.quality.suites import (
     PERSONAL_DATA_COLUMNS,
@@ -725,9 +726,7 @@ def _run_checks(
         "great_expectations_version": gx.__version__,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    tmp = results_path.with_name(f".{RESULTS_FILE}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, results_path)
+    write_private(results_path, json.dumps(report, indent=2, ensure_ascii=False, default=str))
 
     log.info(
         "quality checks %s: %d suites, %d expectations, %d failed, %d warnings (%.1f s, of which %.1f s "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from markupsafe import Markup
 
+from slf_warehouse.file_modes import write_private
 from slf_warehouse.file_names import slug
 from slf_warehouse.quality import history
 from slf_warehouse.quality.reconciliations import TITLES, read_reconciliations
@@ -36,7 +37,7 @@ from slf_warehouse.quality.suites import is_personal_suite
 from slf_warehouse.quality.target import QualityTarget, as_target, insertion_order, table_exists
 from slf_warehouse.rendering import charts
 from slf_warehouse.rendering import formatting as fmt
-from slf_warehouse.rendering.pdf import html_to_pdf, write_atomically
+from slf_warehouse.rendering.pdf import html_to_pdf
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
@@ -607,8 +608,8 @@ def render_quality_report_full(
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"
     pdf = html_to_pdf(html, templates_dir)
-    write_atomically(html_path, html.encode("utf-8"))
-    write_atomically(pdf_path, pdf)
+    write_private(html_path, html)
+    write_private(pdf_path, pdf)
     archive = out_dir / ARCHIVE_DIR
     archive.mkdir(exist_ok=True)
     (archive / f"{slug(run_id)}.pdf").write_bytes(pdf)

@@ -91,11 +91,3 @@ def html_to_pdfs(html: str, templates_dir: Path, outputs: Sequence[PdfOutput]) -
         )
         pdfs.append(pdf)
     return pdfs
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file beside it: a reader sees the old
-    file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
