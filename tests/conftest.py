@@ -230,6 +230,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(NEEDS_BY_FIXTURE[fixture])
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fixtures start their servers in this phase: tell the PostgreSQL helper whose they are."""
+    import postgres_server
+
+    postgres_server.running_test_is_marked = item.get_closest_marker("postgres") is not None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """A test that imports Airflow in the test process without the `airflow` marker fails: the import

@@ -14,12 +14,22 @@ from slf_warehouse.pg_throwaway import throwaway_postgres as _throwaway_postgres
 
 __all__ = ["PG_BIN", "PgServer", "free_port", "throwaway_postgres"]
 
+# Set by conftest before each test: whether the running test carries the `postgres` marker, which
+# `make test-fast` leaves out (a server costs seconds to start). An unmarked test that starts one fails.
+running_test_is_marked = True
+
 
 @contextmanager
 def throwaway_postgres(
     tmp_path_factory: pytest.TempPathFactory, superuser: str, database: str
 ) -> Iterator[PgServer]:
     """A running server with `superuser` (random password) and an empty `database`; stopped on exit."""
+    if not running_test_is_marked:
+        pytest.fail(
+            "this test starts a PostgreSQL server: mark it @pytest.mark.postgres, so that make test-fast "
+            "leaves it out",
+            pytrace=False,
+        )
     # the server's own errors come before the yield only: the test body raises neither
     try:
         with _throwaway_postgres(superuser, database, base_dir=tmp_path_factory.mktemp("postgres")) as pg:

@@ -38,7 +38,7 @@ from airflow_rest import login, trigger_first_refresh
 from postgres_server import free_port, throwaway_postgres
 from service_processes import ProcessGroups, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]  # starts a throw-away PostgreSQL server
 
 PROJECT = Path(__file__).resolve().parents[1]
 IMAGE_AIRFLOW_HOME = "/opt/airflow"  # the image's AIRFLOW_HOME (Dockerfile: ENV AIRFLOW_HOME)

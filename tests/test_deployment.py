@@ -175,6 +175,7 @@ def test_local_password_file_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(private_password_file(env).stat().st_mode) == 0o600
 
 
+@pytest.mark.postgres  # starts a throw-away PostgreSQL server
 def test_init_sets_up_the_warehouse_reader_from_its_secret(tmp_path: Path, tmp_path_factory) -> None:
     """With SLF_WAREHOUSE_ENGINE=postgres, init refuses a weak SLF_READER_PASSWORD (naming the
     variable, not the value) and otherwise creates slf_reader with it, from the environment or the
@@ -229,6 +230,7 @@ def test_init_sets_up_the_warehouse_reader_from_its_secret(tmp_path: Path, tmp_p
         ).close()
 
 
+@pytest.mark.postgres  # starts a throw-away PostgreSQL server
 def test_a_warehouse_user_that_cannot_create_the_reader_is_a_clear_error(tmp_path_factory) -> None:
     from postgres_server import throwaway_postgres
     from slf_warehouse.deployment import setup_reader_role
