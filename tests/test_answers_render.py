@@ -503,14 +503,19 @@ def test_quality_override_is_printed_on_every_page(tmp_path: Path, seed_render) 
 def test_the_letter_template_is_compiled_once_and_again_when_it_changes(tmp_path: Path) -> None:
     """Each process compiles the letter's template once (about 25 ms a letter), and an edited template
     file is still what the next letter is rendered from."""
-    from slf_warehouse.answers.render import LETTER_TEMPLATE, _letter_environment
+    from slf_warehouse.answers.render import LETTER_TEMPLATE
+    from slf_warehouse.rendering.templates import template_environment
 
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT / "report_templates", templates)
-    env = _letter_environment(templates)
+    env = template_environment(templates, sandboxed=True)
     first = env.get_template(LETTER_TEMPLATE)
-    assert _letter_environment(templates) is env and env.get_template(LETTER_TEMPLATE) is first
+    assert (
+        template_environment(templates, sandboxed=True) is env and env.get_template(LETTER_TEMPLATE) is first
+    )
     template = templates / LETTER_TEMPLATE
     template.write_text(template.read_text(encoding="utf-8") + "<!-- edited -->\n", encoding="utf-8")
     os.utime(template, ns=(template.stat().st_atime_ns, template.stat().st_mtime_ns + 1_000_000_000))
-    assert _letter_environment(templates).get_template(LETTER_TEMPLATE) is not first  # compiled anew
+    assert (
+        template_environment(templates, sandboxed=True).get_template(LETTER_TEMPLATE) is not first
+    )  # compiled anew

@@ -19,7 +19,6 @@ embedded files (``archive.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +45,6 @@ from slf_warehouse.rendering.pdf import PdfOutput, html_to_pdfs
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
     from slf_warehouse.warehouse_reader import WarehouseReader, WarehouseSource
 
 LETTER_TEMPLATE = "letter.html.j2"
@@ -73,15 +70,6 @@ class RenderedAnswer:
     inquiry_sha256: str = ""
     official: bool = True
     archive_path: Path | None = None
-
-
-@functools.lru_cache(maxsize=8)
-def _letter_environment(templates_dir: Path) -> Environment:
-    """One per templates folder and process, so the letter's template is compiled once (about 25 ms
-    a letter); Jinja2 still compiles it again when its file changes (``auto_reload``)."""
-    env = template_environment(templates_dir, sandboxed=True)
-    env.filters["dato"] = fmt.format_date
-    return env
 
 
 def _run_info_rows(run_info: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -285,7 +273,7 @@ def render_inquiry(
     changes = ch.compare(ch.read_sidecar(Path(previous) if previous else sidecar), record)
     letter_date: date = inquiry.letter_date
     html = (
-        _letter_environment(templates_dir)
+        template_environment(templates_dir, sandboxed=True)
         .get_template(LETTER_TEMPLATE)
         .render(
             inquiry=inquiry,

@@ -16,7 +16,6 @@ rejected value; anything that looks like a pseudonym is masked.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 from markupsafe import Markup
@@ -39,9 +38,6 @@ from slf_warehouse.rendering import charts
 from slf_warehouse.rendering import formatting as fmt
 from slf_warehouse.rendering.pdf import html_to_pdf
 from slf_warehouse.rendering.templates import default_templates_dir, inline_stylesheets, template_environment
-
-if TYPE_CHECKING:
-    from jinja2 import Environment
 
 TEMPLATE = "quality_report.html.j2"
 STYLESHEETS = ("house.css", "quality.css")
@@ -573,13 +569,6 @@ def render_quality_report(
     ).pdf_path
 
 
-@functools.lru_cache(maxsize=8)
-def _report_environment(templates_dir: Path) -> Environment:
-    """One per templates folder and process, so the report's template is compiled once (about 40 ms
-    a report); Jinja2 still compiles it again when its file changes (``auto_reload``)."""
-    return template_environment(templates_dir)
-
-
 def render_quality_report_full(
     warehouse_path: Path | QualityTarget,
     out_dir: Path,
@@ -596,7 +585,7 @@ def render_quality_report_full(
         quarantine_dir = out_dir.parent / "quarantine"
     context = report_context(warehouse_path, out_dir, run_id, quarantine_dir)
     html = (
-        _report_environment(templates_dir)
+        template_environment(templates_dir)
         .get_template(TEMPLATE)
         .render(
             css=inline_stylesheets(templates_dir, STYLESHEETS),
@@ -612,6 +601,6 @@ def render_quality_report_full(
     write_private(pdf_path, pdf)
     archive = out_dir / ARCHIVE_DIR
     archive.mkdir(exist_ok=True)
-    (archive / f"{slug(run_id)}.pdf").write_bytes(pdf)
+    write_private(archive / f"{slug(run_id)}.pdf", pdf)
     _prune_archive(archive, KEEP_REPORTS)
     return QualityReport(pdf_path, html_path, context)

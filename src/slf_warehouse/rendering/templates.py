@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,20 +21,30 @@ def default_templates_dir() -> Path:
     return project_dir() / "report_templates"
 
 
+@functools.lru_cache(maxsize=8)
 def template_environment(templates_dir: Path, *, sandboxed: bool = False) -> Environment:
     """A Jinja2 environment over ``templates_dir``: autoescaped, an undefined name an error, block
-    tags leaving no blank lines. ``sandboxed``: Jinja2's immutable sandbox."""
+    tags leaving no blank lines, Danish dates as the ``dato`` filter. ``sandboxed``: Jinja2's
+    immutable sandbox.
+
+    One per folder and kind in a process, so each template is compiled once (25-40 ms a letter or
+    report); Jinja2 compiles it again when its file changes (``auto_reload``). Shared: callers must
+    not change it."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    from slf_warehouse.rendering.formatting import format_date
+
     kind = ImmutableSandboxedEnvironment if sandboxed else Environment
-    return kind(
+    env = kind(
         loader=FileSystemLoader(str(templates_dir)),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["dato"] = format_date
+    return env
 
 
 def inline_stylesheets(templates_dir: Path, names: Sequence[str]) -> Markup:
